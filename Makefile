@@ -1,0 +1,70 @@
+# dirt — two commands on a fresh machine:
+#   make demo   set everything up, start the sandbox, run a real drill, print the report path
+#   make test   set everything up, run the whole suite (unit + integration + example drills)
+#
+# Everything below installs itself: Debian packages (apt-get), Go-built binaries
+# (cached under $${XDG_CACHE_HOME:-~/.cache}/dirt/bin), Python deps (.venv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DIRT := $(BIN)/dirt
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help deps venv system binaries test unit integration drills demo bench lint clean sandbox-down
+
+help:
+	@echo "make demo   - set up, start the sandbox, run the control-plane-down drill, print the report"
+	@echo "make test   - set up and run the whole suite"
+	@echo "make unit   - fast unit tests only"
+	@echo "make bench  - benchmarks (figures and ratios)"
+
+deps: venv system binaries
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+system:
+	@scripts/install-system-deps.sh
+
+binaries: venv
+	$(DIRT) sandbox build
+
+test: deps
+	$(BIN)/python -m pytest tests scenarios
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit -m "not integration"
+
+integration: deps
+	$(BIN)/python -m pytest tests/integration
+
+drills: deps
+	$(BIN)/python -m pytest scenarios
+
+demo: deps
+	$(DIRT) validate scenarios
+	$(DIRT) sandbox up
+	$(DIRT) plan scenarios/control-plane-down.yaml
+	$(DIRT) run scenarios/control-plane-down.yaml --display plain || true
+	@echo
+	@echo "Report: $$(ls -td reports/*/ | head -1)report.html  (all runs: reports/index.html)"
+	@echo "The sandbox keeps running: 'dirt sandbox status', 'dirt sandbox down' to remove it."
+
+bench: venv
+	$(BIN)/python bench/bench_cli.py
+
+lint: venv
+	$(BIN)/lint-imports
+
+sandbox-down: venv
+	$(DIRT) sandbox down
+
+clean:
+	rm -rf $(VENV) .pytest_cache

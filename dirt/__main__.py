@@ -1,0 +1,5 @@
+"""``python -m dirt`` is the ``dirt`` command."""
+
+from dirt.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""Checks that need no cluster: an HTTP endpoint, a command's exit status."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import Field
+
+from dirt.drivers import Check, CheckResult, Params
+from dirt.durations import Duration
+from dirt.faults.generic import CommandParams, run
+
+
+class HttpParams(Params):
+    url: str = Field(description="URL to request.")
+    method: str = Field("GET", pattern="^(GET|HEAD|POST|PUT|OPTIONS)$")
+    status: int | list[int] = Field(200, description="Expected status code(s).")
+    body_contains: str | None = Field(None, description="Text the response body must contain.")
+    max_latency: Duration | None = Field(None, description="The response must arrive within this.")
+    timeout: Duration = Field(10.0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    insecure_skip_verify: bool = False
+
+
+class HttpCheck(Check):
+    """Request a URL; pass on the expected status, body text and latency."""
+
+    name = "http"
+    Params = HttpParams
+
+    def probe(self) -> CheckResult:
+        import requests
+
+        p = self.params
+        start = time.monotonic()
+        try:
+            response = requests.request(p.method, p.url, headers=p.headers, timeout=p.timeout,
+                                        verify=not p.insecure_skip_verify)
+        except requests.RequestException as exc:
+            return CheckResult(False, f"{p.method} {p.url}: {type(exc).__name__}")
+        latency = time.monotonic() - start
+        wanted = p.status if isinstance(p.status, list) else [p.status]
+        data = {"status": response.status_code, "latency_seconds": round(latency, 4)}
+        if response.status_code not in wanted:
+            return CheckResult(False, f"status {response.status_code}, expected {', '.join(map(str, wanted))}", data)
+        if p.body_contains is not None and p.body_contains not in response.text:
+            return CheckResult(False, f"body does not contain {p.body_contains!r}", data)
+        if p.max_latency is not None and latency > p.max_latency:
+            return CheckResult(False, f"latency {latency * 1000:.0f}ms over {p.max_latency * 1000:.0f}ms", data)
+        return CheckResult(True, f"status {response.status_code} in {latency * 1000:.0f}ms", data)
+
+
+class ExecCheckParams(CommandParams):
+    exit_code: int = Field(0, description="Exit status that means the check passes.")
+    stdout_contains: str | None = Field(None, description="Text the output must contain.")
+
+
+class ExecCheck(Check):
+    """Run a command; pass on the expected exit status (and output text)."""
+
+    name = "exec"
+    Params = ExecCheckParams
+
+    def probe(self) -> CheckResult:
+        p = self.params
+        result = run(self.ctx, p.command, timeout=p.timeout, env=p.env, cwd=p.cwd, check=False, what="check command")
+        data = {"returncode": result.returncode, "output": result.tail(5)}
+        if result.returncode != p.exit_code:
+            return CheckResult(False, f"exited {result.returncode}, expected {p.exit_code}: {result.tail(1)}", data)
+        if p.stdout_contains is not None and p.stdout_contains not in result.stdout:
+            return CheckResult(False, f"output does not contain {p.stdout_contains!r}", data)
+        return CheckResult(True, f"exited {result.returncode}", data)
+
+
+DRIVERS = [HttpCheck, ExecCheck]

@@ -1,0 +1,274 @@
+"""The ``dirt`` command line.
+
+Exit codes: 0 passed / valid, 1 drill failed (or a target/runtime error),
+2 usage or validation error, 3 aborted.  Every ``DirtError`` is printed as one
+clean line per problem; tracebacks are for dirt's own bugs only.  Imports of
+heavy modules happen inside the commands so ``dirt --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dirt import __version__
+from dirt.errors import DirtError, ScenarioError, UsageError
+
+
+def _iter_scenario_files(paths: Iterable[str]) -> Iterator[Path]:
+    from dirt.scenario import looks_like_scenario
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for pattern in ("*.yaml", "*.yml") for p in path.rglob(pattern)
+                           if looks_like_scenario(p))
+            if not found:
+                raise UsageError(f"{path}: no scenario files (YAML with 'apiVersion: dirt/v1', 'kind: Scenario')")
+            yield from found
+        elif path.exists():
+            yield path
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+
+
+class _State:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._loaded: Any = None
+
+    @property
+    def loaded(self) -> Any:
+        if self._loaded is None:
+            from dirt.config import load_config
+
+            self._loaded = load_config(self.config_path)
+        return self._loaded
+
+
+def _load_options(state: _State, variables: dict[str, str] | None = None, with_rules: bool = True) -> Any:
+    from dirt.scenario import LoadOptions
+
+    rules = None
+    if with_rules and state.loaded.config.rules:
+        from dirt.coverage import alert_names_in_rules
+
+        rules = alert_names_in_rules(state.loaded.rule_paths())
+    return LoadOptions(known_targets=list(state.loaded.config.targets), variables=dict(variables or {}),
+                       alert_rules=rules)
+
+
+def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--var {item!r}: write it as NAME=VALUE")
+        result[key] = value
+    return result
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dirt")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DIRT_CONFIG",
+              help="dirt.yaml to use (default: the nearest one from the current folder up).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Disaster-recovery drills for Kubernetes: break a cluster on purpose, prove you noticed,
+    prove you recovered, and report it against the playbook."""
+    ctx.obj = _State(config_path)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--quiet", "-q", is_flag=True, help="Print problems only.")
+@click.pass_obj
+def validate(state: _State, paths: tuple[str, ...], quiet: bool) -> None:
+    """Check scenario files (and the playbook links in them); exit 2 on any problem."""
+    from dirt.scenario import load_scenario
+
+    options = _load_options(state)
+    bad = 0
+    total = 0
+    for path in _iter_scenario_files(paths):
+        total += 1
+        try:
+            scenario = load_scenario(path, options)
+        except ScenarioError as exc:
+            bad += 1
+            click.echo(exc.show(), err=True)
+            continue
+        for warning in scenario.warnings:
+            click.echo(str(warning), err=True)
+        if not quiet:
+            click.echo(f"ok  {path}  ({scenario.name}: {len(scenario.inject)} fault(s), "
+                       f"{len(scenario.recover)} recovery step(s), {len(scenario.verify)} check(s))")
+    if bad:
+        click.echo(f"{bad} of {total} scenario file(s) invalid", err=True)
+        sys.exit(2)
+    if not quiet:
+        click.echo(f"{total} scenario file(s) valid")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    import json
+
+    from dirt.scenario.schema import scenario_schema
+
+    click.echo(json.dumps(scenario_schema(), indent=2))
+
+
+@cli.command()
+@click.argument("scenario_paths", nargs=-1, required=True)
+@click.option("--target", "-t", "target_name", help="Target from dirt.yaml (default: the scenario's, then the default).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Override a scenario variable.")
+@click.pass_obj
+def plan(state: _State, scenario_paths: tuple[str, ...], target_name: str | None, variables: tuple[str, ...]) -> None:
+    """Show every step of a drill and its blast radius; touches nothing."""
+    from dirt.plan import render_plan
+
+    options = _load_options(state, _parse_vars(variables), with_rules=False)
+    for path in _iter_scenario_files(scenario_paths):
+        click.echo(render_plan(path, state.loaded, options, target_name))
+
+
+@cli.command()
+@click.argument("scenario_paths", nargs=-1, required=True)
+@click.option("--target", "-t", "target_name", help="Target from dirt.yaml (default: the scenario's, then the default).")
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Where run folders go (default: reports/).")
+@click.option("--yes", "-y", is_flag=True, help="Confirm destructive faults on non-sandbox targets.")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Override a scenario variable.")
+@click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True)
+@click.pass_obj
+def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None, report_dir: str | None,
+        yes: bool, variables: tuple[str, ...], display: str) -> None:
+    """Run drills: inject, detect, recover, verify, and write the report.
+
+    Exit status: 0 all passed, 1 a drill failed, 2 bad input, 3 aborted.
+    """
+    from dirt.session import run_files
+
+    results = run_files(
+        [*_iter_scenario_files(scenario_paths)], state.loaded, target_name=target_name,
+        report_dir=Path(report_dir) if report_dir else None, assume_yes=yes,
+        variables=_parse_vars(variables), display=display, confirm=_confirm,
+    )
+    for result in results:
+        click.echo(f"{result.verdict.upper():8} {result.run_dir / 'report.html'}")
+        for failure in result.failures:
+            click.echo(f"         - {failure}")
+    codes = [r.exit_code for r in results]
+    sys.exit(3 if 3 in codes else (1 if 1 in codes else 0))
+
+
+def _confirm(target: Any, faults: list[str]) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    click.echo(f"Target {target.name!r} is not the sandbox. Destructive faults: {', '.join(faults)}", err=True)
+    typed = click.prompt(f"Type the cluster name ({target.cluster_name()}) to go on", default="", show_default=False,
+                         err=True)
+    return typed.strip() == target.cluster_name()
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+def report(run_dirs: tuple[str, ...]) -> None:
+    """Re-render a run's reports from its journal."""
+    from dirt.report import render_run, update_index
+
+    for run_dir in run_dirs:
+        data = render_run(Path(run_dir))
+        update_index(Path(run_dir).resolve().parent)
+        click.echo(f"{data['verdict'].upper():8} {Path(run_dir) / 'report.html'}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--target", "-t", "target_name", help="Target the run used (default: from the journal).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@click.pass_obj
+def rollback(state: _State, run_dir: str, target_name: str | None, yes: bool) -> None:
+    """Revert faults a crashed or killed run left in effect (read from its journal)."""
+    from dirt.session import rollback_run
+
+    for line in rollback_run(Path(run_dir), state.loaded, target_name, assume_yes=yes, confirm=_confirm):
+        click.echo(line)
+
+
+@cli.command()
+@click.pass_obj
+def drivers(state: _State) -> None:
+    """List the faults, checks, recovery steps and backups available."""
+    from dirt.engine.registry import default_registry
+
+    registry = default_registry()
+    for kind, name, cls in registry.all():
+        family = f" [{cls.family}]" if kind == "fault" else ""  # type: ignore[attr-defined]
+        click.echo(f"{kind:6} {name:24} {cls.summary()}{family}")
+    for error in registry.load_errors:
+        click.echo(f"warning: {error}", err=True)
+
+
+@cli.command()
+@click.pass_obj
+def targets(state: _State) -> None:
+    """List the targets of dirt.yaml and what each allows."""
+    loaded = state.loaded
+    click.echo(f"config: {loaded.path or '(built-in defaults)'}")
+    for name, target in loaded.config.targets.items():
+        default = " (default)" if name == loaded.config.default_target else ""
+        allowed = ", ".join(sorted(target.allowed_families() - {"none"})) or "non-destructive only"
+        click.echo(f"{name}{default}: provider {target.provider}; allows {allowed}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True),
+              help="Rule files or folders (default: 'rules' in dirt.yaml, else the sandbox rules).")
+@click.pass_obj
+def coverage(state: _State, paths: tuple[str, ...], rule_paths: tuple[str, ...]) -> None:
+    """Which expected alerts have rules, and which rules no scenario exercises."""
+    from dirt.coverage import run_coverage
+
+    code = run_coverage(state.loaded, list(paths) or ["scenarios"], [Path(p) for p in rule_paths])
+    sys.exit(code)
+
+
+def _register_sandbox() -> None:
+    from dirt.sandbox.cli import sandbox
+
+    cli.add_command(sandbox)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning dirt's errors into one-line messages."""
+    _register_sandbox()
+    try:
+        cli.main(args=argv, prog_name="dirt", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(3)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DirtError as exc:
+        prefix = "" if isinstance(exc, ScenarioError) else "dirt: error: "
+        click.echo(f"{prefix}{exc.show()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(3)
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

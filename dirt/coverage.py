@@ -1,0 +1,134 @@
+"""Alert coverage: do the alerts our drills expect exist, and which rules are never drilled?
+
+``dirt coverage`` runs ``promtool check rules`` on the rule files (a broken rule
+file is an error), then prints two tables: every alert a scenario expects, with
+the rule file and line defining it (a missing rule is an error: exit 2), and
+every alerting rule that no scenario expects — the alerts nobody has ever seen
+fire on purpose.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from dirt.config import LoadedConfig
+from dirt.errors import ScenarioError, UsageError
+
+SANDBOX_RULES = Path(__file__).parent / "sandbox" / "rules"
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    alert: str
+    path: Path
+    line: int
+    group: str
+
+
+def rule_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for pattern in ("*.yml", "*.yaml") for p in path.rglob(pattern)))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such rule file or folder")
+    return files
+
+
+def read_rules(paths: list[Path]) -> list[RuleRef]:
+    from dirt.scenario import yamlpos
+
+    refs: list[RuleRef] = []
+    for path in rule_files(paths):
+        try:
+            data, positions, _ = yamlpos.load(path.read_text(encoding="utf-8"))
+        except (OSError, yamlpos.YamlSyntaxError) as exc:
+            raise UsageError(f"{path}: cannot read rule file: {exc}") from None
+        groups = data.get("groups", []) if isinstance(data, dict) else []
+        for gi, group in enumerate(groups if isinstance(groups, list) else []):
+            for ri, rule in enumerate(group.get("rules", []) if isinstance(group, dict) else []):
+                if isinstance(rule, dict) and "alert" in rule:
+                    mark = positions.of_value(("groups", gi, "rules", ri, "alert"))
+                    refs.append(RuleRef(str(rule["alert"]), path, mark.line, str(group.get("name", ""))))
+    return refs
+
+
+def alert_names_in_rules(paths: list[Path]) -> set[str]:
+    return {r.alert for r in read_rules(paths)}
+
+
+def promtool_check(files: list[Path]) -> tuple[bool, str]:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return False, "promtool not found (it comes with the Debian package 'prometheus'; `make deps` installs it)"
+    proc = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
+                          timeout=120)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
+def default_rule_paths(loaded: LoadedConfig) -> list[Path]:
+    return loaded.rule_paths() or [SANDBOX_RULES]
+
+
+def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: list[Path]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dirt.cli import _iter_scenario_files
+    from dirt.scenario import LoadOptions, load_scenario
+
+    console = Console()
+    err = Console(stderr=True)
+    paths = rule_paths or default_rule_paths(loaded)
+    files = rule_files(paths)
+    ok, output = promtool_check(files)
+    if not ok:
+        err.print(f"[bold red]promtool check rules failed[/]\n{output}", markup=True, highlight=False)
+        return 2
+    console.print(f"promtool check rules: {len(files)} file(s) OK", highlight=False)
+    rules = read_rules(paths)
+    by_alert: dict[str, list[RuleRef]] = {}
+    for ref in rules:
+        by_alert.setdefault(ref.alert, []).append(ref)
+
+    expected: dict[str, list[str]] = {}
+    options = LoadOptions(known_targets=list(loaded.config.targets))
+    bad_files = 0
+    for path in _iter_scenario_files(scenario_paths):
+        try:
+            scenario = load_scenario(path, options)
+        except ScenarioError as exc:
+            err.print(exc.show(), markup=False, highlight=False)
+            bad_files += 1
+            continue
+        for alert in scenario.expect.alerts:
+            expected.setdefault(alert.name, []).append(f"{path}")
+    table = Table(title="Expected alerts")
+    table.add_column("alert")
+    table.add_column("rule")
+    table.add_column("expected by")
+    missing = []
+    for alert in sorted(expected):
+        refs = by_alert.get(alert)
+        where = ", ".join(f"{r.path.name}:{r.line}" for r in refs) if refs else "[bold red]MISSING[/]"
+        if not refs:
+            missing.append(alert)
+        table.add_row(alert, where, "\n".join(sorted(set(expected[alert]))))
+    console.print(table)
+    unexercised = Table(title="Rules no scenario exercises")
+    unexercised.add_column("alert")
+    unexercised.add_column("rule")
+    for alert in sorted(set(by_alert) - set(expected)):
+        unexercised.add_row(alert, ", ".join(f"{r.path.name}:{r.line}" for r in by_alert[alert]))
+    console.print(unexercised)
+    covered = len(set(by_alert) & set(expected))
+    console.print(f"{covered} of {len(by_alert)} alerting rules exercised by a drill", highlight=False)
+    for alert in missing:
+        err.print(f"error: alert {alert!r} is expected by {', '.join(sorted(set(expected[alert])))} "
+                  "but no rule defines it", markup=False, highlight=False)
+    return 2 if missing or bad_files else 0

@@ -1,0 +1,1 @@
+"""The engine: phases, journal, registries and the live display.  No Kubernetes here."""

@@ -1,0 +1,155 @@
+"""Every error dirt raises on purpose, in one tree.
+
+The CLI catches ``DirtError`` and prints ``str(error)``: one clean line (or one
+line per problem for a scenario file), never a traceback.  Each class carries the
+exit code the CLI uses, so the code that raises decides what the user sees::
+
+    DirtError                       exit 1 unless a subclass says otherwise
+    ├── UsageError                  exit 2: the user asked for something malformed
+    │   ├── ScenarioError           a scenario file has problems (all of them listed)
+    │   ├── ConfigError             dirt.yaml has a problem, or names an unknown target
+    │   ├── PlaybookError           a playbook file or section cannot be used
+    │   └── GuardrailError          a destructive fault the target does not allow
+    ├── DrillFailed                 exit 1: the drill ran and an expectation failed
+    │   ├── CheckFailed             a check did not pass within its deadline
+    │   ├── StepFailed              a recovery step (or fault injection) failed
+    │   └── DeadlineExceeded        something took longer than its objective
+    ├── DrillAborted                exit 3: an abort condition, a signal, a refusal
+    ├── TargetError                 exit 1: the target could not do what was asked
+    │   ├── BinaryError             a sandbox binary is missing or failed to build
+    │   └── KubeError               the Kubernetes API refused or failed a request
+    │       ├── APINotFoundError
+    │       ├── APIConflictError
+    │       ├── APIForbiddenError
+    │       └── APIUnavailableError
+    ├── MonitoringError             Prometheus/Alertmanager unreachable or refused
+    └── ReportError                 a run folder cannot be read or rendered
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DirtError(Exception):
+    """Base of every error dirt raises deliberately."""
+
+    exit_code: int = 1
+
+    def show(self) -> str:
+        """The text the CLI prints for this error (no traceback)."""
+        return str(self)
+
+
+class UsageError(DirtError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file, located by line and column (both 1-based)."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+    hint: str = ""
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        if self.severity == "warning":
+            text = f"{self.path}:{self.line}:{self.column}: warning: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ScenarioError(UsageError):
+    """A scenario file has one or more problems; all of them are listed."""
+
+    def __init__(self, path: Path | str, problems: list[Problem]):
+        self.path = str(path)
+        self.problems = [p for p in problems if p.severity == "error"]
+        self.warnings = [p for p in problems if p.severity != "error"]
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigError(UsageError):
+    pass
+
+
+class PlaybookError(UsageError):
+    pass
+
+
+class GuardrailError(UsageError):
+    pass
+
+
+class DrillFailed(DirtError):
+    exit_code = 1
+
+
+class CheckFailed(DrillFailed):
+    pass
+
+
+class StepFailed(DrillFailed):
+    pass
+
+
+class DeadlineExceeded(DrillFailed):
+    def __init__(self, what: str, objective_seconds: float, measured_seconds: float):
+        self.what = what
+        self.objective_seconds = objective_seconds
+        self.measured_seconds = measured_seconds
+        super().__init__(
+            f"{what}: took {measured_seconds:.1f}s, objective {objective_seconds:.0f}s"
+        )
+
+
+class DrillAborted(DirtError):
+    exit_code = 3
+
+
+class TargetError(DirtError):
+    pass
+
+
+class BinaryError(TargetError):
+    pass
+
+
+class KubeError(TargetError):
+    """The Kubernetes API failed a request; the message never carries a body."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = ""):
+        self.status = status
+        self.reason = reason
+        super().__init__(message)
+
+
+class APINotFoundError(KubeError):
+    pass
+
+
+class APIConflictError(KubeError):
+    pass
+
+
+class APIForbiddenError(KubeError):
+    pass
+
+
+class APIUnavailableError(KubeError):
+    pass
+
+
+class MonitoringError(DirtError):
+    pass
+
+
+class ReportError(DirtError):
+    pass

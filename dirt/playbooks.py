@@ -1,0 +1,295 @@
+"""Playbooks: the Markdown runbooks a drill follows, links into them, and their executable steps.
+
+A scenario step links to a section with ``playbook: "#restart-the-api-server"``
+(in the scenario's default playbook) or ``playbook: "playbooks/x.md#section"``.
+Anchors are computed the way GitHub computes them, so the same link works when
+the file is browsed on a forge; ``dirt validate`` fails on a link that resolves
+to nothing.
+
+A fenced code block whose info string carries ``dirt-step=<id>`` is an
+*executable step*::
+
+    ```bash dirt-step=restart-apiserver timeout=60s
+    kubectl --kubeconfig {{ kubeconfig }} get --raw /readyz
+    ```
+
+The recovery step ``playbook.run`` runs the marked blocks of the section it
+links to, in order, with ``{{ name }}`` replaced by scenario variables — so a
+drill proves the written procedure works, not a private copy of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from dirt.drivers import Params, RecoveryStep, StepOutcome
+from dirt.durations import Duration, parse_duration
+from dirt.errors import PlaybookError, StepFailed
+from dirt.templating import substitute
+
+STEP_MARKER = "dirt-step"
+SHELLS = {"bash": "bash", "sh": "sh", "shell": "bash", "console": "bash", "zsh": "bash"}
+
+
+@dataclass(frozen=True)
+class PlaybookStep:
+    id: str
+    language: str
+    code: str
+    line: int  # line of the opening fence
+    section: str  # anchor of the enclosing section
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    level: int
+    line: int
+    steps: tuple[PlaybookStep, ...] = ()
+    text: str = ""  # the section's Markdown source, up to the next heading of any level
+
+
+@dataclass(frozen=True)
+class Playbook:
+    path: Path
+    title: str
+    sections: dict[str, Section] = field(default_factory=dict)
+    problems: tuple[tuple[int, str], ...] = ()  # (line, message) for malformed step markers
+
+    def section(self, anchor: str) -> Section | None:
+        return self.sections.get(anchor.lstrip("#"))
+
+    def steps_in(self, anchor: str) -> list[PlaybookStep]:
+        """Steps of the section and of its sub-sections, in document order."""
+        start = self.section(anchor)
+        if start is None:
+            return []
+        result: list[PlaybookStep] = []
+        inside = False
+        for sec in self.sections.values():
+            if sec is start:
+                inside = True
+            elif inside and sec.level <= start.level:
+                break
+            if inside:
+                result.extend(sec.steps)
+        return result
+
+
+_PUNCTUATION = re.compile(r"[^\w\- ]", re.UNICODE)
+
+
+def slugify(title: str) -> str:
+    """GitHub's heading anchor: lowercase, punctuation dropped, spaces to '-'."""
+    text = unicodedata.normalize("NFC", title).strip().lower()
+    text = _PUNCTUATION.sub("", text)
+    return text.replace(" ", "-")
+
+
+def _inline_text(token: Any) -> str:
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.children:
+            parts.append(_inline_text(child))
+    return "".join(parts) if token.children else token.content
+
+
+def _parse_info(info: str) -> tuple[str, dict[str, str]]:
+    words = info.split()
+    language = words[0] if words and "=" not in words[0] else ""
+    attrs: dict[str, str] = {}
+    for word in words[1 if language else 0 :]:
+        key, sep, value = word.partition("=")
+        attrs[key.strip("{}.")] = value.strip("\"'{}") if sep else ""
+    return language, attrs
+
+
+def parse_playbook(text: str, path: Path) -> Playbook:
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+    tokens = md.parse(text)
+    lines = text.splitlines()
+    headings: list[tuple[str, str, int, int]] = []  # anchor, title, level, line(0-based)
+    used: dict[str, int] = {}
+    fences: list[tuple[int, str, str]] = []  # line, info, content
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.map:
+            title = _inline_text(tokens[i + 1]).strip()
+            base = slugify(title)
+            count = used.get(base, 0)
+            used[base] = count + 1
+            anchor = base if count == 0 else f"{base}-{count}"
+            headings.append((anchor, title, int(tok.tag[1]), tok.map[0]))
+        elif tok.type == "fence" and tok.map:
+            fences.append((tok.map[0], tok.info, tok.content))
+    problems: list[tuple[int, str]] = []
+    sections: dict[str, Section] = {}
+    title = headings[0][1] if headings else path.stem
+    seen_ids: set[str] = set()
+    for n, (anchor, heading, level, start) in enumerate(headings):
+        end = headings[n + 1][3] if n + 1 < len(headings) else len(lines)
+        steps = []
+        for line, info, content in fences:
+            if not (start <= line < end):
+                continue
+            language, attrs = _parse_info(info)
+            if STEP_MARKER not in attrs:
+                continue
+            step_id = attrs[STEP_MARKER]
+            if not step_id:
+                problems.append((line + 1, f"'{STEP_MARKER}' needs an id, e.g. {STEP_MARKER}=restart-apiserver"))
+                continue
+            if step_id in seen_ids:
+                problems.append((line + 1, f"step id {step_id!r} is used twice"))
+            seen_ids.add(step_id)
+            if language not in SHELLS:
+                problems.append((line + 1, f"step {step_id!r}: language {language or '(none)'!r} cannot be run; use bash or sh"))
+            timeout = 300.0
+            if "timeout" in attrs:
+                try:
+                    timeout = parse_duration(attrs["timeout"])
+                except ValueError as exc:
+                    problems.append((line + 1, f"step {step_id!r}: {exc}"))
+            steps.append(PlaybookStep(step_id, language, content, line + 1, anchor, timeout))
+        sections[anchor] = Section(
+            anchor, heading, level, start + 1, tuple(steps), "\n".join(lines[start:end]).strip()
+        )
+    return Playbook(path, title, sections, tuple(problems))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_cached(path: str, mtime_ns: int) -> Playbook:
+    p = Path(path)
+    return parse_playbook(p.read_text(encoding="utf-8"), p)
+
+
+def load_playbook(path: Path) -> Playbook:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise PlaybookError(f"{path}: cannot read playbook: {exc.strerror or exc}") from None
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns)
+
+
+def find_file(reference: str, start: Path) -> Path | None:
+    """Resolve a playbook path against ``start`` and then each folder above it."""
+    ref = Path(reference)
+    if ref.is_absolute():
+        return ref if ref.is_file() else None
+    for folder in (start, *start.parents):
+        candidate = folder / ref
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def link_url(display_path: str, anchor: str | None, base_url: str | None, *,
+             local: Path | None = None, relative_to: Path | None = None) -> str:
+    """The link a report shows for a playbook section.
+
+    With ``playbook_base_url`` (dirt.yaml) the link points at the forge; without
+    it, at the file on disk relative to the report's folder, so it opens locally.
+    """
+    import os
+
+    suffix = f"#{anchor}" if anchor else ""
+    if base_url:
+        return base_url.rstrip("/") + "/" + display_path.lstrip("./") + suffix
+    if local is not None and relative_to is not None:
+        return os.path.relpath(local, relative_to.resolve()) + suffix
+    return display_path + suffix
+
+
+# -- the playbook.run recovery step ---------------------------------------------------
+
+
+class PlaybookRunParams(Params):
+    only: list[str] = Field(
+        default_factory=list, description="Run only these step ids (default: every step in the section)."
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    timeout: Duration | None = Field(None, description="Override each block's own timeout.")
+
+
+class PlaybookRun(RecoveryStep):
+    """Run the executable steps of the linked playbook section, in order."""
+
+    name = "playbook.run"
+    Params = PlaybookRunParams
+
+    def steps(self) -> list[PlaybookStep]:
+        spec = self.ctx.step
+        if spec is None or spec.playbook is None or spec.playbook.anchor is None:
+            raise PlaybookError("playbook.run needs 'playbook:' linking a section")
+        book = load_playbook(Path(spec.playbook.path))
+        steps = book.steps_in(spec.playbook.anchor)
+        if self.params.only:
+            steps = [s for s in steps if s.id in self.params.only]
+        return steps
+
+    def plan(self) -> list[str]:
+        try:
+            return [f"run playbook step {s.id!r} ({s.language}, line {s.line})" for s in self.steps()]
+        except PlaybookError as exc:
+            return [str(exc)]
+
+    def run(self) -> StepOutcome:
+        ran = []
+        for step in self.steps():
+            try:
+                code = substitute(step.code, self.ctx.vars)
+            except KeyError as exc:
+                raise StepFailed(f"playbook step {step.id!r} uses unknown variable {exc.args[0]!r}") from None
+            timeout = self.params.timeout or step.timeout
+            self.ctx.emit("playbook.step", id=step.id, line=step.line, section=step.section)
+            result = self.ctx.run_command(
+                code,
+                shell=SHELLS.get(step.language, "bash"),
+                timeout=min(timeout, self.ctx.remaining(timeout)),
+                env=self.params.env,
+                check=False,
+                what=f"playbook step {step.id}",
+            )
+            ran.append({"id": step.id, "seconds": round(result.seconds, 3), "returncode": result.returncode,
+                        "output": result.tail(20)})
+            if result.returncode != 0:
+                raise StepFailed(
+                    f"playbook step {step.id!r} (line {step.line}) exited with {result.returncode}: "
+                    f"{result.tail(1) or '(no output)'}"
+                )
+        return StepOutcome(f"ran {len(ran)} playbook step(s): {', '.join(r['id'] for r in ran)}", {"steps": ran})
+
+    @classmethod
+    def check_spec(cls, spec: Any, resolve: Any) -> list[tuple[str, str]]:
+        """Load-time check: the linked section exists and has the steps named."""
+        if spec.playbook is None or spec.playbook.anchor is None:
+            return [("playbook.run needs 'playbook:' linking a section", "add playbook: \"#section\"")]
+        book = load_playbook(Path(spec.playbook.path))
+        steps = book.steps_in(spec.playbook.anchor)
+        if not steps:
+            return [(
+                f"section '#{spec.playbook.anchor}' of {spec.playbook.display} has no executable steps",
+                f"mark a fenced block with {STEP_MARKER}=<id>, e.g. ```bash {STEP_MARKER}=restart",
+            )]
+        missing = [s for s in spec.params.only if s not in {st.id for st in steps}]
+        if missing:
+            return [(f"no playbook step {', '.join(map(repr, missing))} in that section",
+                     f"steps there: {', '.join(s.id for s in steps)}")]
+        return []
+
+
+DRIVERS = [PlaybookRun]

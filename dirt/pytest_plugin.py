@@ -1,0 +1,154 @@
+"""pytest integration: scenario files are tests, and a ``dirt`` fixture runs drills.
+
+Registered through the ``pytest11`` entry point, so ``pytest scenarios/``
+collects every scenario file (YAML with ``apiVersion: dirt/...`` and ``kind:
+Scenario`` — never other YAML) as one test item.  A failing drill shows its
+failed expectations and the report path, located at the scenario file and line;
+scenario tags become markers (``pytest -m control_plane``).
+
+Options: ``--dirt-target NAME`` (a target from dirt.yaml), ``--dirt-report-dir``,
+``--dirt-config``.  In a Python test::
+
+    def test_namespace_restore(dirt):
+        result = dirt.run("scenarios/namespace-deletion.yaml")
+        assert result.passed, result.failures
+        assert result.report["timings"]["mttr_seconds"] < 300
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_CONFIG_KEY = pytest.StashKey["DirtSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dirt", "dirt disaster-recovery drills")
+    group.addoption("--dirt-target", default=None, help="Target from dirt.yaml to run scenario files against.")
+    group.addoption("--dirt-report-dir", default=None, help="Where run folders go (default: dirt.yaml's).")
+    group.addoption("--dirt-config", default=None, help="dirt.yaml to use (default: the nearest one).")
+    group.addoption("--dirt-no-collect", action="store_true", default=False,
+                    help="Do not collect scenario files as tests.")
+
+
+class DirtSession:
+    """Per-session state: the configuration, options, and results (in the config stash)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._loaded: Any = None
+        self.results: list[Any] = []
+
+    @property
+    def loaded(self) -> Any:
+        if self._loaded is None:
+            from dirt.config import load_config
+
+            self._loaded = load_config(self.config.getoption("--dirt-config"), start=self.config.rootpath)
+        return self._loaded
+
+    @property
+    def target_name(self) -> str | None:
+        return self.config.getoption("--dirt-target")
+
+    @property
+    def report_dir(self) -> Path | None:
+        value = self.config.getoption("--dirt-report-dir")
+        return Path(value) if value else None
+
+    def run(self, path: Path | str, *, target: str | None = None, variables: dict[str, Any] | None = None,
+            report_dir: Path | None = None) -> Any:
+        from dirt.scenario import LoadOptions, load_scenario
+        from dirt.session import run_options, target_for
+        from dirt.engine.runner import run_scenario
+
+        loaded = self.loaded
+        scenario = load_scenario(Path(path), LoadOptions(known_targets=list(loaded.config.targets),
+                                                         variables=dict(variables or {})))
+        target_obj = target_for(scenario, loaded, target or self.target_name)
+        options = run_options(loaded, report_dir=report_dir or self.report_dir, handle_signals=False,
+                              variables=dict(variables or {}))
+        result = run_scenario(scenario, target_obj, options)
+        self.results.append(result)
+        return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_CONFIG_KEY] = DirtSession(config)
+    config.addinivalue_line("markers", "dirt_scenario: a dirt scenario file collected as a test")
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml") or parent.config.getoption("--dirt-no-collect"):
+        return None
+    from dirt.scenario import looks_like_scenario
+
+    if not looks_like_scenario(file_path):
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Any:
+        from dirt.errors import ScenarioError
+        from dirt.scenario import LoadOptions, load_scenario
+
+        session: DirtSession = self.config.stash[_CONFIG_KEY]
+        try:
+            scenario = load_scenario(self.path, LoadOptions(known_targets=list(session.loaded.config.targets)))
+        except ScenarioError as exc:
+            raise self.CollectError(f"invalid scenario file:\n{exc.show()}") from None
+        item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+        item.add_marker(pytest.mark.dirt_scenario)
+        for tag in scenario.metadata.tags:
+            marker = tag.replace("-", "_")
+            self.config.addinivalue_line("markers", f"{marker}: dirt scenario tag")
+            item.add_marker(getattr(pytest.mark, marker))
+        yield item
+
+
+class DrillFailure(Exception):
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        super().__init__(result.verdict)
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.result: Any = None
+
+    def runtest(self) -> None:
+        session: DirtSession = self.config.stash[_CONFIG_KEY]
+        self.result = session.run(self.scenario.path)
+        self.user_properties.append(("dirt_report", str(self.result.run_dir / "report.html")))
+        self.user_properties.append(("dirt_verdict", self.result.verdict))
+        if not self.result.passed:
+            raise DrillFailure(self.result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        from dirt.errors import DirtError
+
+        if isinstance(excinfo.value, DrillFailure):
+            result = excinfo.value.result
+            lines = [f"drill {self.scenario.name} {result.verdict.upper()} "
+                     f"({self.scenario.path}:{self.scenario.line})"]
+            lines += [f"  - {failure}" for failure in result.failures]
+            lines.append(f"report: {result.run_dir / 'report.html'}")
+            return "\n".join(lines)
+        if isinstance(excinfo.value, DirtError):
+            return f"{self.scenario.path}:{self.scenario.line}: {excinfo.value.show()}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.line - 1, f"dirt scenario: {self.scenario.name}"
+
+
+@pytest.fixture
+def dirt(request: pytest.FixtureRequest) -> DirtSession:
+    """Run a scenario from a Python test and inspect its ``RunResult``."""
+    return request.config.stash[_CONFIG_KEY]

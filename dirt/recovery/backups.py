@@ -1,0 +1,53 @@
+"""``backup.restore``: restore a backup taken (or found) in preflight, by its name.
+
+The backup drivers themselves (``etcd_snapshot``, ``resources``, ``velero``) live
+in ``dirt.recovery.etcd``, ``dirt.recovery.resources`` and ``dirt.recovery.velero``;
+this step only finds the right one and asks it to restore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from dirt.drivers import Backup, Params, RecoveryStep, StepOutcome
+from dirt.errors import StepFailed
+
+
+class RestoreParams(Params):
+    backup: str = Field(description="Name of a backup declared under 'backups:'.")
+
+
+class BackupRestore(RecoveryStep):
+    """Restore a declared backup (etcd snapshot, exported resources, Velero)."""
+
+    name = "backup.restore"
+    Params = RestoreParams
+
+    def plan(self) -> list[str]:
+        return [f"restore backup {self.params.backup!r}"]
+
+    def run(self) -> StepOutcome:
+        record = self.ctx.backups.get(self.params.backup)
+        driver: Backup | None = self.ctx.backup_drivers.get(self.params.backup)
+        if record is None or driver is None:
+            raise StepFailed(f"backup {self.params.backup!r} was not taken (did preflight fail?)")
+        outcome = driver.restore(record)
+        self.ctx.emit("backup.restored", name=record.name, type=record.type, location=record.location,
+                      detail=outcome.detail, data=dict(outcome.data))
+        return outcome
+
+    @classmethod
+    def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
+        if spec.params.backup not in scenario.backup_names:
+            from dirt.validation import did_you_mean
+
+            names = scenario.backup_names
+            return [(f"no backup named {spec.params.backup!r} under 'backups:'",
+                     did_you_mean(spec.params.backup, names) or
+                     (f"declared: {', '.join(names)}" if names else "declare one under 'backups:'"))]
+        return []
+
+
+DRIVERS = [BackupRestore]

@@ -1,0 +1,207 @@
+"""Render a report dictionary as JSON, Markdown, self-contained HTML and JUnit XML.
+
+All renderers are pure functions of the dictionary from ``build_report``; the
+HTML has its CSS inline and draws the timeline as inline SVG, so the file can
+be mailed or archived as CI artefact and opened without any network.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from dirt.durations import format_duration
+
+PHASE_COLOURS = {
+    "preflight": "#8da0cb", "inject": "#e78ac3", "detect": "#fc8d62", "recover": "#66c2a5",
+    "verify": "#a6d854", "rollback": "#e5c494", "cleanup": "#b3b3b3",
+}
+STATUS_COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "aborted": "#ef6c00", "interrupted": "#6d4c41",
+                  "running": "#757575", "skipped": "#9e9e9e"}
+
+
+@functools.cache
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("dirt.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["dur"] = format_duration
+    env.filters["num"] = lambda v, digits=1: "-" if v is None else f"{v:.{digits}f}"
+    env.globals["STATUS_COLOURS"] = STATUS_COLOURS
+    return env
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    return _env().get_template("report.md.j2").render(r=report)
+
+
+def to_html(report: dict[str, Any]) -> str:
+    return _env().get_template("report.html.j2").render(r=report, timeline=timeline_svg(report))
+
+
+def to_junit(report: dict[str, Any]) -> str:
+    """One test case per expectation and per step; failures carry the detail."""
+    name = report["scenario"].get("name", "scenario")
+    suite = ET.Element("testsuite", name=f"dirt.{name}", timestamp=report.get("started_at") or "",
+                       time=f"{report.get('duration_seconds') or 0:.3f}")
+    cases = 0
+    failures = 0
+    errors = 0
+    for x in report["expectations"]:
+        case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}.expectations",
+                             name=f"{x['kind']}: {x['name']}", time=f"{x.get('measured_seconds') or 0:.3f}")
+        cases += 1
+        if not x.get("passed"):
+            failures += 1
+            fail = ET.SubElement(case, "failure", message=x.get("detail") or "expectation failed", type=x["kind"])
+            fail.text = (f"objective {x.get('objective_seconds')}s, measured {x.get('measured_seconds')}s\n"
+                         f"{x.get('detail') or ''}")
+    for s in report["steps"]:
+        case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}.{s.get('section')}",
+                             name=f"{s.get('section')}[{s.get('index')}] {s.get('name')}",
+                             time=f"{s.get('seconds') or 0:.3f}")
+        cases += 1
+        if s.get("playbook_url"):
+            props = ET.SubElement(case, "properties")
+            ET.SubElement(props, "property", name="playbook_url", value=s["playbook_url"])
+        if s.get("status") == "failed":
+            failures += 1
+            ET.SubElement(case, "failure", message=s.get("detail") or "step failed", type=s.get("kind") or "step")
+        elif s.get("status") in ("aborted", "interrupted"):
+            errors += 1
+            ET.SubElement(case, "error", message=s.get("detail") or s["status"], type=s["status"])
+        elif s.get("status") == "skipped":
+            ET.SubElement(case, "skipped")
+    for e in report["errors"]:
+        case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}.errors", name=f"error in {e.get('phase')}")
+        cases += 1
+        errors += 1
+        ET.SubElement(case, "error", message=e.get("message") or "error", type=e.get("type") or "error")
+    if report["verdict"] == "aborted" and report.get("abort"):
+        case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}", name="abort conditions")
+        cases += 1
+        errors += 1
+        ET.SubElement(case, "error", message=report["abort"].get("reason") or "aborted", type="aborted")
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suites = ET.Element("testsuites", name="dirt", tests=str(cases), failures=str(failures), errors=str(errors))
+    suites.append(suite)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+# -- the SVG timeline -------------------------------------------------------------------
+
+def timeline_svg(report: dict[str, Any]) -> str:
+    """Lanes for phases, faults, alerts and steps on one time axis (seconds from start)."""
+    total = max(report.get("duration_seconds") or 0.0, 1.0)
+    label_w, width, lane_h, top = 150, 1000, 22, 28
+    plot_w = width - label_w - 20
+    lanes: list[tuple[str, list[str]]] = []
+
+    def x(offset: float | None) -> float:
+        return label_w + max(0.0, min(offset or 0.0, total)) / total * plot_w
+
+    def esc(text: Any) -> str:
+        return html.escape(str(text), quote=True)
+
+    # phases
+    items = []
+    for p in report["phases"]:
+        end = p["end_offset"] if p["end_offset"] is not None else total
+        colour = PHASE_COLOURS.get(p["name"], "#999")
+        items.append(
+            f'<rect class="phase" data-phase="{esc(p["name"])}" x="{x(p["start_offset"]):.1f}" y="{{y}}" '
+            f'width="{max(2.0, x(end) - x(p["start_offset"])):.1f}" height="16" fill="{colour}" rx="2">'
+            f'<title>{esc(p["name"])}: {esc(p["status"])} ({format_duration(p.get("seconds"))})</title></rect>'
+        )
+    lanes.append(("phases", items))
+    # faults
+    items = []
+    for f in report["faults"]:
+        if f.get("offset") is None:
+            continue
+        items.append(
+            f'<path class="fault" d="M{x(f["offset"]):.1f},{{y}} l6,8 l-6,8 l-6,-8 z" fill="#c2185b">'
+            f'<title>fault {esc(f["name"])} injected at +{f["offset"]:.1f}s</title></path>'
+        )
+        if f.get("reverted_offset") is not None:
+            items.append(
+                f'<path class="fault-revert" d="M{x(f["reverted_offset"]):.1f},{{y}} l6,8 l-6,8 l-6,-8 z" '
+                f'fill="none" stroke="#c2185b"><title>fault {esc(f["name"])} reverted</title></path>'
+            )
+    lanes.append(("faults", items))
+    # alerts: one lane per alert name
+    resolved = {(a["name"], a["source"]): a["offset"] for a in report["alerts"].get("resolved", [])}
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for a in report["alerts"]["fired"]:
+        by_name.setdefault(a["name"], []).append(a)
+    for name, alerts in by_name.items():
+        items = []
+        for a in alerts:
+            start = a.get("server_offset") if a.get("server_offset") is not None else a["offset"]
+            end = resolved.get((name, a["source"]), total)
+            colour = "#d84315" if a.get("forbidden") else ("#f9a825" if a.get("expected") else "#9e9e9e")
+            dy = 0 if a["source"] == "prometheus" else 8
+            items.append(
+                f'<rect class="alert" data-alert="{esc(name)}" x="{x(start):.1f}" y="{{y+{dy}}}" '
+                f'width="{max(2.0, x(end) - x(start)):.1f}" height="7" fill="{colour}">'
+                f'<title>{esc(name)} firing in {esc(a["source"])} from +{start:.1f}s</title></rect>'
+            )
+        lanes.append((f"alert {name}", items))
+    # steps
+    for s in report["steps"]:
+        if s.get("start_offset") is None:
+            continue
+        end = s["end_offset"] if s.get("end_offset") is not None else total
+        colour = STATUS_COLOURS.get(s.get("status") or "running", "#757575")
+        link_open = f'<a href="{esc(s["playbook_url"])}">' if s.get("playbook_url") else ""
+        link_close = "</a>" if link_open else ""
+        lanes.append((
+            f"{s['section']}: {s['name']}",
+            [f'{link_open}<rect class="step" data-step="{esc(s["name"])}" x="{x(s["start_offset"]):.1f}" '
+             f'y="{{y}}" width="{max(2.0, x(end) - x(s["start_offset"])):.1f}" height="16" fill="{colour}" rx="2">'
+             f'<title>{esc(s["name"])}: {esc(s.get("status"))} ({format_duration(s.get("seconds"))})</title>'
+             f'</rect>{link_close}'],
+        ))
+    height = top + lane_h * len(lanes) + 10
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" viewBox="0 0 {width} {height}" '
+             f'width="100%" role="img" aria-label="timeline of the drill">']
+    # time axis
+    ticks = _ticks(total)
+    for t in ticks:
+        parts.append(f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{height - 6}" stroke="#e0e0e0"/>'
+                     f'<text x="{x(t):.1f}" y="{top - 10}" font-size="10" text-anchor="middle" fill="#555">'
+                     f'{format_duration(t)}</text>')
+    t_inject = report["timings"].get("t_inject_offset")
+    if t_inject is not None:
+        parts.append(f'<line class="t-inject" x1="{x(t_inject):.1f}" y1="{top - 6}" x2="{x(t_inject):.1f}" '
+                     f'y2="{height - 6}" stroke="#c2185b" stroke-dasharray="4 3"><title>fault took effect</title></line>')
+    for i, (label, items) in enumerate(lanes):
+        y = top + i * lane_h
+        parts.append(f'<text x="4" y="{y + 12}" font-size="11" fill="#333">{esc(label[:24])}</text>')
+        for item in items:
+            parts.append(item.replace("{y}", str(y)).replace("{y+8}", str(y + 8)).replace("{y+0}", str(y)))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _ticks(total: float) -> list[float]:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if total / step <= 10:
+            return [i * step for i in range(int(total // step) + 1)]
+    return [0.0, total]

@@ -1,0 +1,374 @@
+"""Load a scenario file: YAML -> document model -> resolved steps, every problem at once.
+
+The loader never stops at the first mistake: it collects YAML issues, document
+shape errors, unknown drivers, bad driver parameters, unknown variables, dangling
+playbook links and unknown targets, then raises one ``ScenarioError`` listing each
+as ``path:line:col: what is wrong (hint)``.  Warnings (e.g. an expected alert no
+rule defines) are returned on the scenario's ``warnings``, not raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dirt.drivers import Kind
+from dirt.durations import parse_duration
+from dirt.engine.registry import Registry, default_registry
+from dirt.errors import PlaybookError, Problem, ScenarioError
+from dirt.playbooks import find_file, load_playbook
+from dirt.scenario import yamlpos
+from dirt.scenario.model import (
+    COMMON_KEYS,
+    DRIVER_KEY,
+    SECTIONS,
+    PlaybookRef,
+    Scenario,
+    ScenarioDocument,
+    StepSpec,
+)
+from dirt.templating import RUNTIME_VARS, substitute_value, unknown_names
+from dirt.validation import did_you_mean, problems_from_validation
+
+SCENARIO_MARKER = re.compile(rb"^apiVersion:\s*['\"]?dirt/", re.MULTILINE)
+KIND_MARKER = re.compile(rb"^kind:\s*['\"]?Scenario['\"]?\s*$", re.MULTILINE)
+
+
+def looks_like_scenario(path: Path) -> bool:
+    """Cheap test used by collection: top-level ``apiVersion: dirt/...`` and ``kind: Scenario``."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return False
+    return bool(SCENARIO_MARKER.search(head) and KIND_MARKER.search(head))
+
+
+@dataclass
+class LoadOptions:
+    registry: Registry | None = None
+    known_targets: Iterable[str] | None = None  # None: do not check
+    variables: dict[str, Any] = field(default_factory=dict)  # --var overrides
+    alert_rules: set[str] | None = None  # alert names defined by rule files, for warnings
+
+
+@dataclass
+class _State:
+    path: Path
+    display: str
+    positions: yamlpos.Positions
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, where: tuple[str | int, ...], message: str, hint: str = "", *, key: bool = False,
+            severity: str = "error") -> None:
+        mark = self.positions.of_key(where) if key else self.positions.of_value(where)
+        self.problems.append(Problem(self.display, mark.line, mark.column, message, hint, severity))
+
+
+def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scenario:
+    """Load and validate one scenario file, or raise ``ScenarioError`` with every problem."""
+    options = options or LoadOptions()
+    path = Path(path)
+    display = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(display, [Problem(display, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(display, [Problem(display, line, 1, "not UTF-8 text", "save the file as UTF-8")]) from None
+    try:
+        data, positions, issues = yamlpos.load(text)
+    except yamlpos.YamlSyntaxError as exc:
+        i = exc.issue
+        raise ScenarioError(display, [Problem(display, i.mark.line, i.mark.column, i.message, i.hint)]) from None
+    state = _State(path, display, positions)
+    for i in issues:
+        state.problems.append(Problem(display, i.mark.line, i.mark.column, i.message, i.hint))
+    if not isinstance(data, dict):
+        state.add((), "a scenario must be a YAML mapping (apiVersion, kind, metadata, inject, ...)",
+                  "start from an example in scenarios/")
+        raise ScenarioError(display, state.problems)
+
+    registry = options.registry or default_registry()
+    document: ScenarioDocument | None = None
+    try:
+        document = ScenarioDocument.model_validate(data)
+    except ValidationError as exc:
+        state.problems += problems_from_validation(
+            exc, path=display, positions=positions, model=ScenarioDocument, data=data
+        )
+
+    variables = _variables(data, options)
+    default_book = _default_playbook(state, data)
+    backup_names = _backup_names(data)
+    resolved: dict[str, list[StepSpec]] = {}
+    for section, kind in SECTIONS.items():
+        items = data.get(section)
+        if not isinstance(items, list):
+            resolved[section] = []
+            continue  # the document pass reported the wrong type already
+        resolved[section] = [
+            spec
+            for index, item in enumerate(items)
+            if (spec := _resolve_step(state, registry, section, kind, index, item, variables,
+                                      default_book, backup_names, data)) is not None
+        ]
+    _check_vars_used(state, data, variables)
+    _check_target(state, data, options)
+    _check_alerts(state, data, options)
+
+    errors = [p for p in state.problems if p.severity == "error"]
+    if errors or document is None:
+        raise ScenarioError(display, sorted(state.problems, key=lambda p: (p.line, p.column)))
+    name_mark = positions.of_value(("metadata", "name"))
+    scenario = Scenario(
+        path=path.resolve(),
+        metadata=document.metadata,
+        target=document.target,
+        vars=variables,
+        expect=document.expect,
+        abort_when=document.abort_when,
+        timing=document.timing,
+        playbook=default_book,
+        line=name_mark.line,
+        digest=hashlib.sha256(raw).hexdigest(),
+        warnings=tuple(p for p in state.problems if p.severity != "error"),
+        **resolved,
+    )
+    return scenario
+
+
+# -- pieces ----------------------------------------------------------------------------
+
+
+def _variables(data: dict[str, Any], options: LoadOptions) -> dict[str, Any]:
+    declared = data.get("vars")
+    variables = dict(declared) if isinstance(declared, dict) else {}
+    variables.update(options.variables)
+    return variables
+
+
+def _default_playbook(state: _State, data: dict[str, Any]) -> PlaybookRef | None:
+    meta = data.get("metadata")
+    ref = meta.get("playbook") if isinstance(meta, dict) else None
+    if not isinstance(ref, str):
+        return None
+    file_part, _, anchor = ref.partition("#")
+    found = find_file(file_part, state.path.parent.resolve())
+    if found is None:
+        state.add(("metadata", "playbook"), f"playbook file {file_part!r} not found",
+                  "paths are relative to the scenario's folder or any folder above it")
+        return None
+    return _checked_ref(state, ("metadata", "playbook"), found, file_part, anchor or None)
+
+
+def _checked_ref(state: _State, where: tuple[str | int, ...], found: Path, display: str,
+                 anchor: str | None) -> PlaybookRef | None:
+    try:
+        book = load_playbook(found)
+    except PlaybookError as exc:
+        state.add(where, str(exc))
+        return None
+    for line, message in book.problems:
+        state.problems.append(Problem(str(found), line, 1, message))
+    title = None
+    if anchor:
+        section = book.section(anchor)
+        if section is None:
+            state.add(where, f"no section '#{anchor}' in {display}",
+                      did_you_mean(anchor, book.sections) or
+                      f"sections: {', '.join('#' + a for a in list(book.sections)[:8])}")
+            return None
+        title = section.title
+    return PlaybookRef(path=str(found), display=display, anchor=anchor, title=title)
+
+
+def _backup_names(data: dict[str, Any]) -> list[str]:
+    items = data.get("backups")
+    if not isinstance(items, list):
+        return []
+    return [b["name"] for b in items if isinstance(b, dict) and isinstance(b.get("name"), str)]
+
+
+def _resolve_step(
+    state: _State,
+    registry: Registry,
+    section: str,
+    kind: Kind,
+    index: int,
+    item: Any,
+    variables: dict[str, Any],
+    default_book: PlaybookRef | None,
+    backup_names: list[str],
+    data: dict[str, Any],
+) -> StepSpec | None:
+    where: tuple[str | int, ...] = (section, index)
+    key = DRIVER_KEY[kind]
+    if not isinstance(item, dict):
+        state.add(where, f"{section}[{index}]: expected a mapping with '{key}:'",
+                  f"write '- {key}: <driver>' followed by its parameters")
+        return None
+    driver_name = item.get(key)
+    if driver_name is None:
+        other = next((k for k in DRIVER_KEY.values() if k in item), None)
+        if other:
+            state.add(where + (other,), f"{section} holds {kind}s, not {other}s",
+                      _wrong_section_hint(other), key=True)
+        else:
+            state.add(where, f"{section}[{index}]: missing '{key}:' naming the {kind} driver",
+                      f"known: {', '.join(registry.names(kind)[:12])}")
+        return None
+    if not isinstance(driver_name, str):
+        state.add(where + (key,), f"'{key}' must be a driver name, got {type(driver_name).__name__}")
+        return None
+    cls = registry.get(kind, driver_name)
+    if cls is None:
+        hint = did_you_mean(driver_name, registry.names(kind)) or f"known {kind}s: {', '.join(registry.names(kind))}"
+        state.add(where + (key,), f"unknown {kind} '{driver_name}'", hint)
+        return None
+
+    common = COMMON_KEYS[kind]
+    params = {k: v for k, v in item.items() if k != key and k not in common}
+    unknown = unknown_names(params, variables)
+    for name in dict.fromkeys(unknown):
+        state.add(where, f"unknown variable '{{{{ {name} }}}}'",
+                  did_you_mean(name, list(variables) + list(RUNTIME_VARS)) or "declare it under 'vars:'")
+    params = substitute_value(params, variables, keep_unknown=True)
+    validated = None
+    try:
+        validated = cls.Params.model_validate(params)
+    except ValidationError as exc:
+        state.problems += problems_from_validation(
+            exc, path=state.display, positions=state.positions, base=where, model=cls.Params,
+            extra_candidates=list(common) + [key], data=params,
+        )
+
+    label = item.get("name")
+    if kind == "backup":
+        if not isinstance(label, str) or not label:
+            state.add(where, "a backup needs 'name:' (backup.restore refers to it)", "add name: <backup-name>")
+            return None
+        if backup_names.count(label) > 1:
+            state.add(where + ("name",), f"backup name '{label}' is used twice")
+    elif label is not None and not isinstance(label, str):
+        state.add(where + ("name",), "'name' must be a string", "quote it")
+        label = None
+
+    within = _duration(state, where, item, "within")
+    interval = _duration(state, where, item, "interval")
+    rollback = item.get("rollback", True)
+    if "rollback" in item and not isinstance(rollback, bool):
+        state.add(where + ("rollback",), "'rollback' must be true or false")
+        rollback = True
+
+    playbook = default_book if default_book and not default_book.anchor else None
+    ref = item.get("playbook")
+    if ref is not None:
+        playbook = _step_playbook(state, where + ("playbook",), ref, default_book)
+        if playbook is None:
+            return None
+    if validated is None:
+        return None
+    mark = state.positions.of_value(where)
+    spec = StepSpec(
+        section=section, index=index, kind=kind, driver=driver_name,
+        name=label or driver_name, params=validated, playbook=playbook,
+        within=within, interval=interval if interval is not None else 1.0,
+        rollback=rollback, line=mark.line, column=mark.column,
+    )
+    context = _SpecContext(backup_names=backup_names, data=data)
+    try:
+        extra = cls.check_spec(spec, context)
+    except PlaybookError as exc:
+        extra = [(str(exc), "")]
+    for message, hint in extra:
+        state.add(where, message, hint)
+    return spec
+
+
+@dataclass(frozen=True)
+class _SpecContext:
+    backup_names: list[str]
+    data: dict[str, Any]
+
+
+def _wrong_section_hint(other: str) -> str:
+    return {
+        "fault": "faults belong in 'inject'",
+        "check": "checks belong in 'steady_state' or 'verify'",
+        "step": "steps belong in 'setup', 'recover', 'rollback' or 'cleanup'",
+        "backup": "backups belong in 'backups'",
+    }[other]
+
+
+def _duration(state: _State, where: tuple[str | int, ...], item: dict[str, Any], key: str) -> float | None:
+    if key not in item:
+        return None
+    try:
+        return parse_duration(item[key])
+    except ValueError as exc:
+        state.add(where + (key,), f"'{key}': {exc}")
+        return None
+
+
+def _step_playbook(state: _State, where: tuple[str | int, ...], ref: Any,
+                   default_book: PlaybookRef | None) -> PlaybookRef | None:
+    if not isinstance(ref, str) or not ref:
+        state.add(where, "'playbook' must be a link such as '#section' or 'playbooks/x.md#section'")
+        return None
+    file_part, _, anchor = ref.partition("#")
+    if not file_part:
+        if default_book is None:
+            state.add(where, f"'{ref}' links into the scenario's playbook, but metadata.playbook is not set",
+                      "set metadata.playbook, or write 'playbooks/x.md#section'")
+            return None
+        return _checked_ref(state, where, Path(default_book.path), default_book.display, anchor or None)
+    found = find_file(file_part, state.path.parent.resolve())
+    if found is None:
+        state.add(where, f"playbook file {file_part!r} not found",
+                  "paths are relative to the scenario's folder or any folder above it")
+        return None
+    return _checked_ref(state, where, found, file_part, anchor or None)
+
+
+def _check_vars_used(state: _State, data: dict[str, Any], variables: dict[str, Any]) -> None:
+    declared = data.get("vars")
+    if isinstance(declared, dict):
+        for name in declared:
+            if name in RUNTIME_VARS:
+                state.add(("vars", name), f"variable '{name}' is set by dirt at run time", "rename it", key=True)
+
+
+def _check_target(state: _State, data: dict[str, Any], options: LoadOptions) -> None:
+    target = data.get("target")
+    if options.known_targets is None or not isinstance(target, str):
+        return
+    known = list(options.known_targets)
+    if target not in known:
+        state.add(("target",), f"unknown target '{target}'",
+                  did_you_mean(target, known) or f"targets in dirt.yaml: {', '.join(known)}")
+
+
+def _check_alerts(state: _State, data: dict[str, Any], options: LoadOptions) -> None:
+    if options.alert_rules is None:
+        return
+    expect = data.get("expect")
+    alerts = expect.get("alerts") if isinstance(expect, dict) else None
+    if not isinstance(alerts, list):
+        return
+    for i, alert in enumerate(alerts):
+        name = alert.get("name") if isinstance(alert, dict) else None
+        if isinstance(name, str) and name not in options.alert_rules:
+            state.add(("expect", "alerts", i, "name"),
+                      f"no alerting rule defines '{name}'",
+                      did_you_mean(name, options.alert_rules) or "add a rule, or fix the name",
+                      severity="warning")

@@ -1,0 +1,232 @@
+"""The scenario format, as typed models.
+
+A scenario file is validated in two passes (see ``loader.py``): the document
+shape (``ScenarioDocument``: sections, metadata, expectations, timing) by these
+models, then each step by the parameter model of the driver it names.  The
+result is a ``Scenario``: the same sections with every step resolved to a
+``StepSpec`` holding its driver name and validated parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+
+from dirt.drivers import Kind, Params
+from dirt.durations import Duration
+
+API_VERSION = "dirt/v1"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+VarValue = str | int | float | bool
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metadata(Model):
+    name: Name = Field(description="Scenario name: lowercase letters, digits and '-'.")
+    description: str = ""
+    owner: str | None = Field(None, description="Team or person answerable for this drill.")
+    tags: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]] = Field(
+        default_factory=list, description="Free labels; become pytest markers."
+    )
+    playbook: str | None = Field(
+        None, description="Default playbook file for '#section' links, e.g. playbooks/x.md."
+    )
+
+
+class AlertMatch(Model):
+    """An alert, by name and optional exact label values."""
+
+    name: str = Field(description="Alert name (the rule's `alert:`).")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels that must match exactly.")
+
+
+class AlertExpectation(AlertMatch):
+    fires_within: Duration = Field(description="Deadline from the fault taking effect to the alert firing.")
+    resolves_within: Duration | None = Field(
+        None, description="Deadline from the end of recovery to the alert resolving."
+    )
+    sources: list[Literal["prometheus", "alertmanager"]] | None = Field(
+        None, description="Where to look; default: every one the target has."
+    )
+
+
+class Expect(Model):
+    alerts: list[AlertExpectation] = Field(default_factory=list)
+    silent: list[AlertMatch | str] = Field(
+        default_factory=list, description="Alerts that must not fire during the drill."
+    )
+    mttr: Duration | None = Field(
+        None, description="Objective for MTTR: fault taking effect to every verify check passing."
+    )
+
+
+class AbortCondition(Model):
+    """Stop the drill when a PromQL value crosses a threshold, or an alert fires."""
+
+    name: str | None = None
+    promql: str | None = None
+    above: float | None = None
+    below: float | None = None
+    alert: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    for_: Duration = Field(0.0, alias="for", description="How long the breach must last.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AbortCondition:
+        if (self.promql is None) == (self.alert is None):
+            raise ValueError("give exactly one of 'promql' or 'alert'")
+        if self.promql is not None and self.above is None and self.below is None:
+            raise ValueError("a 'promql' condition needs 'above' or 'below' (the threshold)")
+        return self
+
+    def title(self) -> str:
+        if self.name:
+            return self.name
+        if self.alert:
+            return f"alert {self.alert}"
+        bound = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        return f"{self.promql} {bound}"
+
+
+class Timing(Model):
+    poll_interval: Duration = Field(1.0, description="How often alerts and abort conditions are evaluated.")
+    steady_state_within: Duration = Field(60.0, description="Default deadline for steady-state checks.")
+    inject_within: Duration = Field(60.0, description="Default deadline for a fault to take effect.")
+    step_within: Duration = Field(600.0, description="Default deadline for a recovery or setup step.")
+    verify_within: Duration = Field(300.0, description="Default deadline for verify checks.")
+
+
+#: The steps sections as written: mappings whose driver-specific keys are checked
+#: against the driver's own parameter model by the loader.
+RawStep = dict[str, Any]
+
+
+class ScenarioDocument(Model):
+    """The shape of a scenario file before its steps are resolved."""
+
+    api_version: Literal["dirt/v1"] = Field(alias="apiVersion")
+    kind: Literal["Scenario"]
+    metadata: Metadata
+    target: str | None = Field(None, description="Target from dirt.yaml; default: its default target.")
+    vars: dict[str, VarValue] = Field(
+        default_factory=dict, description="Values substituted for {{ name }} in steps and playbook steps."
+    )
+    setup: list[RawStep] = Field(default_factory=list, description="Steps run first (e.g. deploy the app).")
+    backups: list[RawStep] = Field(default_factory=list, description="Backups taken (or found) in preflight.")
+    steady_state: list[RawStep] = Field(default_factory=list, description="Checks that must pass before injecting.")
+    inject: list[RawStep] = Field(min_length=1, description="The faults, injected in order.")
+    expect: Expect = Field(default_factory=Expect)
+    abort_when: list[AbortCondition] = Field(default_factory=list)
+    recover: list[RawStep] = Field(default_factory=list, description="Recovery steps, run in order.")
+    verify: list[RawStep] = Field(default_factory=list, description="Checks that prove recovery.")
+    rollback: list[RawStep] = Field(
+        default_factory=list, description="Extra steps run on failure or abort, after faults are reverted."
+    )
+    cleanup: list[RawStep] = Field(default_factory=list, description="Steps always run at the end.")
+    timing: Timing = Field(default_factory=Timing)
+
+
+#: Which step kind each section holds, and the key that names the driver.
+SECTIONS: dict[str, Kind] = {
+    "setup": "step",
+    "backups": "backup",
+    "steady_state": "check",
+    "inject": "fault",
+    "recover": "step",
+    "verify": "check",
+    "rollback": "step",
+    "cleanup": "step",
+}
+DRIVER_KEY: dict[Kind, str] = {"fault": "fault", "check": "check", "step": "step", "backup": "backup"}
+
+
+class PlaybookRef(Model):
+    path: str  # as resolved on disk (absolute)
+    display: str  # as the scenario wrote it, e.g. playbooks/x.md
+    anchor: str | None = None
+    title: str | None = None  # the section heading
+
+
+class StepSpec(Model):
+    """One resolved step: which driver, with which validated parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    section: str
+    index: int
+    kind: Kind
+    driver: str
+    name: str
+    params: SerializeAsAny[Params]
+    playbook: PlaybookRef | None = None
+    within: float | None = None
+    interval: float = 1.0
+    rollback: bool = True  # faults: may rollback revert it?
+    line: int = 0
+    column: int = 0
+
+
+#: Keys every step of a kind accepts besides the driver's own parameters.
+COMMON_KEYS: dict[Kind, dict[str, str]] = {
+    "fault": {
+        "name": "a label for the report",
+        "playbook": "playbook link: '#section' or 'path.md#section'",
+        "within": "deadline for the fault to take effect",
+        "rollback": "whether rollback may revert this fault (default true)",
+    },
+    "check": {
+        "name": "a label for the report",
+        "playbook": "playbook link",
+        "within": "deadline: the check is retried until it passes or this runs out",
+        "interval": "time between attempts (default 1s)",
+    },
+    "step": {
+        "name": "a label for the report",
+        "playbook": "playbook link",
+        "within": "deadline for the step",
+    },
+    "backup": {
+        "name": "the backup's name, used by backup.restore (required)",
+        "playbook": "playbook link",
+        "within": "deadline for taking the backup",
+    },
+}
+
+
+class Scenario(Model):
+    """A validated scenario, ready for the engine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    metadata: Metadata
+    target: str | None
+    vars: dict[str, VarValue]
+    setup: list[StepSpec]
+    backups: list[StepSpec]
+    steady_state: list[StepSpec]
+    inject: list[StepSpec]
+    expect: Expect
+    abort_when: list[AbortCondition]
+    recover: list[StepSpec]
+    verify: list[StepSpec]
+    rollback: list[StepSpec]
+    cleanup: list[StepSpec]
+    timing: Timing
+    playbook: PlaybookRef | None = None
+    line: int = 1  # where metadata.name is, for pytest locations
+    digest: str = ""  # sha256 of the file text
+    warnings: tuple[Any, ...] = ()  # Problems of severity "warning" found while loading
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def steps(self) -> list[StepSpec]:
+        return [s for section in SECTIONS for s in getattr(self, section)]

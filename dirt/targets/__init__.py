@@ -1,0 +1,1 @@
+"""Targets: the clusters a drill can run against (sandbox, kind, kubeconfig)."""

@@ -1,0 +1,134 @@
+"""Shared test helpers: a throw-away project folder with a fake target."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Malformed scenario files are test data, not tests for the dirt pytest plugin.
+collect_ignore_glob = ["unit/corpus/*", "unit/data/*"]
+DIRT = [sys.executable, "-m", "dirt"]
+
+FAKE_CONFIG = """\
+default_target: fake
+targets:
+  fake:
+    provider: fake
+    settings: {alert_delay: 0.2, resolve_delay: 0.2}
+  guarded:
+    provider: fake
+    allow: []
+"""
+
+PLAYBOOK = """\
+# Fake outage
+
+## Recognise it
+
+The FakeDown alert fires.
+
+## Repair the thing
+
+```bash dirt-step=repair timeout=20s
+echo "repairing {{ who }}" > repaired.txt
+```
+
+## Confirm
+
+Check the dashboards.
+"""
+
+
+class Project:
+    """A folder with dirt.yaml (fake target), a playbook, and scenario files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "playbooks").mkdir(parents=True, exist_ok=True)
+        (root / "dirt.yaml").write_text(FAKE_CONFIG)
+        (root / "playbooks" / "fake.md").write_text(PLAYBOOK)
+        self.reports = root / "reports"
+
+    def scenario(self, name: str, body: str) -> Path:
+        path = self.root / f"{name}.yaml"
+        path.write_text(textwrap.dedent(body))
+        return path
+
+    def loaded(self):
+        from dirt.config import load_config
+
+        return load_config(self.root / "dirt.yaml")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIRT_CONFIG", raising=False)
+    return Project(tmp_path)
+
+
+def basic_scenario(**overrides: str) -> str:
+    """A passing fake drill; pass section texts to replace parts of it."""
+    parts = {
+        "head": """\
+            apiVersion: dirt/v1
+            kind: Scenario
+            metadata:
+              name: fake-drill
+              description: A drill against the fake target.
+              playbook: playbooks/fake.md
+              tags: [fast, fake-target]
+            vars:
+              who: world
+            """,
+        "backups": """\
+            backups:
+              - backup: fake.backup
+                name: store
+            """,
+        "steady_state": """\
+            steady_state:
+              - check: fake.check
+            """,
+        "inject": """\
+            inject:
+              - fault: fake.fault
+                name: break-it
+                fires: [FakeDown]
+                playbook: "#recognise-it"
+            """,
+        "expect": """\
+            expect:
+              alerts:
+                - name: FakeDown
+                  fires_within: 5s
+                  resolves_within: 5s
+              silent: [OtherAlert]
+              mttr: 30s
+            """,
+        "recover": """\
+            recover:
+              - step: playbook.run
+                playbook: "#repair-the-thing"
+              - step: fake.step
+                takes: 0.2s
+                within: 10s
+            """,
+        "verify": """\
+            verify:
+              - check: fake.check
+                within: 10s
+            """,
+        "extra": "",
+        "timing": """\
+            timing:
+              poll_interval: 100ms
+            """,
+    }
+    parts.update(overrides)
+    return "".join(textwrap.dedent(v) for v in parts.values())
