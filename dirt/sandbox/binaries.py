@@ -1,0 +1,279 @@
+"""The sandbox's binaries: built from Go modules once, then found in a versioned cache.
+
+Nothing here is downloaded as a release binary.  Each component is built with
+the machine's Go from its published modules, through a small wrapper module
+kept in the repository (``build/<component>/go.mod``): Kubernetes' own go.mod
+replaces its staging modules with local folders, so the wrapper requires
+``k8s.io/kubernetes`` and replaces each staging module with its published
+``v0.Y.Z``.  Outputs land in ``${XDG_CACHE_HOME:-~/.cache}/dirt/bin/<component>-<version>/``
+and are reused whenever they answer ``--version`` correctly; Go's own module
+and build caches make a rebuild after a cache wipe fast.
+
+Prometheus, promtool and Alertmanager come from Debian packages (installed by
+``scripts/install-system-deps.sh``); they are only located here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dirt.errors import BinaryError
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.8.0"
+KSM_VERSION = "v2.20.0"
+
+#: The repository's wrapper modules (build/<name>/go.mod); found from the source
+#: tree, so building needs a checkout (an installed wheel uses the cache only).
+BUILD_ROOT = Path(__file__).resolve().parents[2] / "build"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("DIRT_BIN_CACHE")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "dirt" / "bin"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str
+    binaries: dict[str, str]  # output name -> Go package
+    module_dir: str | None = None  # wrapper module under build/; None: `go install pkg@version`
+    ldflags: Callable[[Component], str] = field(default=lambda c: "-s -w")
+    #: how each binary is asked for its version (default: --version)
+    version_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}"
+
+    def path(self, binary: str) -> Path:
+        return self.folder / binary
+
+
+def _kube_ldflags(c: Component) -> str:
+    major, minor = c.version.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={c.version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitCommit=go-module-{c.version}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    return " ".join(flags)
+
+
+KUBERNETES = Component(
+    name="kubernetes",
+    version=KUBERNETES_VERSION,
+    binaries={
+        "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    },
+    module_dir="kubernetes",
+    ldflags=_kube_ldflags,
+    version_args={"kubectl": ("version", "--client")},
+)
+
+ETCD = Component(
+    name="etcd",
+    version=ETCD_VERSION,
+    binaries={
+        "etcd": "go.etcd.io/etcd/server/v3",
+        "etcdctl": "go.etcd.io/etcd/etcdctl/v3",
+        "etcdutl": "go.etcd.io/etcd/etcdutl/v3",
+    },
+    module_dir="etcd",
+    ldflags=lambda c: f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=go-module-{c.version}",
+    version_args={"etcdctl": ("version",), "etcdutl": ("version",)},
+)
+
+KWOK = Component(
+    name="kwok",
+    version=KWOK_VERSION,
+    binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"},
+    module_dir=None,
+)
+
+KUBE_STATE_METRICS = Component(
+    name="kube-state-metrics",
+    version=KSM_VERSION,
+    binaries={"kube-state-metrics": "k8s.io/kube-state-metrics/v2"},
+    module_dir="kube-state-metrics",
+    ldflags=lambda c: f"-s -w -X github.com/prometheus/common/version.Version={c.version.lstrip('v')}",
+    version_args={"kube-state-metrics": ("version",)},
+)
+
+COMPONENTS = (KUBERNETES, ETCD, KWOK, KUBE_STATE_METRICS)
+
+
+def _answers(path: Path, component: Component) -> bool:
+    """Does the binary run and report the component's version?"""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    args = component.version_args.get(path.name, ("--version",))
+    try:
+        out = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return component.version.lstrip("v") in (out.stdout + out.stderr)
+
+
+def is_built(component: Component) -> bool:
+    marker = component.folder / ".complete"
+    return marker.is_file() and all((component.folder / b).is_file() for b in component.binaries)
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise BinaryError("the Go toolchain is not on PATH: the sandbox binaries are built with it "
+                          "(install Go 1.26+, then retry: dirt sandbox build)")
+    return go
+
+
+def build(component: Component, *, log: Callable[[str], None] = print, force: bool = False) -> Path:
+    """Build ``component`` into its cache folder unless a verified build is there."""
+    if is_built(component) and not force:
+        return component.folder
+    go = _go()
+    folder = component.folder
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-buildvcs=false", **component.env)
+    env.setdefault("GOTOOLCHAIN", "local")
+    started = time.monotonic()
+    log_path = cache_root() / f"build-{component.name}-{component.version}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if component.module_dir is not None:
+        module = BUILD_ROOT / component.module_dir
+        if not (module / "go.mod").is_file():
+            raise BinaryError(f"{component.name}: wrapper module {module}/go.mod not found "
+                              "(building needs a checkout of the dirt repository)")
+        argv = [go, "build", "-trimpath", "-ldflags", component.ldflags(component),
+                "-o", str(staging) + os.sep, *component.binaries.values()]
+        cwd = module
+    else:
+        env["GOBIN"] = str(staging)
+        argv = [go, "install", "-trimpath", "-ldflags", component.ldflags(component),
+                *(f"{pkg}@{component.version}" for pkg in component.binaries.values())]
+        cwd = cache_root()
+    log(f"building {component.name} {component.version} ({', '.join(component.binaries)}) — "
+        f"a cold build takes minutes; log: {log_path}")
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=out, stderr=subprocess.STDOUT)
+        last = started
+        while proc.poll() is None:
+            time.sleep(1)
+            if time.monotonic() - last >= 30:
+                last = time.monotonic()
+                log(f"  … still building {component.name} ({time.monotonic() - started:.0f}s)")
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise BinaryError(f"building {component.name} {component.version} failed (exit {proc.returncode}); "
+                          f"last lines of {log_path}:\n{tail}\nretry with: dirt sandbox build --force")
+    # Packages named after their module path (go.etcd.io/etcd/server/v3) build as 'v3'
+    # or the last element; rename outputs to the names we want.
+    for name, pkg in component.binaries.items():
+        produced = _produced_name(staging, pkg)
+        if produced is None:
+            raise BinaryError(f"{component.name}: go built no binary for {pkg} in {staging}")
+        if produced.name != name:
+            produced.rename(staging / name)
+    for name in component.binaries:
+        if not _answers(staging / name, component):
+            raise BinaryError(f"{component.name}: {name} does not report version {component.version}; "
+                              "retry with: dirt sandbox build --force")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    (folder / ".complete").write_text(json.dumps({"version": component.version,
+                                                  "seconds": round(time.monotonic() - started, 1)}))
+    log(f"built {component.name} {component.version} in {time.monotonic() - started:.0f}s -> {folder}")
+    return folder
+
+
+def _produced_name(folder: Path, pkg: str) -> Path | None:
+    parts = pkg.split("/")
+    candidates = [parts[-1]]
+    if parts[-1].startswith("v") and parts[-1][1:].isdigit():
+        candidates.append(parts[-2])
+    for name in candidates:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def build_all(*, log: Callable[[str], None] = print, force: bool = False,
+              components: tuple[Component, ...] = COMPONENTS) -> dict[str, Path]:
+    return {c.name: build(c, log=log, force=force) for c in components}
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Where each sandbox program is."""
+
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    etcd: Path
+    etcdctl: Path
+    etcdutl: Path
+    kwok: Path
+    kwokctl: Path
+    kube_state_metrics: Path | None
+    prometheus: Path
+    promtool: Path
+    alertmanager: Path
+
+    def versions(self) -> dict[str, str]:
+        return {"kubernetes": KUBERNETES_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION,
+                "kube-state-metrics": KSM_VERSION if self.kube_state_metrics else "not built"}
+
+
+def _system(name: str, *alternatives: str) -> Path:
+    for candidate in (name, *alternatives):
+        found = shutil.which(candidate)
+        if found:
+            return Path(found)
+    raise BinaryError(f"{name} not found: install the Debian packages with scripts/install-system-deps.sh "
+                      "(or `make deps`)")
+
+
+def locate(*, build_missing: bool = False, log: Callable[[str], None] = print) -> Binaries:
+    """Find every binary, building the Go ones first if asked; raise naming what is missing."""
+    for component in COMPONENTS:
+        if not is_built(component):
+            if build_missing:
+                build(component, log=log)
+            elif component is not KUBE_STATE_METRICS:
+                raise BinaryError(f"{component.name} {component.version} is not built yet: run "
+                                  "`dirt sandbox build` (or `make deps`)")
+    k, e, w = KUBERNETES, ETCD, KWOK
+    return Binaries(
+        kube_apiserver=k.path("kube-apiserver"), kube_controller_manager=k.path("kube-controller-manager"),
+        kube_scheduler=k.path("kube-scheduler"), kubectl=k.path("kubectl"),
+        etcd=e.path("etcd"), etcdctl=e.path("etcdctl"), etcdutl=e.path("etcdutl"),
+        kwok=w.path("kwok"), kwokctl=w.path("kwokctl"),
+        kube_state_metrics=KUBE_STATE_METRICS.path("kube-state-metrics") if is_built(KUBE_STATE_METRICS) else None,
+        prometheus=_system("prometheus"), promtool=_system("promtool"),
+        alertmanager=_system("prometheus-alertmanager", "alertmanager"),
+    )

@@ -1,0 +1,142 @@
+"""``dirt sandbox build|up|down|status|kubeconfig|logs``: manage local sandboxes.
+
+Which sandbox: ``--name`` picks one directly; otherwise the settings come from
+the sandbox target of dirt.yaml (``--target``, default: the default target if
+it is a sandbox, else the first sandbox target), else the built-in defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+def _sandbox(ctx: click.Context, name: str | None, target: str | None, nodes: int | None = None) -> Any:
+    from dirt.targets.sandbox import SandboxTarget
+
+    loaded = ctx.obj.loaded if ctx.obj is not None else None
+    chosen = None
+    if loaded is not None:
+        targets = loaded.config.targets
+        if target:
+            chosen_name, chosen = loaded.target(target)
+        elif targets.get(loaded.config.default_target) and targets[loaded.config.default_target].provider == "sandbox":
+            chosen_name, chosen = loaded.config.default_target, targets[loaded.config.default_target]
+        else:
+            chosen_name, chosen = next(((n, t) for n, t in targets.items() if t.provider == "sandbox"), (None, None))
+    from dirt.config import TargetConfig
+
+    if chosen is None or chosen.provider != "sandbox":
+        chosen_name, chosen = "sandbox", TargetConfig(provider="sandbox")
+    settings = dict(chosen.settings)
+    if name:
+        settings["name"] = name
+    if nodes is not None:
+        settings["nodes"] = nodes
+    config = chosen.model_copy(update={"settings": settings})
+    return SandboxTarget(chosen_name, config, loaded.root if loaded else __import__("pathlib").Path.cwd()).sandbox
+
+
+_name = click.option("--name", help="Sandbox name (default: from dirt.yaml, else 'dirt').")
+_target = click.option("--target", "-t", help="Sandbox target of dirt.yaml whose settings to use.")
+
+
+@click.group()
+def sandbox() -> None:
+    """A real local Kubernetes control plane (no Docker) with Prometheus and Alertmanager."""
+
+
+@sandbox.command()
+@click.option("--force", is_flag=True, help="Rebuild even when a cached build answers the right version.")
+def build(force: bool) -> None:
+    """Build (or find in the cache) the control-plane binaries: Kubernetes, etcd, kwok, kube-state-metrics."""
+    import time
+
+    from dirt.sandbox.binaries import build_all, cache_root
+
+    start = time.monotonic()
+    folders = build_all(force=force, log=lambda m: click.echo(m, err=True))
+    for name, folder in folders.items():
+        click.echo(f"{name:20} {folder}")
+    click.echo(f"binaries ready in {time.monotonic() - start:.0f}s (cache: {cache_root()})", err=True)
+
+
+@sandbox.command()
+@_name
+@_target
+@click.option("--nodes", type=int, help="Number of KWOK nodes (default 3).")
+@click.pass_context
+def up(ctx: click.Context, name: str | None, target: str | None, nodes: int | None) -> None:
+    """Create or resume a sandbox; idempotent. Prints where everything is."""
+    box = _sandbox(ctx, name, target, nodes)
+    status = box.up(log=lambda m: click.echo(m, err=True))
+    _print_status(status)
+
+
+@sandbox.command()
+@_name
+@_target
+@click.pass_context
+def down(ctx: click.Context, name: str | None, target: str | None) -> None:
+    """Stop every process the sandbox started and remove its state."""
+    box = _sandbox(ctx, name, target)
+    box.down(log=lambda m: click.echo(m, err=True))
+
+
+@sandbox.command()
+@_name
+@_target
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, name: str | None, target: str | None, as_json: bool) -> None:
+    """Show the sandbox's components (pid, healthy), kubeconfig and monitoring URLs."""
+    box = _sandbox(ctx, name, target)
+    data = box.status()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_status(data)
+    if not data["exists"] or not all(c["healthy"] for c in data["components"]):
+        sys.exit(1)
+
+
+@sandbox.command()
+@_name
+@_target
+@click.pass_context
+def kubeconfig(ctx: click.Context, name: str | None, target: str | None) -> None:
+    """Print the path of the sandbox's kubeconfig (export KUBECONFIG=$(dirt sandbox kubeconfig))."""
+    box = _sandbox(ctx, name, target)
+    if not box.exists():
+        raise click.ClickException(f"sandbox {box.name!r} does not exist: run `dirt sandbox up`")
+    click.echo(str(box.kubeconfig))
+
+
+@sandbox.command()
+@click.argument("component")
+@_name
+@_target
+@click.option("--lines", "-n", default=50, show_default=True)
+@click.pass_context
+def logs(ctx: click.Context, component: str, name: str | None, target: str | None, lines: int) -> None:
+    """Print the last lines of a component's log (e.g. kube-apiserver, etcd, prometheus)."""
+    box = _sandbox(ctx, name, target)
+    path = box.log_path(component)
+    if not path.exists():
+        raise click.ClickException(f"no log for {component} yet ({path})")
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    click.echo("\n".join(text))
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    click.echo(f"sandbox     {data['name']} ({'exists' if data['exists'] else 'not created'})")
+    click.echo(f"kubeconfig  {data['kubeconfig']}")
+    click.echo(f"api server  {data.get('api_server')}")
+    click.echo(f"prometheus  {data['prometheus_url']}")
+    click.echo(f"alertmgr    {data['alertmanager_url']}")
+    for c in data["components"]:
+        state = "healthy" if c["healthy"] else ("running" if c["pid"] else "stopped")
+        click.echo(f"  {c['name']:24} {state:8} pid {c['pid'] or '-'}")

@@ -1,0 +1,534 @@
+"""One named sandbox: a real control plane run by ``kwokctl --runtime binary``, plus monitoring.
+
+Layout (``$DIRT_SANDBOX_HOME`` or ``${XDG_STATE_HOME:-~/.local/state}/dirt/sandboxes``)::
+
+    <name>/sandbox.json          ports, versions, settings (what `status` reads)
+    <name>/kwokctl.yaml          the KwokctlConfiguration (every binary a local path)
+    <name>/kwok/clusters/<name>/ kwokctl's working dir: kubeconfig.yaml, pki/, etcd/, pids/, logs/
+    <name>/prometheus/           prometheus.yml, rules/, data/
+    <name>/alertmanager/         alertmanager.yml, data/
+    <name>/pids/, <name>/logs/   the monitoring processes dirt starts itself
+
+kwokctl creates and deletes the cluster and forks the control-plane processes;
+dirt stops and starts single components itself (kwokctl has no command for
+that) by PID from ``pids/<component>.pid``, with the exact command line kwokctl
+recorded in ``kwok.yaml``.  Every server binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dirt.errors import TargetError
+from dirt.sandbox import process
+from dirt.sandbox.binaries import Binaries, locate
+from dirt.sandbox.monitoring import (
+    RULES_DIR,
+    Ports,
+    alertmanager_config,
+    prometheus_config,
+    write_rules,
+    write_yaml,
+)
+
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+MONITORS = ("kube-state-metrics", "prometheus", "alertmanager")
+Log = Callable[[str], None]
+
+
+def sandbox_home() -> Path:
+    env = os.environ.get("DIRT_SANDBOX_HOME")
+    if env:
+        return Path(env)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "dirt" / "sandboxes"
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+class Sandbox:
+    def __init__(self, name: str = "dirt", *, nodes: int = 3, scrape_interval: float = 1.0,
+                 evaluation_interval: float = 1.0, alert_for: float | None = None,
+                 rules: list[Path] | None = None, kube_state_metrics: bool = True,
+                 node_grace_period: float = 10.0, home: Path | None = None) -> None:
+        self.name = name
+        self.nodes = nodes
+        self.scrape_interval = scrape_interval
+        self.evaluation_interval = evaluation_interval
+        self.alert_for = alert_for
+        self.extra_rules = list(rules or [])
+        self.want_ksm = kube_state_metrics
+        self.node_grace_period = node_grace_period
+        self.root = (home or sandbox_home()) / name
+        self.kwok_workdir = self.root / "kwok"
+        self.cluster_dir = self.kwok_workdir / "clusters" / name
+        self._binaries: Binaries | None = None
+
+    # -- paths and state ----------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster_dir / "kubeconfig.yaml"
+
+    @property
+    def pki(self) -> Path:
+        return self.cluster_dir / "pki"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "sandbox.json"
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, **fields: Any) -> None:
+        data = self.state() | fields
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.state_file)
+
+    @property
+    def ports(self) -> Ports:
+        stored = self.state().get("ports")
+        if stored:
+            return Ports(**stored)
+        ports = Ports(*process.free_ports(len(Ports.names())))
+        self._save_state(ports=asdict(ports))
+        return ports
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.alertmanager}"
+
+    def binaries(self, *, build_missing: bool = False, log: Log = _quiet) -> Binaries:
+        if self._binaries is None:
+            self._binaries = locate(build_missing=build_missing, log=log)
+        return self._binaries
+
+    def exists(self) -> bool:
+        return (self.cluster_dir / "kwok.yaml").is_file()
+
+    # -- kwokctl ------------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KWOK_")}
+        env["KWOK_WORKDIR"] = str(self.kwok_workdir)
+        # kwokctl prefers a kubectl found on PATH: make sure it is ours.
+        env["PATH"] = f"{self.binaries().kubectl.parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def _kwokctl(self, *args: str, timeout: float = 180.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.binaries().kwokctl), "--name", self.name, *args]
+        try:
+            proc = subprocess.run(argv, env=self._env(), capture_output=True, text=True, timeout=timeout,
+                                  cwd=str(self.root))
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"kwokctl {' '.join(args[:2])} did not finish within {timeout:.0f}s") from None
+        if check and proc.returncode != 0:
+            raise TargetError(f"kwokctl {' '.join(args[:2])} failed (exit {proc.returncode}): "
+                              f"{_last_message(proc.stderr or proc.stdout)}")
+        return proc
+
+    def _kwokctl_config(self) -> Path:
+        b = self.binaries()
+        p = self.ports
+        grace_ms = int(self.node_grace_period * 1000)
+        config = {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": {
+                "runtime": "binary",
+                "kubeVersion": b.versions()["kubernetes"],
+                "etcdVersion": b.versions()["etcd"].lstrip("v"),
+                "bindAddress": "127.0.0.1",
+                "kubeApiserverPort": p.kube_apiserver,
+                "etcdPort": p.etcd,
+                "etcdPeerPort": p.etcd_peer,
+                "kubeControllerManagerPort": p.kube_controller_manager,
+                "kubeSchedulerPort": p.kube_scheduler,
+                "kwokControllerPort": p.kwok_controller,
+                "kubeApiserverBinary": str(b.kube_apiserver),
+                "kubeControllerManagerBinary": str(b.kube_controller_manager),
+                "kubeSchedulerBinary": str(b.kube_scheduler),
+                "kubectlBinary": str(b.kubectl),
+                "etcdBinary": str(b.etcd),
+                "etcdctlBinary": str(b.etcdctl),
+                "etcdutlBinary": str(b.etcdutl),
+                "kwokControllerBinary": str(b.kwok),
+                "cacheDir": str(self.root / "kwok-cache"),
+                "quietPull": True,
+                "disableQPSLimits": True,
+                # Node liveness in seconds rather than minutes, so node-loss drills are quick.
+                "heartbeatFactor": 1.0,
+                "nodeLeaseDurationSeconds": max(4, int(self.node_grace_period // 2)),
+                "nodeStatusUpdateFrequencyMilliseconds": 2000,
+                "kubeControllerManagerNodeMonitorPeriodMilliseconds": 1000,
+                "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": grace_ms,
+            },
+            # A lone controller-manager or scheduler that loses its leader lease (the API
+            # server is down for >10s) exits, and no kubelet restarts it here as it would
+            # a static pod: without leader election they wait for the API to come back.
+            "componentsPatches": [
+                {"name": "kube-controller-manager", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
+                {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
+            ],
+        }
+        path = self.root / "kwokctl.yaml"
+        write_yaml(path, config)
+        return path
+
+    # -- up / down / status ---------------------------------------------------------------
+    def up(self, *, log: Log = print, timeout: float = 180.0) -> dict[str, Any]:
+        """Create (or resume) the sandbox; return its status once everything is healthy."""
+        started = time.monotonic()
+        self.binaries(build_missing=True, log=log)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._save_state(name=self.name, versions=self.binaries().versions(), nodes=self.nodes)
+        if self.exists():
+            for component in CONTROL_PLANE:
+                if not self.component_running(component):
+                    log(f"starting {component}")
+                    self.start_component(component, wait=False)
+        else:
+            log(f"creating sandbox {self.name!r} (kwokctl --runtime binary)")
+            self.create_cluster(log=log)
+        self.wait_api(timeout)
+        self.scale_nodes(self.nodes, log=log)
+        self.start_monitoring(log=log)
+        self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
+        self._save_state(up_seconds=round(time.monotonic() - started, 2))
+        log(f"sandbox {self.name!r} is up in {time.monotonic() - started:.1f}s")
+        return self.status()
+
+    def create_cluster(self, *, log: Log = _quiet) -> None:
+        """A fresh cluster (new etcd, new PKI) with the sandbox's name and ports."""
+        config = self._kwokctl_config()
+        self._kwokctl("-c", str(config), "create", "cluster", "--kubeconfig", str(self.root / "kwokctl-kubeconfig.yaml"),
+                      "--wait", "60s", "--timeout", "120s")
+        self.wait_api(90.0)
+        self.scale_nodes(self.nodes, log=log)
+        if process.alive(self._pid("kube-state-metrics")):
+            # its client certificate came from the old PKI
+            self._restart_monitor("kube-state-metrics")
+
+    def delete_cluster(self) -> None:
+        """The whole cluster gone: processes killed, etcd data and PKI removed."""
+        if not self.exists():
+            return
+        self._kwokctl("delete", "cluster", "--kubeconfig", str(self.root / "kwokctl-kubeconfig.yaml"))
+        deadline = time.monotonic() + 30
+        while self.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def down(self, *, log: Log = print) -> None:
+        """Stop every process the sandbox started and remove its state."""
+        for name in reversed(MONITORS):
+            if process.stop(self._pid(name), binary=self._monitor_binary(name)):
+                log(f"stopped {name}")
+        if self.exists():
+            try:
+                self.delete_cluster()
+                log("deleted the cluster (kwokctl delete cluster)")
+            except (TargetError, OSError) as exc:
+                log(f"kwokctl delete failed ({exc}); stopping components by PID")
+        for component in CONTROL_PLANE:  # anything kwokctl left behind
+            process.stop(self._pid(component), binary=self._component_binary(component))
+        shutil.rmtree(self.root, ignore_errors=True)
+        log(f"sandbox {self.name!r} removed")
+
+    def status(self) -> dict[str, Any]:
+        state = self.state()
+        components = []
+        for name in (*CONTROL_PLANE, *MONITORS):
+            if name == "kube-state-metrics" and not self.want_ksm:
+                continue
+            pid = self._pid(name)
+            running = self.component_running(name)
+            components.append({"name": name, "pid": pid if running else None, "healthy": running and self._healthy(name)})
+        return {
+            "name": self.name,
+            "exists": self.exists(),
+            "kubeconfig": str(self.kubeconfig),
+            "prometheus_url": self.prometheus_url if state.get("ports") else None,
+            "alertmanager_url": self.alertmanager_url if state.get("ports") else None,
+            "api_server": f"https://127.0.0.1:{self.ports.kube_apiserver}" if state.get("ports") else None,
+            "components": components,
+            "versions": state.get("versions", {}),
+            "root": str(self.root),
+            "up_seconds": state.get("up_seconds"),
+        }
+
+    # -- health -----------------------------------------------------------------------------
+    def _get(self, url: str, *, client_cert: bool = False, verify: bool | str = False, timeout: float = 2.0) -> Any:
+        import warnings
+
+        import requests
+        import urllib3
+
+        cert = (str(self.pki / "admin.crt"), str(self.pki / "admin.key")) if client_cert else None
+        try:
+            with warnings.catch_warnings():  # controller-manager/scheduler serve self-signed certs
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                return requests.get(url, cert=cert, verify=verify, timeout=timeout)
+        except (requests.RequestException, OSError):
+            return None
+
+    def _healthy(self, name: str) -> bool:
+        p = self.ports
+        checks: dict[str, Callable[[], Any]] = {
+            "etcd": lambda: self._get(f"http://127.0.0.1:{p.etcd}/health"),
+            "kube-apiserver": lambda: self._get(f"https://127.0.0.1:{p.kube_apiserver}/readyz", client_cert=True,
+                                                verify=str(self.pki / "ca.crt")),
+            "kube-controller-manager": lambda: self._get(f"https://127.0.0.1:{p.kube_controller_manager}/healthz"),
+            "kube-scheduler": lambda: self._get(f"https://127.0.0.1:{p.kube_scheduler}/healthz"),
+            "kwok-controller": lambda: self._get(f"http://127.0.0.1:{p.kwok_controller}/healthz"),
+            "kube-state-metrics": lambda: self._get(f"http://127.0.0.1:{p.kube_state_metrics}/healthz"),
+            "prometheus": lambda: self._get(f"{self.prometheus_url}/-/ready"),
+            "alertmanager": lambda: self._get(f"{self.alertmanager_url}/-/ready"),
+        }
+        response = checks[name]()
+        return response is not None and response.status_code == 200
+
+    def wait_api(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.component_running("kube-apiserver") and self._healthy("kube-apiserver"):
+                return
+            time.sleep(0.2)
+        raise TargetError(f"sandbox {self.name!r}: kube-apiserver not ready after {timeout:.0f}s "
+                          f"(log: {self.cluster_dir / 'logs' / 'kube-apiserver.log'})")
+
+    def wait_healthy(self, timeout: float = 60.0, components: tuple[str, ...] | None = None) -> None:
+        names = components or tuple(c["name"] for c in self.status()["components"])
+        deadline = time.monotonic() + timeout
+        bad: list[str] = []
+        while time.monotonic() < deadline:
+            bad = [n for n in names if not (self.component_running(n) and self._healthy(n))]
+            if not bad:
+                return
+            time.sleep(0.25)
+        raise TargetError(f"sandbox {self.name!r}: not healthy after {timeout:.0f}s: {', '.join(bad)} "
+                          f"(see `dirt sandbox logs {bad[0]}`)")
+
+    # -- nodes ------------------------------------------------------------------------------
+    def kubectl(self, *args: str, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.binaries().kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise TargetError(f"kubectl {' '.join(args[:3])} failed: {_last_message(proc.stderr)}")
+        return proc
+
+    def scale_nodes(self, count: int, *, log: Log = _quiet, timeout: float = 60.0) -> None:
+        self._kwokctl("scale", "node", "--replicas", str(count))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = self.ready_nodes()
+            if len(ready) >= count:
+                return
+            time.sleep(0.25)
+        raise TargetError(f"sandbox {self.name!r}: {count} nodes wanted, {len(self.ready_nodes())} Ready "
+                          f"after {timeout:.0f}s")
+
+    def ready_nodes(self) -> list[str]:
+        proc = self.kubectl("get", "nodes", "-o", "json", check=False)
+        if proc.returncode != 0:
+            return []
+        items = json.loads(proc.stdout).get("items", [])
+        return [n["metadata"]["name"] for n in items
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
+
+    # -- components -------------------------------------------------------------------------
+    def _pid(self, name: str) -> int | None:
+        folder = self.cluster_dir / "pids" if name in CONTROL_PLANE else self.root / "pids"
+        return process.read_pid(folder / f"{name}.pid")
+
+    def _component_binary(self, name: str) -> Path:
+        return self.cluster_dir / "bin" / name
+
+    def _monitor_binary(self, name: str) -> Path | None:
+        b = self.binaries()
+        return {"prometheus": b.prometheus, "alertmanager": b.alertmanager,
+                "kube-state-metrics": b.kube_state_metrics}[name]
+
+    def component_running(self, name: str) -> bool:
+        if name in CONTROL_PLANE:
+            return process.alive(self._pid(name), self._component_binary(name))
+        return process.alive(self._pid(name), self._monitor_binary(name))
+
+    def _recorded(self, name: str) -> dict[str, Any]:
+        docs = yaml.safe_load_all((self.cluster_dir / "kwok.yaml").read_text())
+        for doc in docs:
+            if isinstance(doc, dict) and doc.get("kind") == "KwokctlConfiguration":
+                for component in doc.get("components", []):
+                    if component.get("name") == name:
+                        return component
+        raise TargetError(f"sandbox {self.name!r}: kwok.yaml has no component {name!r}")
+
+    def stop_component(self, name: str, *, graceful: bool = False) -> None:
+        """Kill a component (SIGKILL: a crash, as a lost machine is), or stop it with SIGTERM."""
+        if name not in CONTROL_PLANE:
+            raise TargetError(f"unknown sandbox component {name!r} (one of {', '.join(CONTROL_PLANE)})")
+        process.stop(self._pid(name), binary=self._component_binary(name),
+                     sig=signal.SIGTERM if graceful else signal.SIGKILL, timeout=30.0)
+        (self.cluster_dir / "pids" / f"{name}.pid").unlink(missing_ok=True)
+
+    def start_component(self, name: str, *, wait: bool = True) -> None:
+        """Start one control-plane component with the command line kwokctl recorded."""
+        if name not in CONTROL_PLANE:
+            raise TargetError(f"unknown sandbox component {name!r} (one of {', '.join(CONTROL_PLANE)})")
+        if self.component_running(name):
+            return
+        spec = self._recorded(name)
+        env = self._env()
+        for item in spec.get("envs") or []:
+            env[item["name"]] = item["value"]
+        process.start([spec["binary"], *spec.get("args", [])], log=self.cluster_dir / "logs" / f"{name}.log",
+                      pidfile=self.cluster_dir / "pids" / f"{name}.pid",
+                      cwd=Path(spec.get("workDir") or self.cluster_dir), env=env)
+        if wait:
+            self.wait_healthy(60.0, (name,))
+
+    # -- monitoring processes --------------------------------------------------------------
+    def start_monitoring(self, *, log: Log = _quiet) -> None:
+        b = self.binaries()
+        p = self.ports
+        ksm = self.want_ksm and b.kube_state_metrics is not None
+        prom_dir = self.root / "prometheus"
+        rules = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for)
+        write_yaml(prom_dir / "prometheus.yml", prometheus_config(
+            ports=p, pki=self.pki, rule_files=rules, scrape_interval=self.scrape_interval,
+            evaluation_interval=self.evaluation_interval, with_ksm=ksm))
+        am_dir = self.root / "alertmanager"
+        write_yaml(am_dir / "alertmanager.yml", alertmanager_config())
+        commands: dict[str, list[str]] = {
+            "alertmanager": [str(b.alertmanager), f"--config.file={am_dir / 'alertmanager.yml'}",
+                             f"--storage.path={am_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.alertmanager}",
+                             "--cluster.listen-address=", "--log.level=warn"],
+            "prometheus": [str(b.prometheus), f"--config.file={prom_dir / 'prometheus.yml'}",
+                           f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.prometheus}",
+                           "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn"],
+        }
+        if ksm:
+            commands["kube-state-metrics"] = [
+                str(b.kube_state_metrics), f"--kubeconfig={self.kubeconfig}", "--host=127.0.0.1",
+                f"--port={p.kube_state_metrics}", "--telemetry-host=127.0.0.1",
+                f"--telemetry-port={p.kube_state_metrics_telemetry}",
+                "--resources=deployments,daemonsets,statefulsets,replicasets,pods,nodes,namespaces,"
+                "services,configmaps,secrets,persistentvolumeclaims,jobs,poddisruptionbudgets",
+            ]
+        self._save_state(monitors={k: v for k, v in commands.items()})
+        for name, argv in commands.items():
+            if self.component_running(name):
+                if name == "prometheus":
+                    self._get(f"{self.prometheus_url}/-/reload")  # config may have changed
+                continue
+            log(f"starting {name} on 127.0.0.1:{getattr(p, name.replace('-', '_'))}")
+            process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
+                          cwd=self.root)
+
+    def _restart_monitor(self, name: str) -> None:
+        argv = self.state().get("monitors", {}).get(name)
+        process.stop(self._pid(name), binary=self._monitor_binary(name))
+        if argv:
+            process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
+                          cwd=self.root)
+
+    def restart_monitor(self, name: str) -> None:
+        self._restart_monitor(name)
+
+    def log_path(self, name: str) -> Path:
+        if name in CONTROL_PLANE:
+            return self.cluster_dir / "logs" / f"{name}.log"
+        if name in MONITORS:
+            return self.root / "logs" / f"{name}.log"
+        raise TargetError(f"no component {name!r}; one of {', '.join((*CONTROL_PLANE, *MONITORS))}")
+
+    # -- etcd --------------------------------------------------------------------------------
+    @property
+    def etcd_data(self) -> Path:
+        return self.cluster_dir / "etcd"
+
+    def etcd_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.etcd}"
+
+    def snapshot_save(self, path: Path) -> dict[str, Any]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([str(self.binaries().etcdctl), f"--endpoints={self.etcd_endpoint()}",
+                               "snapshot", "save", str(path)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "ETCDCTL_API": "3"})
+        if proc.returncode != 0:
+            raise TargetError(f"etcdctl snapshot save failed: {_last_message(proc.stderr)}")
+        return self.snapshot_status(path)
+
+    def snapshot_status(self, path: Path) -> dict[str, Any]:
+        proc = subprocess.run([str(self.binaries().etcdutl), "snapshot", "status", str(path), "-w", "json"],
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise TargetError(f"etcdutl snapshot status {path}: {_last_message(proc.stderr)}")
+        return json.loads(proc.stdout)
+
+    def snapshot_restore(self, path: Path, *, log: Log = _quiet) -> dict[str, Any]:
+        """The documented etcd recovery: verify, stop the API server, restore into a new
+        data dir, start etcd on it, start the API server, restart the controllers."""
+        status = self.snapshot_status(path)  # a corrupt snapshot fails here, before anything stops
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller", "etcd"):
+            self.stop_component(component)
+        peer = f"http://127.0.0.1:{self.ports.etcd_peer}"
+        fresh = self.cluster_dir / "etcd-restore"
+        shutil.rmtree(fresh, ignore_errors=True)
+        proc = subprocess.run(
+            [str(self.binaries().etcdutl), "snapshot", "restore", str(path), f"--data-dir={fresh}",
+             "--name=node0", f"--initial-cluster=node0={peer}", f"--initial-advertise-peer-urls={peer}",
+             # Revisions must not go backwards for watchers (etcd issue 16028).
+             "--bump-revision=1000000000", "--mark-compacted"],
+            capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise TargetError(f"etcdutl snapshot restore failed: {_last_message(proc.stderr)}")
+        shutil.rmtree(self.etcd_data, ignore_errors=True)
+        fresh.rename(self.etcd_data)
+        for component in CONTROL_PLANE:
+            self.start_component(component)
+        self.wait_api(60.0)
+        if process.alive(self._pid("kube-state-metrics")):
+            self._restart_monitor("kube-state-metrics")
+        log(f"restored etcd from {path.name} (revision {status.get('revision')}, {status.get('totalKey')} keys)")
+        return status
+
+    def etcd_wipe(self) -> None:
+        """etcd's data directory lost: etcd stops, its data is deleted, it comes back empty."""
+        self.stop_component("etcd")
+        shutil.rmtree(self.etcd_data, ignore_errors=True)
+        self.start_component("etcd")
+
+
+def _last_message(text: str) -> str:
+    """The useful part of a Go program's (often JSON) log output."""
+    for line in reversed([ln for ln in text.strip().splitlines() if ln.strip()]):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line.strip()[:300]
+        if isinstance(record, dict):
+            msg = record.get("msg", "")
+            err = record.get("err") or record.get("error") or ""
+            return f"{msg}: {err}".strip(": ")[:300]
+    return "(no output)"

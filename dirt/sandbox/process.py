@@ -1,0 +1,130 @@
+"""Starting and stopping the sandbox's own processes, by PID, never by name.
+
+Every process is started in its own session with its output appended to a log
+file and its PID written to a pid file.  Stopping checks that the PID still
+belongs to the binary we started (``/proc/PID/exe``) before signalling it, so
+a recycled PID is never killed by mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def start(argv: list[str], *, log: Path, pidfile: Path, cwd: Path | None = None,
+          env: Mapping[str, str] | None = None) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(cwd) if cwd else None, env=dict(env) if env is not None else None,
+            start_new_session=True, close_fds=True,
+        )
+    pidfile.write_text(str(proc.pid))
+    return proc.pid
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def alive(pid: int | None, binary: Path | str | None = None) -> bool:
+    """Is ``pid`` running (and, when given, running ``binary``)?"""
+    if not pid:
+        return False
+    exe = _exe(pid)
+    if exe is None or _zombie(pid):
+        return False
+    if binary is None:
+        return True
+    want = os.path.realpath(binary)
+    return exe.removesuffix(" (deleted)") in (want, str(binary))
+
+
+def stop(pid: int | None, *, binary: Path | str | None = None, timeout: float = 10.0,
+         sig: int = signal.SIGTERM) -> bool:
+    """Signal our process and wait for it to exit; SIGKILL after ``timeout``.
+
+    Returns True when a process was stopped, False when there was none.
+    """
+    if not alive(pid, binary):
+        return False
+    assert pid is not None
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            _reap(pid)
+            return True
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    while alive(pid):
+        time.sleep(0.05)
+    _reap(pid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ports free right now (held open together so they are distinct)."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

@@ -1,0 +1,127 @@
+"""The ``sandbox`` target: the local control plane of ``dirt.sandbox``, breakable at will.
+
+Everything a drill needs is real: the Kubernetes API (client from the sandbox's
+kubeconfig), Prometheus and Alertmanager (URLs from the sandbox's state),
+stopping and starting each control-plane component by the PIDs it owns, etcd
+snapshots with ``etcdctl``/``etcdutl``, and deleting and recreating the whole
+cluster with the same name (fresh etcd, fresh PKI).  ``prepare`` brings the
+sandbox up if it is not (idempotent), so ``dirt run`` works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from dirt.config import Endpoint
+from dirt.durations import Duration
+from dirt.errors import TargetError
+from dirt.targets.base import Settings, SnapshotInfo, Target
+
+
+class SandboxSettings(Settings):
+    name: str = Field("dirt", pattern=r"^[a-z0-9][-a-z0-9]*$", description="Sandbox name (several can coexist).")
+    nodes: int = Field(3, ge=1, le=200, description="KWOK nodes, all Ready.")
+    scrape_interval: Duration = Field(1.0, description="Prometheus scrape interval.")
+    evaluation_interval: Duration = Field(1.0, description="Prometheus rule evaluation interval.")
+    alert_for: Duration | None = Field(None, description="Override every rule's 'for:'.")
+    rules: list[str] = Field(default_factory=list, description="Extra rule files or folders.")
+    kube_state_metrics: bool = Field(True, description="Run kube-state-metrics (workload and node alerts).")
+    node_grace_period: Duration = Field(10.0, description="controller-manager node monitor grace period.")
+    auto_up: bool = Field(True, description="Bring the sandbox up before a drill if it is not.")
+
+
+class SandboxTarget(Target):
+    provider = "sandbox"
+    Settings = SandboxSettings
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "cluster"})
+
+    def __init__(self, name: str, config: Any, root: Path) -> None:
+        super().__init__(name, config, root)
+        s = self.settings
+        from dirt.sandbox.cluster import Sandbox
+
+        self.sandbox = Sandbox(
+            s.name, nodes=s.nodes, scrape_interval=s.scrape_interval, evaluation_interval=s.evaluation_interval,
+            alert_for=s.alert_for, rules=[root / r for r in s.rules], kube_state_metrics=s.kube_state_metrics,
+            node_grace_period=s.node_grace_period,
+        )
+
+    @property
+    def is_sandbox(self) -> bool:
+        return True
+
+    def cluster_name(self) -> str:
+        return self.sandbox.name
+
+    def describe(self) -> dict[str, Any]:
+        state = self.sandbox.state()
+        return {"name": self.name, "provider": self.provider, "sandbox": self.sandbox.name,
+                "versions": state.get("versions", {}), "nodes": self.settings.nodes,
+                "api_server": f"https://127.0.0.1:{state['ports']['kube_apiserver']}" if state.get("ports") else None}
+
+    def prepare(self) -> None:
+        status = self.sandbox.status() if self.sandbox.exists() else None
+        healthy = status is not None and all(c["healthy"] for c in status["components"])
+        if not healthy:
+            if not self.settings.auto_up:
+                raise TargetError(f"sandbox {self.sandbox.name!r} is not up: run `dirt sandbox up`")
+            self.sandbox.up(log=lambda m: None)
+        self.reset_kube()
+
+    def kubeconfig_path(self) -> str | None:
+        return str(self.sandbox.kubeconfig)
+
+    @property
+    def prometheus(self) -> Endpoint | None:
+        return self.config.prometheus or Endpoint(url=self.sandbox.prometheus_url, timeout=5.0)
+
+    @property
+    def alertmanager(self) -> Endpoint | None:
+        return self.config.alertmanager or Endpoint(url=self.sandbox.alertmanager_url, timeout=5.0)
+
+    # -- cluster-level operations -------------------------------------------------------
+    def stop_component(self, component: str, *, graceful: bool = False) -> None:
+        self.sandbox.stop_component(component, graceful=graceful)
+
+    def start_component(self, component: str) -> None:
+        self.sandbox.start_component(component)
+        if component == "kube-apiserver":
+            self.reset_kube()
+
+    def component_running(self, component: str) -> bool:
+        return self.sandbox.component_running(component)
+
+    def etcd_snapshot_save(self, path: Path) -> SnapshotInfo:
+        status = self.sandbox.snapshot_save(path)
+        return _snapshot_info(path, status)
+
+    def etcd_snapshot_status(self, path: Path) -> SnapshotInfo:
+        return _snapshot_info(path, self.sandbox.snapshot_status(path))
+
+    def etcd_snapshot_restore(self, path: Path) -> None:
+        self.sandbox.snapshot_restore(path)
+        self.reset_kube()
+
+    def etcd_wipe(self) -> None:
+        self.sandbox.etcd_wipe()
+
+    def delete_cluster(self) -> None:
+        self.sandbox.delete_cluster()
+        self.reset_kube()
+
+    def create_cluster(self) -> None:
+        self.sandbox.create_cluster()
+        self.reset_kube()
+
+    def cluster_exists(self) -> bool:
+        return self.sandbox.exists()
+
+
+def _snapshot_info(path: Path, status: dict[str, Any]) -> SnapshotInfo:
+    return SnapshotInfo(path=str(path), hash=int(status.get("hash", 0)), revision=int(status.get("revision", 0)),
+                        total_keys=int(status.get("totalKey", 0)), size_bytes=int(status.get("totalSize", 0)),
+                        created_at=path.stat().st_mtime if path.exists() else time.time())
