@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dirt-config", default=None, help="dirt.yaml to use (default: the nearest one).")
     group.addoption("--dirt-no-collect", action="store_true", default=False,
                     help="Do not collect scenario files as tests.")
+    group.addoption("--dirt-keep-sandbox", action="store_true", default=False,
+                    help="Leave a sandbox this session started running at the end.")
 
 
 class DirtSession:
@@ -41,6 +43,7 @@ class DirtSession:
         self.config = config
         self._loaded: Any = None
         self.results: list[Any] = []
+        self.started_sandboxes: dict[str, Any] = {}  # name -> Sandbox this session brought up
 
     @property
     def loaded(self) -> Any:
@@ -69,11 +72,57 @@ class DirtSession:
         scenario = load_scenario(Path(path), LoadOptions(known_targets=list(loaded.config.targets),
                                                          variables=dict(variables or {})))
         target_obj = target_for(scenario, loaded, target or self.target_name)
+        self.ensure_up(target_obj)
         options = run_options(loaded, report_dir=report_dir or self.report_dir, handle_signals=False,
                               variables=dict(variables or {}))
         result = run_scenario(scenario, target_obj, options)
         self.results.append(result)
         return result
+
+
+    def ensure_up(self, target: Any) -> None:
+        """Bring a sandbox target up once per session (reused when already up)."""
+        sandbox = getattr(target, "sandbox", None)
+        if sandbox is None or sandbox.name in self.started_sandboxes:
+            return
+        status = sandbox.status() if sandbox.exists() else None
+        if status is not None and all(c["healthy"] for c in status["components"]):
+            self.started_sandboxes[sandbox.name] = None  # was up already: reuse, leave running
+            return
+        sandbox.up(log=lambda message: None)
+        self.started_sandboxes[sandbox.name] = sandbox
+
+    def sandbox_target(self, name: str | None = None) -> Any:
+        """The sandbox target of dirt.yaml (``name``, else the default if it is a sandbox)."""
+        from dirt.targets.base import make_target
+
+        loaded = self.loaded
+        targets = loaded.config.targets
+        if name is None:
+            default = loaded.config.default_target
+            name = default if targets[default].provider == "sandbox" else next(
+                (n for n, t in targets.items() if t.provider == "sandbox"), None)
+        if name is None:
+            from dirt.config import TargetConfig
+
+            target = make_target("sandbox", TargetConfig(provider="sandbox"), loaded.root)
+        else:
+            target = make_target(*loaded.target(name), loaded.root)
+        self.ensure_up(target)
+        return target
+
+    def finish(self) -> None:
+        if self.config.getoption("--dirt-keep-sandbox"):
+            return
+        for sandbox in self.started_sandboxes.values():
+            if sandbox is not None:
+                sandbox.down(log=lambda message: None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_CONFIG_KEY, None)
+    if state is not None:
+        state.finish()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -152,3 +201,13 @@ class ScenarioItem(pytest.Item):
 def dirt(request: pytest.FixtureRequest) -> DirtSession:
     """Run a scenario from a Python test and inspect its ``RunResult``."""
     return request.config.stash[_CONFIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def dirt_sandbox(request: pytest.FixtureRequest) -> Any:
+    """The session's sandbox target, up (started once, or reused when already up).
+
+    A sandbox this session started is taken down at the end of the session
+    (``--dirt-keep-sandbox`` keeps it); one that was already up is left running.
+    """
+    return request.config.stash[_CONFIG_KEY].sandbox_target()

@@ -23,6 +23,7 @@ RUNTIME_VARS: dict[str, str] = {
     "alertmanager_url": "the target's Alertmanager URL",
     "scenario_dir": "folder of the scenario file",
     "project_dir": "folder of dirt.yaml",
+    "etcd_endpoint": "the target's etcd client URL (sandbox)",
 }
 
 

@@ -143,9 +143,11 @@ class KubeClient:
     def readyz(self) -> bool:
         try:
             with translated("readyz"):
-                response = self.api_client.call_api("/readyz", "GET", auth_settings=["BearerToken"],
-                                                    _preload_content=False, _request_timeout=5.0)
-            return response[0].status == 200
+                request = self.api_client.param_serialize(method="GET", resource_path="/readyz",
+                                                          auth_settings=["BearerToken"])
+                response = self.api_client.call_api(*request, _request_timeout=5.0)
+                response.read()
+            return response.status == 200
         except KubeError:
             return False
 

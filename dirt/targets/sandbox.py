@@ -75,6 +75,24 @@ class SandboxTarget(Target):
     def kubeconfig_path(self) -> str | None:
         return str(self.sandbox.kubeconfig)
 
+    def command_env(self) -> dict[str, str]:
+        """Commands a drill runs (playbook steps, exec, redeploy) get the sandbox's own
+        kubectl/etcdctl first on PATH, so the written procedure uses matching versions."""
+        import os
+
+        env = super().command_env()
+        b = self.sandbox.binaries()
+        env["PATH"] = os.pathsep.join([str(b.kubectl.parent), str(b.etcdctl.parent), os.environ.get("PATH", "")])
+        env["ETCDCTL_API"] = "3"
+        env["ETCDCTL_ENDPOINTS"] = self.sandbox.etcd_endpoint()
+        return env
+
+    def variables(self) -> dict[str, Any]:
+        values = super().variables()
+        values.update(etcd_endpoint=self.sandbox.etcd_endpoint(), sandbox=self.sandbox.name,
+                      etcd_data_dir=str(self.sandbox.etcd_data))
+        return values
+
     @property
     def prometheus(self) -> Endpoint | None:
         return self.config.prometheus or Endpoint(url=self.sandbox.prometheus_url, timeout=5.0)

@@ -1,0 +1,188 @@
+"""The sandbox is a real cluster: nodes Ready, workloads Available, monitoring up, alerts,
+etcd snapshot and restore — all against the real binaries, no mocks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
+
+DIRT = [sys.executable, "-m", "dirt"]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not true after {timeout}s (last: {last!r})")
+
+
+def kubectl(target, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run([str(target.sandbox.binaries().kubectl), "--kubeconfig", target.kubeconfig_path(), *args],
+                          input=stdin, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def alerts(url: str) -> list[dict]:
+    return requests.get(f"{url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+
+
+def test_nodes_are_ready(dirt_sandbox) -> None:
+    nodes = dirt_sandbox.kube().list("v1", "Node")
+    assert len(nodes) == dirt_sandbox.settings.nodes == 3
+    for node in nodes:
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", node["metadata"]["name"]
+
+
+def test_a_deployment_of_three_becomes_available_on_kwok_nodes(dirt_sandbox) -> None:
+    kube = dirt_sandbox.kube()
+    kubectl(dirt_sandbox, "create", "namespace", "sandbox-web")
+    try:
+        kubectl(dirt_sandbox, "-n", "sandbox-web", "create", "deployment", "web", "--image=nginx:1.27",
+                "--replicas=3")
+
+        def available():
+            d = kube.get("apps/v1", "Deployment", "web", "sandbox-web")
+            return d.get("status", {}).get("availableReplicas") == 3
+
+        wait_for(available, 60, "3 replicas available")
+        pods = kube.list("v1", "Pod", "sandbox-web")
+        assert len(pods) == 3
+        node_names = {n["metadata"]["name"] for n in kube.list("v1", "Node")}
+        for pod in pods:
+            assert pod["status"]["phase"] == "Running"
+            assert pod["spec"]["nodeName"] in node_names
+    finally:
+        kubectl(dirt_sandbox, "delete", "namespace", "sandbox-web", "--wait=false")
+
+
+def test_prometheus_reports_every_target_up(dirt_sandbox) -> None:
+    url = dirt_sandbox.prometheus.url
+
+    def all_up():
+        targets = requests.get(f"{url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        return {t["labels"]["job"]: t["health"] for t in targets}
+
+    health = wait_for(lambda: (h := all_up()) and all(v == "up" for v in h.values()) and h, 30, "all targets up")
+    assert set(health) >= {"apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok-controller",
+                           "kube-state-metrics", "prometheus", "alertmanager"}
+
+
+def test_stopping_the_api_server_fires_kube_api_down_in_prometheus_and_alertmanager(dirt_sandbox) -> None:
+    prom, am = dirt_sandbox.prometheus.url, dirt_sandbox.alertmanager.url
+    dirt_sandbox.stop_component("kube-apiserver")
+    try:
+        firing = wait_for(lambda: [a for a in alerts(prom) if a["labels"]["alertname"] == "KubeAPIDown"
+                                   and a["state"] == "firing"], 30, "KubeAPIDown firing in Prometheus")
+        assert firing[0]["labels"]["severity"] == "critical"
+        routed = wait_for(lambda: [a for a in requests.get(f"{am}/api/v2/alerts", timeout=5).json()
+                                   if a["labels"]["alertname"] == "KubeAPIDown"], 30, "KubeAPIDown in Alertmanager")
+        assert routed[0]["status"]["state"] == "active"
+    finally:
+        dirt_sandbox.start_component("kube-apiserver")
+    wait_for(lambda: not [a for a in alerts(prom) if a["labels"]["alertname"] == "KubeAPIDown"], 30,
+             "KubeAPIDown resolved")
+    assert dirt_sandbox.kube().readyz()
+
+
+def test_etcd_snapshot_restores_a_deleted_namespace_and_its_objects(dirt_sandbox, tmp_path) -> None:
+    kube = dirt_sandbox.kube()
+    kubectl(dirt_sandbox, "create", "namespace", "snap-test")
+    kubectl(dirt_sandbox, "-n", "snap-test", "create", "configmap", "settings", "--from-literal=mode=blue")
+    kubectl(dirt_sandbox, "-n", "snap-test", "create", "secret", "generic", "creds", "--from-literal=k=v")
+    kubectl(dirt_sandbox, "-n", "snap-test", "create", "deployment", "api", "--image=nginx", "--replicas=2")
+    snapshot = dirt_sandbox.etcd_snapshot_save(tmp_path / "snap.db")
+    assert snapshot.revision > 0 and snapshot.total_keys > 0 and snapshot.hash != 0
+
+    kubectl(dirt_sandbox, "delete", "namespace", "snap-test", "--wait=true", "--timeout=60s")
+    assert kube.find("v1", "Namespace", "snap-test") is None
+
+    dirt_sandbox.etcd_snapshot_restore(tmp_path / "snap.db")
+    kube = dirt_sandbox.kube()
+    assert kube.get("v1", "Namespace", "snap-test")["status"]["phase"] == "Active"
+    assert kube.get("v1", "ConfigMap", "settings", "snap-test")["data"] == {"mode": "blue"}
+    assert kube.get("v1", "Secret", "creds", "snap-test")["data"]["k"]
+    wait_for(lambda: kube.get("apps/v1", "Deployment", "api", "snap-test").get("status", {})
+             .get("availableReplicas") == 2, 60, "the restored deployment available")
+    kubectl(dirt_sandbox, "delete", "namespace", "snap-test", "--wait=false")
+
+
+def test_a_manifest_from_outside_the_repo_becomes_available(dirt_sandbox, tmp_path) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(textwrap.dedent("""\
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: outside}
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: echo, namespace: outside, labels: {app: echo}}
+        spec:
+          replicas: 2
+          selector: {matchLabels: {app: echo}}
+          template:
+            metadata: {labels: {app: echo}}
+            spec:
+              containers:
+                - name: echo
+                  image: hashicorp/http-echo:1.0
+                  args: ["-text=hello"]
+                  ports: [{containerPort: 5678}]
+                  readinessProbe: {httpGet: {path: /, port: 5678}}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: echo, namespace: outside}
+        spec: {selector: {app: echo}, ports: [{port: 80, targetPort: 5678}]}
+        """))
+    kubectl(dirt_sandbox, "apply", "-f", str(manifest))
+    out = kubectl(dirt_sandbox, "-n", "outside", "wait", "deployment/echo", "--for=condition=Available",
+                  "--timeout=60s")
+    assert "condition met" in out
+    kubectl(dirt_sandbox, "delete", "namespace", "outside", "--wait=false")
+
+
+def test_sandbox_status_json_names_everything_a_drill_needs(dirt_sandbox) -> None:
+    proc = subprocess.run([*DIRT, "sandbox", "status", "--json", "--name", dirt_sandbox.sandbox.name],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert Path(status["kubeconfig"]).is_file()
+    assert status["prometheus_url"].startswith("http://127.0.0.1:")
+    assert status["alertmanager_url"].startswith("http://127.0.0.1:")
+    names = {c["name"]: c for c in status["components"]}
+    assert set(names) >= {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                          "kwok-controller", "prometheus", "alertmanager"}
+    assert all(c["healthy"] and c["pid"] for c in names.values())
+
+
+def test_up_is_idempotent_and_down_stops_every_process(tmp_path, monkeypatch) -> None:
+    """A second, one-node sandbox of its own: up twice (same PIDs), then down."""
+    from dirt.sandbox import process
+    from dirt.sandbox.cluster import Sandbox
+
+    box = Sandbox("lifecycle", nodes=1, kube_state_metrics=False, home=tmp_path / "home")
+    try:
+        first = box.up(log=lambda m: None)
+        pids = {c["name"]: c["pid"] for c in first["components"]}
+        assert all(pids.values()) and len(box.ready_nodes()) == 1
+        again = box.up(log=lambda m: None)
+        assert {c["name"]: c["pid"] for c in again["components"]} == pids
+    finally:
+        box.down(log=lambda m: None)
+    assert not any(process.alive(pid) for pid in pids.values())
+    assert not box.root.exists()
