@@ -22,11 +22,18 @@ from dirt.drivers import Backup, Check, Driver, Fault, Kind, RecoveryStep
 #: Modules holding the built-in drivers; each exposes ``DRIVERS``.
 BUILTIN_MODULES = (
     "dirt.faults.generic",
+    "dirt.faults.kube",
+    "dirt.faults.cluster",
     "dirt.checks.generic",
+    "dirt.checks.kube",
     "dirt.checks.alerts",
     "dirt.checks.promql",
     "dirt.recovery.generic",
+    "dirt.recovery.cluster",
+    "dirt.recovery.kube",
     "dirt.recovery.backups",
+    "dirt.recovery.etcd",
+    "dirt.recovery.resources",
     "dirt.playbooks",
     "dirt.testing.drivers",
 )

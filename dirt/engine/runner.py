@@ -395,10 +395,11 @@ class Drill:
         assert isinstance(driver, Fault)
         with self._step(spec, self.scenario.timing.inject_within) as result:
             self._emit("fault.plan", name=spec.name, driver=spec.driver, plan=driver.plan())
+            driver.label = spec.name  # what fault.revert and the report call it
             self.injected.append((spec, driver))
             self.ctx.faults.append(driver)
             driver.inject()
-            now = time.monotonic()
+            now = driver.effective_at or time.monotonic()
             if self.t_inject is None:
                 self.t_inject = now
                 if self.monitor is not None:

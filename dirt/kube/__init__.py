@@ -152,23 +152,24 @@ class KubeClient:
             return False
 
     def served_kinds(self, *, namespaced: bool | None = None) -> list[tuple[str, str, bool]]:
-        """(apiVersion, kind, namespaced) of every listable, preferred-version resource."""
+        """(apiVersion, kind, namespaced) of every listable, creatable kind, preferred versions only."""
+        from kubernetes.dynamic.resource import Resource
+
         out = []
         seen = set()
         with translated("API discovery"):
-            for res in self.dynamic.resources.search():
-                if getattr(res, "subresources", None) is None and "/" in getattr(res, "name", ""):
-                    continue
-                verbs = set(getattr(res, "verbs", None) or [])
-                if not {"list", "create"} <= verbs or not res.preferred:
-                    continue
-                if namespaced is not None and res.namespaced != namespaced:
-                    continue
-                key = (res.group, res.kind)
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append((res.group_version, res.kind, res.namespaced))
+            resources = list(self.dynamic.resources.search())
+        for res in resources:
+            if type(res) is not Resource or "/" in (res.name or ""):  # lists and subresources
+                continue
+            if not {"list", "create"} <= set(res.verbs or []) or not res.preferred:
+                continue
+            if namespaced is not None and res.namespaced != namespaced:
+                continue
+            if (res.group, res.kind) in seen:
+                continue
+            seen.add((res.group, res.kind))
+            out.append((res.group_version, res.kind, bool(res.namespaced)))
         return out
 
     # -- writes ------------------------------------------------------------------------

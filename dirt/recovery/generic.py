@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from dirt.drivers import Params, RecoveryStep, StepOutcome
@@ -60,7 +62,7 @@ class FaultRevert(RecoveryStep):
     def run(self) -> StepOutcome:
         done = []
         for fault in reversed(self.ctx.faults):
-            label = getattr(fault, "spec_name", fault.name)
+            label = fault.label
             if self.params.faults and label not in self.params.faults and fault.name not in self.params.faults:
                 continue
             if not fault.reversible:
@@ -71,6 +73,19 @@ class FaultRevert(RecoveryStep):
         if not done:
             raise StepFailed("no injected fault matched " + ", ".join(self.params.faults or ["(any)"]))
         return StepOutcome(f"reverted {', '.join(done)}")
+
+    @classmethod
+    def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
+        injected = scenario.data.get("inject")
+        names: set[str] = set()
+        for item in injected if isinstance(injected, list) else []:
+            if isinstance(item, dict):
+                names.update(str(item[k]) for k in ("name", "fault") if k in item)
+        unknown = [f for f in spec.params.faults if f not in names]
+        if unknown:
+            return [(f"no injected fault named {', '.join(map(repr, unknown))}",
+                     f"faults in 'inject': {', '.join(sorted(names)) or 'none'}")]
+        return []
 
 
 DRIVERS = [ExecStep, Wait, FaultRevert]

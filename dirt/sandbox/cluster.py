@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -108,7 +109,9 @@ class Sandbox:
         stored = self.state().get("ports")
         if stored:
             return Ports(**stored)
-        ports = Ports(*process.free_ports(len(Ports.names())))
+        # Each sandbox name gets its own neighbourhood of ports below the ephemeral range.
+        start = 20000 + (zlib.crc32(self.name.encode()) % 1000) * 12
+        ports = Ports(*process.free_ports(len(Ports.names()), start=start))
         self._save_state(ports=asdict(ports))
         return ports
 
@@ -215,6 +218,7 @@ class Sandbox:
         self.scale_nodes(self.nodes, log=log)
         self.start_monitoring(log=log)
         self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
+        self.wait_monitoring_settled(timeout=60.0)
         self._save_state(up_seconds=round(time.monotonic() - started, 2))
         log(f"sandbox {self.name!r} is up in {time.monotonic() - started:.1f}s")
         return self.status()
@@ -329,6 +333,28 @@ class Sandbox:
         raise TargetError(f"sandbox {self.name!r}: not healthy after {timeout:.0f}s: {', '.join(bad)} "
                           f"(see `dirt sandbox logs {bad[0]}`)")
 
+    #: Alerts about the sandbox itself: none may fire once it is up.
+    INFRA_ALERTS = ("KubeAPIDown", "KubeControllerManagerDown", "KubeSchedulerDown", "KwokControllerDown",
+                    "etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdDataLoss", "TargetDown")
+
+    def wait_monitoring_settled(self, timeout: float = 60.0) -> None:
+        """Prometheus scrapes every target and no alert about the sandbox itself is firing
+        or pending — so a drill's baseline is not polluted by start-up noise."""
+        deadline = time.monotonic() + timeout
+        problems: list[str] = ["Prometheus not answering"]
+        while time.monotonic() < deadline:
+            targets = self._get(f"{self.prometheus_url}/api/v1/targets")
+            alerts = self._get(f"{self.prometheus_url}/api/v1/alerts")
+            if targets is not None and alerts is not None and targets.ok and alerts.ok:
+                active = targets.json()["data"]["activeTargets"]
+                problems = [f"target {t['labels']['job']} {t['health']}" for t in active if t["health"] != "up"]
+                problems += [f"alert {a['labels']['alertname']} {a['state']}" for a in alerts.json()["data"]["alerts"]
+                             if a["labels"].get("alertname") in self.INFRA_ALERTS]
+                if active and not problems:
+                    return
+            time.sleep(0.5)
+        raise TargetError(f"sandbox {self.name!r}: monitoring not settled after {timeout:.0f}s: {', '.join(problems)}")
+
     # -- nodes ------------------------------------------------------------------------------
     def kubectl(self, *args: str, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([str(self.binaries().kubectl), "--kubeconfig", str(self.kubeconfig), *args],
@@ -439,11 +465,20 @@ class Sandbox:
         for name, argv in commands.items():
             if self.component_running(name):
                 if name == "prometheus":
-                    self._get(f"{self.prometheus_url}/-/reload")  # config may have changed
+                    self.reload_prometheus()  # its configuration or rules may have changed
                 continue
             log(f"starting {name} on 127.0.0.1:{getattr(p, name.replace('-', '_'))}")
             process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
                           cwd=self.root)
+
+    def reload_prometheus(self) -> None:
+        import requests
+
+        try:
+            requests.post(f"{self.prometheus_url}/-/reload", timeout=10).raise_for_status()
+        except requests.RequestException as exc:
+            raise TargetError(f"sandbox {self.name!r}: Prometheus did not reload its configuration: "
+                              f"{type(exc).__name__}") from None
 
     def _restart_monitor(self, name: str) -> None:
         argv = self.state().get("monitors", {}).get(name)
@@ -514,10 +549,14 @@ class Sandbox:
         return status
 
     def etcd_wipe(self) -> None:
-        """etcd's data directory lost: etcd stops, its data is deleted, it comes back empty."""
+        """etcd's data directory lost, as when the control-plane machine loses its disk:
+        etcd comes back empty, and the API server restarts with it (otherwise its watch
+        cache would go on serving the lost objects)."""
+        self.stop_component("kube-apiserver")
         self.stop_component("etcd")
         shutil.rmtree(self.etcd_data, ignore_errors=True)
         self.start_component("etcd")
+        self.start_component("kube-apiserver")
 
 
 def _last_message(text: str) -> str:

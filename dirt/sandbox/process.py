@@ -114,17 +114,34 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> bool
     return False
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports free right now (held open together so they are distinct)."""
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_ports(count: int, *, start: int = 20000, host: str = "127.0.0.1") -> list[int]:
+    """``count`` ports that are free now, below the kernel's ephemeral range.
+
+    Servers that restart during a drill must get their port back: a port from
+    the ephemeral range can meanwhile be taken by any outgoing connection (the
+    API server's own connection to etcd, say), and the restart would fail.
+    """
     import socket
 
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    low, _high = ephemeral_range()
+    ports: list[int] = []
+    port = start
+    while len(ports) < count:
+        if port >= low:
+            raise OSError(f"no {count} free ports between {start} and {low}")
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports

@@ -1,0 +1,180 @@
+"""Checks through the Kubernetes API: workloads available, pods and nodes ready, the API
+answering, and restored objects matching their backup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from dirt.drivers import Check, CheckResult, Params
+from dirt.faults.kube import Selector, _node_ready, _ready, selector_text
+
+
+class DeploymentParams(Params):
+    namespace: str
+    name: str | None = Field(None, description="One Deployment (default: every one in the namespace).")
+    selector: Selector | None = None
+    min_available: int | None = Field(None, ge=0, description="Default: all of spec.replicas.")
+
+
+class DeploymentAvailable(Check):
+    """Deployments have their replicas available (condition Available, updated and ready)."""
+
+    name = "deployment.available"
+    Params = DeploymentParams
+
+    def probe(self) -> CheckResult:
+        p = self.params
+        kube = self.ctx.target.kube()
+        if p.name:
+            found = kube.find("apps/v1", "Deployment", p.name, p.namespace)
+            deployments = [found] if found else []
+            if not deployments:
+                return CheckResult(False, f"Deployment {p.namespace}/{p.name} not found")
+        else:
+            deployments = kube.list("apps/v1", "Deployment", p.namespace, label_selector=selector_text(p.selector))
+            if not deployments:
+                return CheckResult(False, f"no Deployments in {p.namespace}")
+        bad, summary = [], {}
+        for d in deployments:
+            want = d["spec"].get("replicas", 1) if p.min_available is None else p.min_available
+            status = d.get("status", {}) or {}
+            available = status.get("availableReplicas", 0) or 0
+            condition = next((c for c in status.get("conditions", []) or [] if c["type"] == "Available"), {})
+            summary[d["metadata"]["name"]] = available
+            if available < want or condition.get("status") != "True":
+                bad.append(f"{d['metadata']['name']} {available}/{want}")
+        if bad:
+            return CheckResult(False, f"not available: {', '.join(bad)}", {"available": summary})
+        return CheckResult(True, f"{len(deployments)} Deployment(s) available", {"available": summary})
+
+
+class PodsParams(Params):
+    namespace: str
+    selector: Selector | None = None
+    minimum: int = Field(1, ge=0, description="At least this many pods Ready.")
+
+
+class PodsReady(Check):
+    """At least N pods matching a selector are Ready."""
+
+    name = "pods.ready"
+    Params = PodsParams
+
+    def probe(self) -> CheckResult:
+        p = self.params
+        pods = self.ctx.target.kube().list("v1", "Pod", p.namespace, label_selector=selector_text(p.selector))
+        ready = [x["metadata"]["name"] for x in pods if _ready(x) and not x["metadata"].get("deletionTimestamp")]
+        nodes = sorted({x["spec"].get("nodeName") for x in pods if _ready(x)} - {None})
+        return CheckResult(len(ready) >= p.minimum, f"{len(ready)}/{len(pods)} pod(s) Ready (minimum {p.minimum})",
+                           {"ready": len(ready), "nodes": nodes})
+
+
+class NodesParams(Params):
+    selector: Selector | None = None
+    minimum: int | None = Field(None, ge=0, description="At least this many Ready (default: all of them).")
+
+
+class NodesReady(Check):
+    """Nodes are Ready (all of them, or at least N)."""
+
+    name = "nodes.ready"
+    Params = NodesParams
+
+    def probe(self) -> CheckResult:
+        nodes = self.ctx.target.kube().list("v1", "Node", label_selector=selector_text(self.params.selector))
+        ready = [n["metadata"]["name"] for n in nodes if _node_ready(n)]
+        want = len(nodes) if self.params.minimum is None else self.params.minimum
+        ok = len(ready) >= want and (self.params.minimum is not None or len(nodes) > 0)
+        return CheckResult(ok, f"{len(ready)}/{len(nodes)} node(s) Ready", {"ready": ready})
+
+
+class ApiAvailable(Check):
+    """The Kubernetes API server answers /readyz."""
+
+    name = "kube.api_available"
+
+    def probe(self) -> CheckResult:
+        ok = self.ctx.target.kube().readyz()
+        return CheckResult(ok, "the API server is ready" if ok else "the API server does not answer /readyz")
+
+
+class MatchParams(Params):
+    backup: str = Field(description="A 'resources' backup declared under 'backups:'.")
+    namespaces: list[str] = Field(default_factory=list, description="Only these (default: the backup's).")
+
+
+class ObjectsMatchBackup(Check):
+    """Every object of a resources backup is back, unchanged (by kind, name and a hash of its spec/data)."""
+
+    name = "objects.match_backup"
+    Params = MatchParams
+
+    def probe(self) -> CheckResult:
+        from dirt.recovery.resources import read_manifest
+
+        record = self.ctx.backups.get(self.params.backup)
+        if record is None:
+            return CheckResult(False, f"backup {self.params.backup!r} was not taken")
+        if record.type != "resources":
+            return CheckResult(False, f"backup {self.params.backup!r} is {record.type}; objects.match_backup "
+                                      "compares with a 'resources' backup")
+        manifest = read_manifest(Path(record.location))
+        namespaces = self.params.namespaces or manifest["namespaces"]
+        owned = set(manifest.get("owned", []))
+        expected = {k: v for k, v in manifest["digests"].items() if k not in owned and _in(k, namespaces)}
+        live = self._live(namespaces, {k.split("/")[1] for k in expected})
+        missing = sorted(k for k in expected if k not in live)
+        changed = sorted(k for k, d in expected.items() if k in live and live[k] != d)
+        extra = sorted(k for k in live if k not in expected and k not in owned and not _generated(k))
+        data: dict[str, Any] = {"objects_expected": len(expected), "objects_missing": len(missing),
+                                "objects_changed": len(changed), "objects_extra": len(extra),
+                                "objects_controller_owned": len(owned), "missing": missing[:200],
+                                "changed": changed[:200], "extra": extra[:200]}
+        if missing or changed:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+            if changed:
+                parts.append(f"{len(changed)} changed (e.g. {', '.join(changed[:3])})")
+            return CheckResult(False, f"{'; '.join(parts)} of {len(expected)} backed-up object(s)", data)
+        return CheckResult(True, f"all {len(expected)} backed-up object(s) present and unchanged", data)
+
+    def _live(self, namespaces: list[str], kinds: set[str]) -> dict[str, str]:
+        from dirt.recovery.resources import digest, object_key
+
+        kube = self.ctx.target.kube()
+        out: dict[str, str] = {}
+        served = kube.served_kinds()
+        for api_version, kind, namespaced in served:
+            if kind not in kinds:
+                continue
+            scopes = namespaces if namespaced else [None]
+            for ns in scopes:
+                for obj in kube.list(api_version, kind, ns):
+                    if not namespaced and kind == "Namespace" and obj["metadata"]["name"] not in namespaces:
+                        continue
+                    out[object_key(obj)] = digest(obj)
+        return out
+
+    @classmethod
+    def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
+        if spec.params.backup not in scenario.backup_names:
+            return [(f"no backup named {spec.params.backup!r} under 'backups:'",
+                     f"declared: {', '.join(scenario.backup_names) or 'none'}")]
+        return []
+
+
+def _in(key: str, namespaces: list[str]) -> bool:
+    _group, kind, namespace, name = key.split("/", 3)
+    return namespace in namespaces or (kind == "Namespace" and name in namespaces) or namespace == "-"
+
+
+def _generated(key: str) -> bool:
+    _group, kind, _namespace, name = key.split("/", 3)
+    return (kind, name) in {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
+
+
+DRIVERS = [DeploymentAvailable, PodsReady, NodesReady, ApiAvailable, ObjectsMatchBackup]

@@ -1,0 +1,439 @@
+"""Faults through the Kubernetes API: pods, Deployments, namespaces, nodes, NetworkPolicies.
+
+They work on any target with a kubeconfig.  Each records in ``state`` what it
+touched (names, previous values, a safety export) so ``revert`` — and a later
+``dirt rollback`` after a crash — can put it back.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from dirt.drivers import CheckResult, Fault, Params
+from dirt.errors import APINotFoundError, KubeError, StepFailed
+
+Selector = str | dict[str, str]
+
+
+def selector_text(selector: Selector | None) -> str | None:
+    if selector is None:
+        return None
+    if isinstance(selector, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    return selector
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []) or [])
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in node.get("status", {}).get("conditions", []) or [])
+
+
+# -- pods ---------------------------------------------------------------------------------
+
+
+class PodsDeleteParams(Params):
+    namespace: str
+    selector: Selector = Field(description="Label selector: 'app=web' or {app: web}.")
+    count: int | None = Field(None, ge=1, description="How many pods to delete.")
+    percent: int | None = Field(None, ge=1, le=100, description="Or: this share of the matching pods.")
+    grace_period: int = Field(0, ge=0, description="Seconds the pods get to stop (0: at once, a crash).")
+    seed: int | None = Field(None, description="Seed for choosing pods (default: random).")
+
+    @model_validator(mode="after")
+    def _how_many(self) -> PodsDeleteParams:
+        if self.count is not None and self.percent is not None:
+            raise ValueError("give 'count' or 'percent', not both")
+        return self
+
+
+class PodsDelete(Fault):
+    """Delete pods matching a selector (a count, a percentage, or all of them)."""
+
+    name = "pods.delete"
+    family = "pods"
+    Params = PodsDeleteParams
+
+    def _how_many(self, matching: int) -> int:
+        p = self.params
+        if p.count is not None:
+            return min(p.count, matching)
+        if p.percent is not None:
+            return max(1, math.ceil(matching * p.percent / 100)) if matching else 0
+        return matching
+
+    def plan(self) -> list[str]:
+        p = self.params
+        amount = f"{p.count}" if p.count else (f"{p.percent}% of the" if p.percent else "all")
+        return [f"delete {amount} pods matching {selector_text(p.selector)!r} in namespace {p.namespace} "
+                f"(grace {p.grace_period}s); their controllers recreate them"]
+
+    def inject(self) -> None:
+        kube = self.ctx.target.kube()
+        pods = [p for p in kube.list("v1", "Pod", self.params.namespace, label_selector=selector_text(self.params.selector))
+                if not p["metadata"].get("deletionTimestamp")]
+        if not pods:
+            raise StepFailed(f"no pods match {selector_text(self.params.selector)!r} in {self.params.namespace}")
+        chosen = random.Random(self.params.seed).sample(pods, self._how_many(len(pods)))
+        for pod in chosen:
+            kube.delete("v1", "Pod", pod["metadata"]["name"], self.params.namespace,
+                        grace_period=self.params.grace_period)
+        self.state = {"deleted": [{"name": p["metadata"]["name"], "uid": p["metadata"]["uid"]} for p in chosen],
+                      "matching": len(pods)}
+
+    def verify_injected(self) -> CheckResult:
+        kube = self.ctx.target.kube()
+        remaining = []
+        for pod in self.state.get("deleted", []):
+            live = kube.find("v1", "Pod", pod["name"], self.params.namespace)
+            if live is not None and live["metadata"]["uid"] == pod["uid"] and not live["metadata"].get("deletionTimestamp"):
+                remaining.append(pod["name"])
+        return CheckResult(not remaining, f"{len(self.state['deleted'])} pod(s) deleted" if not remaining
+                           else f"still running: {', '.join(remaining)}")
+
+
+# -- workloads ------------------------------------------------------------------------------
+
+
+class ScaleParams(Params):
+    namespace: str
+    name: str
+    kind: str = Field("Deployment", pattern="^(Deployment|StatefulSet)$")
+    replicas: int = Field(ge=0)
+
+
+class DeploymentScale(Fault):
+    """Scale a Deployment (or StatefulSet) to a number of replicas; revert restores it."""
+
+    name = "deployment.scale"
+    family = "workload"
+    reversible = True
+    Params = ScaleParams
+
+    def plan(self) -> list[str]:
+        p = self.params
+        return [f"scale {p.kind} {p.namespace}/{p.name} to {p.replicas} replicas (revert: back to the current count)"]
+
+    def inject(self) -> None:
+        p = self.params
+        kube = self.ctx.target.kube()
+        current = kube.get("apps/v1", p.kind, p.name, p.namespace)
+        self.state = {"previous_replicas": current.get("spec", {}).get("replicas", 1)}
+        kube.patch("apps/v1", p.kind, p.name, {"spec": {"replicas": p.replicas}}, p.namespace)
+
+    def verify_injected(self) -> CheckResult:
+        p = self.params
+        obj = self.ctx.target.kube().get("apps/v1", p.kind, p.name, p.namespace)
+        ready = obj.get("status", {}).get("readyReplicas", 0) or 0
+        ok = obj["spec"]["replicas"] == p.replicas and (ready <= p.replicas)
+        return CheckResult(ok, f"spec {obj['spec']['replicas']}, ready {ready}")
+
+    def revert(self) -> None:
+        p = self.params
+        if "previous_replicas" in self.state:
+            self.ctx.target.kube().patch("apps/v1", p.kind, p.name,
+                                         {"spec": {"replicas": self.state["previous_replicas"]}}, p.namespace)
+
+
+# -- namespaces ----------------------------------------------------------------------------
+
+
+class NamespaceDeleteParams(Params):
+    namespace: str
+    safety_export: bool = Field(True, description="Export the namespace first so rollback can restore it.")
+
+
+class NamespaceDelete(Fault):
+    """Delete a namespace and everything in it; verified once it is completely gone."""
+
+    name = "namespace.delete"
+    family = "namespace"
+    reversible = True
+    Params = NamespaceDeleteParams
+
+    def plan(self) -> list[str]:
+        return [f"delete namespace {self.params.namespace} and every object in it",
+                "rollback: re-apply a safety export taken just before" if self.params.safety_export
+                else "no safety export: rollback cannot restore it"]
+
+    def inject(self) -> None:
+        from dirt.recovery.resources import export_namespaces
+
+        kube = self.ctx.target.kube()
+        if kube.find("v1", "Namespace", self.params.namespace) is None:
+            raise StepFailed(f"namespace {self.params.namespace} does not exist")
+        if self.params.safety_export:
+            folder = self.ctx.run_dir / "safety" / f"namespace-{self.params.namespace}"
+            manifest = export_namespaces(kube, [self.params.namespace], folder)
+            self.state["safety_export"] = str(folder)
+            self.state["objects"] = manifest["count"]
+        kube.delete("v1", "Namespace", self.params.namespace, propagation="Foreground")
+
+    def verify_injected(self) -> CheckResult:
+        live = self.ctx.target.kube().find("v1", "Namespace", self.params.namespace)
+        if live is None:
+            return CheckResult(True, f"namespace {self.params.namespace} is gone")
+        return CheckResult(False, f"namespace {self.params.namespace} is {live.get('status', {}).get('phase')}")
+
+    def revert(self) -> None:
+        from dirt.recovery.resources import restore_folder
+
+        kube = self.ctx.target.kube()
+        live = kube.find("v1", "Namespace", self.params.namespace)
+        if live is not None and not live["metadata"].get("deletionTimestamp"):
+            return  # already back: recovery restored it
+        folder = self.state.get("safety_export")
+        if not folder:
+            raise StepFailed(f"no safety export of namespace {self.params.namespace} to restore it from")
+        _wait_gone(kube, "v1", "Namespace", self.params.namespace, 120)
+        restore_folder(kube, Path(folder))
+
+
+def _wait_gone(kube: Any, api_version: str, kind: str, name: str, timeout: float,
+               namespace: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while kube.find(api_version, kind, name, namespace) is not None:
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{kind} {name} still terminating after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+# -- nodes ---------------------------------------------------------------------------------
+
+
+class NodeParams(Params):
+    name: str | None = Field(None, description="A node by name.")
+    selector: Selector | None = Field(None, description="Or: nodes matching a label selector.")
+    count: int = Field(1, ge=1, description="How many of the matching nodes.")
+    seed: int | None = None
+
+
+class _NodeFault(Fault):
+    family = "node"
+    Params = NodeParams
+
+    def _choose(self) -> list[dict[str, Any]]:
+        kube = self.ctx.target.kube()
+        p = self.params
+        if p.name:
+            return [kube.get("v1", "Node", p.name)]
+        nodes = kube.list("v1", "Node", label_selector=selector_text(p.selector))
+        nodes = sorted((n for n in nodes if _node_ready(n) and not n["spec"].get("unschedulable")),
+                       key=lambda n: n["metadata"]["name"])
+        if len(nodes) < p.count:
+            raise StepFailed(f"only {len(nodes)} Ready node(s) match, {p.count} wanted")
+        return random.Random(p.seed).sample(nodes, p.count)
+
+    def _which(self) -> str:
+        p = self.params
+        if p.name:
+            return f"node {p.name}"
+        sel = selector_text(p.selector)
+        return f"{p.count} Ready node(s)" + (f" matching {sel!r}" if sel else "")
+
+    @classmethod
+    def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
+        if spec.params.name and spec.params.selector:
+            return [("give a node 'name' or a 'selector', not both", "")]
+        return []
+
+
+class NodeDelete(_NodeFault):
+    """Delete nodes (as if the machines were gone); their pods are rescheduled elsewhere."""
+
+    name = "node.delete"
+    reversible = True
+
+    def plan(self) -> list[str]:
+        return [f"delete {self._which()} from the API; pods bound there are evicted and rescheduled",
+                "rollback: re-create the deleted Node objects"]
+
+    def inject(self) -> None:
+        from dirt.kube import strip_server_fields
+
+        kube = self.ctx.target.kube()
+        nodes = self._choose()
+        self.state = {"nodes": [strip_server_fields(n) for n in nodes]}
+        for node in nodes:
+            kube.delete("v1", "Node", node["metadata"]["name"])
+
+    def verify_injected(self) -> CheckResult:
+        kube = self.ctx.target.kube()
+        left = [n["metadata"]["name"] for n in self.state.get("nodes", [])
+                if kube.find("v1", "Node", n["metadata"]["name"]) is not None]
+        return CheckResult(not left, "deleted: " + ", ".join(n["metadata"]["name"] for n in self.state["nodes"])
+                           if not left else f"still present: {', '.join(left)}")
+
+    def revert(self) -> None:
+        kube = self.ctx.target.kube()
+        for node in self.state.get("nodes", []):
+            if kube.find("v1", "Node", node["metadata"]["name"]) is None:
+                body = {k: v for k, v in node.items() if k != "status"}
+                kube.create(body)
+
+
+class NodeCordon(_NodeFault):
+    """Mark nodes unschedulable; revert uncordons them."""
+
+    name = "node.cordon"
+    reversible = True
+
+    def plan(self) -> list[str]:
+        return [f"cordon {self._which()} (no new pods scheduled there)", "rollback: uncordon"]
+
+    def inject(self) -> None:
+        kube = self.ctx.target.kube()
+        nodes = self._choose()
+        self.state = {"nodes": [n["metadata"]["name"] for n in nodes]}
+        for name in self.state["nodes"]:
+            kube.patch("v1", "Node", name, {"spec": {"unschedulable": True}})
+
+    def verify_injected(self) -> CheckResult:
+        kube = self.ctx.target.kube()
+        open_ = [n for n in self.state.get("nodes", []) if not kube.get("v1", "Node", n)["spec"].get("unschedulable")]
+        return CheckResult(not open_, f"cordoned: {', '.join(self.state['nodes'])}" if not open_
+                           else f"still schedulable: {', '.join(open_)}")
+
+    def revert(self) -> None:
+        kube = self.ctx.target.kube()
+        for name in self.state.get("nodes", []):
+            if kube.find("v1", "Node", name) is not None:
+                kube.patch("v1", "Node", name, {"spec": {"unschedulable": None}})
+
+
+class DrainParams(NodeParams):
+    timeout: float = Field(120.0, description="Seconds to keep retrying evictions a PodDisruptionBudget blocks.")
+
+
+class NodeDrain(NodeCordon):
+    """Cordon nodes and evict their pods through the Eviction API (honouring PodDisruptionBudgets)."""
+
+    name = "node.drain"
+    Params = DrainParams
+
+    def plan(self) -> list[str]:
+        return [f"drain {self._which()}: cordon, then evict every pod but DaemonSet and mirror pods "
+                f"(PodDisruptionBudgets honoured, retried up to {self.params.timeout:g}s)", "rollback: uncordon"]
+
+    def inject(self) -> None:
+        super().inject()
+        kube = self.ctx.target.kube()
+        evicted: list[str] = []
+        blocked: dict[str, str] = {}
+        deadline = time.monotonic() + self.params.timeout
+        pending = [p for name in self.state["nodes"]
+                   for p in kube.list("v1", "Pod", field_selector=f"spec.nodeName={name}")
+                   if not _skip_on_drain(p)]
+        while pending:
+            still = []
+            for pod in pending:
+                ref = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+                try:
+                    kube.evict(pod["metadata"]["name"], pod["metadata"]["namespace"])
+                    evicted.append(ref)
+                    blocked.pop(ref, None)
+                except APINotFoundError:
+                    evicted.append(ref)
+                except KubeError as exc:
+                    if exc.status == 429:  # a PodDisruptionBudget says not now
+                        blocked[ref] = str(exc)
+                        still.append(pod)
+                    else:
+                        raise
+            pending = still
+            if pending:
+                if time.monotonic() > deadline:
+                    break
+                self.ctx.waiting(f"evictions blocked by PodDisruptionBudgets ({len(pending)})",
+                                 self.params.timeout - (deadline - time.monotonic()), self.params.timeout)
+                self.ctx.sleep(1.0)
+        self.state.update(evicted=evicted, blocked=sorted(blocked))
+        if blocked:
+            raise StepFailed(f"drain incomplete: {len(blocked)} eviction(s) blocked by PodDisruptionBudgets "
+                             f"after {self.params.timeout:g}s: {', '.join(sorted(blocked)[:5])}")
+
+    def verify_injected(self) -> CheckResult:
+        cordoned = super().verify_injected()
+        if not cordoned.ok:
+            return cordoned
+        kube = self.ctx.target.kube()
+        left = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for name in self.state["nodes"]
+                for p in kube.list("v1", "Pod", field_selector=f"spec.nodeName={name}")
+                if not _skip_on_drain(p) and not p["metadata"].get("deletionTimestamp")]
+        return CheckResult(not left, f"drained: {len(self.state.get('evicted', []))} pod(s) evicted" if not left
+                           else f"pods still on the node(s): {', '.join(left[:5])}")
+
+
+def _skip_on_drain(pod: dict[str, Any]) -> bool:
+    meta = pod["metadata"]
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+        return True
+    if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
+
+
+# -- network -------------------------------------------------------------------------------
+
+
+class NetworkDenyParams(Params):
+    namespace: str
+    policy_name: str = Field("dirt-deny-all", description="Name of the NetworkPolicy created.")
+    ingress: bool = True
+    egress: bool = True
+
+
+class NetworkDeny(Fault):
+    """Deny all traffic to/from a namespace's pods with a NetworkPolicy; revert deletes it."""
+
+    name = "network.deny"
+    family = "network"
+    reversible = True
+    Params = NetworkDenyParams
+
+    def _types(self) -> list[str]:
+        return [t for t, on in (("Ingress", self.params.ingress), ("Egress", self.params.egress)) if on]
+
+    def plan(self) -> list[str]:
+        lines = [f"create NetworkPolicy {self.params.policy_name} denying {' and '.join(self._types()).lower()} "
+                 f"for every pod in {self.params.namespace}", "rollback: delete the policy"]
+        if getattr(self.ctx.target, "is_sandbox", False):
+            lines.append("the sandbox's KWOK nodes do not enforce NetworkPolicies: recorded as an API-level change")
+        return lines
+
+    def inject(self) -> None:
+        policy = {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": self.params.policy_name, "namespace": self.params.namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "dirt"}},
+            "spec": {"podSelector": {}, "policyTypes": self._types(), "ingress": [], "egress": []},
+        }
+        self.ctx.target.kube().apply(policy)
+        self.state = {"policy": self.params.policy_name,
+                      "enforced": not getattr(self.ctx.target, "is_sandbox", False)}
+
+    def verify_injected(self) -> CheckResult:
+        live = self.ctx.target.kube().find("networking.k8s.io/v1", "NetworkPolicy", self.params.policy_name,
+                                           self.params.namespace)
+        note = "" if self.state.get("enforced") else " (API-level: the sandbox does not enforce it)"
+        return CheckResult(live is not None, f"policy {self.params.policy_name} present{note}")
+
+    def revert(self) -> None:
+        try:
+            self.ctx.target.kube().delete("networking.k8s.io/v1", "NetworkPolicy", self.params.policy_name,
+                                          self.params.namespace)
+        except APINotFoundError:
+            pass
+
+
+DRIVERS = [PodsDelete, DeploymentScale, NamespaceDelete, NodeDelete, NodeCordon, NodeDrain, NetworkDeny]

@@ -1,0 +1,216 @@
+"""Recovery steps through the Kubernetes API: redeploy, wait for rollouts, remove namespaces."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from dirt.drivers import Params, RecoveryStep, StepOutcome
+from dirt.durations import Duration
+from dirt.errors import APINotFoundError, StepFailed
+
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def rollout_state(obj: dict[str, Any]) -> tuple[bool, str]:
+    """Is a Deployment/StatefulSet/DaemonSet fully rolled out and ready?  (ok, detail)"""
+    kind = obj["kind"]
+    meta, spec, status = obj["metadata"], obj.get("spec", {}), obj.get("status", {}) or {}
+    name = f"{kind} {meta.get('namespace')}/{meta['name']}"
+    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
+        return False, f"{name}: new spec not observed yet"
+    if kind == "DaemonSet":
+        want = status.get("desiredNumberScheduled", 0)
+        ready, updated = status.get("numberReady", 0), status.get("updatedNumberScheduled", 0)
+        return ready == want and updated == want, f"{name}: {ready}/{want} ready, {updated} updated"
+    want = spec.get("replicas", 1)
+    ready = status.get("availableReplicas" if kind == "Deployment" else "readyReplicas", 0) or 0
+    updated = status.get("updatedReplicas", 0) or 0
+    ok = ready >= want and updated >= want
+    if kind == "StatefulSet" and status.get("updateRevision") and status.get("currentRevision"):
+        ok = ok and status["updateRevision"] == status["currentRevision"]
+    return ok, f"{name}: {ready}/{want} ready, {updated} updated"
+
+
+def wait_rollouts(step: RecoveryStep, objects: list[tuple[str, str, str]], timeout: float) -> list[str]:
+    """Wait until every (kind, namespace, name) is rolled out; return the final details."""
+    kube = step.ctx.target.kube()
+    start = time.monotonic()
+    while True:
+        details, pending = [], []
+        for kind, namespace, name in objects:
+            try:
+                ok, detail = rollout_state(kube.get("apps/v1", kind, name, namespace))
+            except APINotFoundError:
+                ok, detail = False, f"{kind} {namespace}/{name}: not found"
+            details.append(detail)
+            if not ok:
+                pending.append(detail)
+        if not pending:
+            return details
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            raise StepFailed(f"not rolled out after {timeout:.0f}s: {'; '.join(pending[:3])}")
+        step.ctx.waiting(f"rollout: {pending[0]}", elapsed, timeout)
+        step.ctx.sleep(0.5)
+
+
+class HelmRelease(Params):
+    release: str
+    chart: str
+    namespace: str
+    values: list[str] = Field(default_factory=list, description="Values files.")
+    set: dict[str, str] = Field(default_factory=dict)
+    version: str | None = None
+
+
+class RedeployParams(Params):
+    path: str | None = Field(None, description="Manifests to apply: a file or a folder (kubectl apply -f, recursive).")
+    kustomize: str | None = Field(None, description="A kustomization folder (kubectl apply -k).")
+    helm: HelmRelease | None = Field(None, description="helm upgrade --install (needs helm on PATH).")
+    command: str | None = Field(None, description="Or any command (bash) that redeploys.")
+    wait: bool = Field(True, description="Wait until the Deployments/StatefulSets/DaemonSets applied are ready.")
+    timeout: Duration = Field(300.0, description="For the apply and the wait.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RedeployParams:
+        given = [k for k in ("path", "kustomize", "helm", "command") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'path', 'kustomize', 'helm' or 'command'")
+        return self
+
+
+class Redeploy(RecoveryStep):
+    """Redeploy applications: kubectl apply -f/-k, helm upgrade --install, or a command."""
+
+    name = "redeploy"
+    Params = RedeployParams
+
+    def _where(self, value: str) -> str:
+        path = Path(value)
+        return str(path if path.is_absolute() else self.ctx.scenario_dir / path)
+
+    def plan(self) -> list[str]:
+        p = self.params
+        if p.path:
+            return [f"kubectl apply --server-side -f {p.path} (recursive)" + (", then wait for rollouts" if p.wait else "")]
+        if p.kustomize:
+            return [f"kubectl apply --server-side -k {p.kustomize}" + (", then wait for rollouts" if p.wait else "")]
+        if p.helm:
+            return [f"helm upgrade --install {p.helm.release} {p.helm.chart} -n {p.helm.namespace}"]
+        return [f"run: {p.command}"]
+
+    def run(self) -> StepOutcome:
+        p = self.params
+        timeout = self.ctx.remaining(p.timeout)
+        if p.command:
+            result = self.ctx.run_command(p.command, shell="bash", timeout=timeout, what="redeploy command")
+            return StepOutcome("redeploy command exited 0", {"output": result.tail(10)})
+        if p.helm:
+            return self._helm(p.helm, timeout)
+        source = ["-f", self._where(p.path), "-R"] if p.path else ["-k", self._where(p.kustomize or "")]
+        result = self.ctx.run_command(["kubectl", "apply", "--server-side", "--force-conflicts",
+                                       "--field-manager=dirt", *source, "-o", "json"],
+                                      timeout=timeout, what="kubectl apply")
+        applied = _applied_objects(result.stdout)
+        workloads = [(o["kind"], o["metadata"].get("namespace", "default"), o["metadata"]["name"])
+                     for o in applied if o.get("kind") in WORKLOADS]
+        details = wait_rollouts(self, workloads, self.ctx.remaining(p.timeout)) if p.wait and workloads else []
+        return StepOutcome(f"applied {len(applied)} object(s); {len(workloads)} workload(s) ready",
+                           {"applied": [f"{o['kind']}/{o['metadata'].get('namespace', '-')}/{o['metadata']['name']}"
+                                        for o in applied], "rollouts": details})
+
+    def _helm(self, release: HelmRelease, timeout: float) -> StepOutcome:
+        if shutil.which("helm", path=self.ctx.environment().get("PATH")) is None:
+            raise StepFailed("redeploy with helm: helm is not installed (put it on PATH, or use 'path'/'command')")
+        argv = ["helm", "upgrade", "--install", release.release, release.chart, "--namespace", release.namespace,
+                "--create-namespace", "--wait", "--timeout", f"{int(timeout)}s"]
+        for values in release.values:
+            argv += ["--values", self._where(values)]
+        for key, value in release.set.items():
+            argv += ["--set", f"{key}={value}"]
+        if release.version:
+            argv += ["--version", release.version]
+        result = self.ctx.run_command(argv, timeout=timeout + 10, what="helm upgrade --install")
+        return StepOutcome(f"helm release {release.release} deployed", {"output": result.tail(5)})
+
+
+def _applied_objects(output: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(output) if output.strip() else {}
+    except ValueError:
+        return []
+    if data.get("kind") == "List" or "items" in data:
+        return list(data.get("items", []))
+    return [data] if data.get("kind") else []
+
+
+class RolloutParams(Params):
+    namespace: str
+    kinds: list[str] = Field(default_factory=lambda: list(WORKLOADS))
+    names: list[str] = Field(default_factory=list, description="Only these (default: every one of the kinds).")
+    selector: str | None = None
+    timeout: Duration = 300.0
+
+
+class RolloutWait(RecoveryStep):
+    """Wait until Deployments, StatefulSets and DaemonSets in a namespace are rolled out and ready."""
+
+    name = "rollout.wait"
+    Params = RolloutParams
+
+    def plan(self) -> list[str]:
+        which = ", ".join(self.params.names) or f"every {'/'.join(self.params.kinds)}"
+        return [f"wait for {which} in {self.params.namespace} to be ready"]
+
+    def run(self) -> StepOutcome:
+        p = self.params
+        kube = self.ctx.target.kube()
+        objects = []
+        for kind in p.kinds:
+            for obj in kube.list("apps/v1", kind, p.namespace, label_selector=p.selector):
+                if not p.names or obj["metadata"]["name"] in p.names:
+                    objects.append((kind, p.namespace, obj["metadata"]["name"]))
+        missing = set(p.names) - {name for _, _, name in objects}
+        if missing:
+            raise StepFailed(f"not found in {p.namespace}: {', '.join(sorted(missing))}")
+        details = wait_rollouts(self, objects, self.ctx.remaining(p.timeout))
+        return StepOutcome(f"{len(objects)} workload(s) ready", {"rollouts": details})
+
+
+class NamespaceRemoveParams(Params):
+    namespaces: list[str] = Field(min_length=1)
+    wait: bool = True
+    timeout: Duration = 120.0
+
+
+class NamespaceRemove(RecoveryStep):
+    """Delete namespaces (e.g. the sample application, in cleanup) and wait until they are gone."""
+
+    name = "namespace.delete"
+    Params = NamespaceRemoveParams
+
+    def run(self) -> StepOutcome:
+        kube = self.ctx.target.kube()
+        for ns in self.params.namespaces:
+            try:
+                kube.delete("v1", "Namespace", ns)
+            except APINotFoundError:
+                pass
+        if self.params.wait:
+            start = time.monotonic()
+            while any(kube.find("v1", "Namespace", ns) is not None for ns in self.params.namespaces):
+                elapsed = time.monotonic() - start
+                if elapsed > self.params.timeout:
+                    raise StepFailed(f"namespaces still terminating after {self.params.timeout:g}s")
+                self.ctx.waiting("namespaces terminating", elapsed, self.params.timeout)
+                self.ctx.sleep(0.5)
+        return StepOutcome(f"deleted {', '.join(self.params.namespaces)}")
+
+
+DRIVERS = [Redeploy, RolloutWait, NamespaceRemove]
