@@ -1,0 +1,395 @@
+"""The ``kind`` target: a kind cluster (Kubernetes in Docker), breakable from outside.
+
+Why it exists: CI pipelines (and people with Docker) want drills against a real
+kubeadm-built cluster with real kubelets, not the sandbox's faked nodes.  The
+Kubernetes API is reached through a kubeconfig that ``kind get kubeconfig``
+writes; everything the API cannot do goes through the ``kind`` and ``docker``
+CLIs, found on PATH (``kind_binary`` / ``docker_binary`` rename them):
+
+* the whole cluster: ``kind create cluster`` / ``kind delete cluster``;
+* a control-plane component, ``component_mode: manifest`` (the default): kubelet
+  runs kube-apiserver, kube-controller-manager, kube-scheduler and etcd as
+  static pods, so moving ``/etc/kubernetes/manifests/<component>.yaml`` out of
+  the control-plane container's manifest folder (to
+  ``/etc/kubernetes/<component>.yaml.dirt-stopped``) stops it and moving it back
+  starts it.  ``graceful=False`` also kills the container at once with
+  ``crictl stop --timeout 0`` instead of leaving kubelet its grace period.
+  Whether it runs is ``crictl ps --name <component> -q`` (an id: running);
+* ``component_mode: container``: any component stops by stopping the whole
+  ``<cluster>-control-plane`` container (``docker kill``, or ``docker stop``
+  when graceful) — a lost control-plane machine — and starts with ``docker start``;
+* etcd: ``etcdctl snapshot save`` inside the control-plane container, then
+  ``docker cp`` out; restore follows the documented procedure (stop the
+  control plane by moving its manifests out, ``etcdutl snapshot restore`` into
+  a new data dir, swap it in place of ``/var/lib/etcd``, manifests back, wait
+  for ``/readyz``); a wipe deletes ``/var/lib/etcd/member`` while etcd is stopped.
+
+kind's node image ships neither ``etcdctl`` nor ``etcdutl``; point the
+``etcd_tools`` setting at a host folder holding both (statically linked, the
+cluster's etcd version) and they are copied into the node before the first etcd
+operation.  Only the first control-plane node (``<cluster>-control-plane``) is
+touched: multi-control-plane kind clusters are not modelled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+
+from dirt.config import TargetConfig
+from dirt.durations import Duration
+from dirt.errors import TargetError
+from dirt.targets.base import Settings, SnapshotInfo, Target
+
+#: Components that run as static pods on a kind control-plane node.
+KIND_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+
+MANIFESTS = "/etc/kubernetes/manifests"
+ETCD_DATA = "/var/lib/etcd"
+NODE_SNAPSHOT = "/tmp/dirt-snapshot.db"
+NODE_RESTORE = "/tmp/dirt-restore.db"
+NODE_KUBECONFIG = "/etc/kubernetes/admin.conf"
+ETCDCTL_TLS = (
+    "--endpoints=https://127.0.0.1:2379",
+    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+    "--cert=/etc/kubernetes/pki/etcd/server.crt",
+    "--key=/etc/kubernetes/pki/etcd/server.key",
+)
+#: What an etcd restore stops, in this order (etcd last), and starts again (etcd first).
+RESTORE_STOP_ORDER = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+#: Seconds between two looks while waiting for a component or the API.
+POLL_SECONDS = 1.0
+
+
+class KindSettings(Settings):
+    cluster: str = Field("dirt", pattern=r"^[a-z0-9][-a-z0-9.]*$", description="kind cluster name (--name).")
+    config: str | None = Field(None, description="kind config file for create, relative to dirt.yaml's folder.")
+    kubeconfig: str | None = Field(
+        None, description="Kubeconfig to write and use; default <project>/.dirt/kind-<cluster>.kubeconfig."
+    )
+    image: str | None = Field(None, description="Node image for create (--image).")
+    kind_binary: str = Field("kind", description="The kind CLI (a name on PATH or a path).")
+    docker_binary: str = Field("docker", description="The docker CLI (a name on PATH or a path).")
+    timeout: Duration = Field(300.0, description="Limit for each command and each wait.")
+    component_mode: Literal["manifest", "container"] = Field(
+        "manifest",
+        description="manifest: move one static-pod manifest out and back; "
+        "container: stop/start the whole control-plane container.",
+    )
+    etcd_tools: str | None = Field(
+        None, description="Host folder with etcdctl and etcdutl, copied into the node (its image has neither)."
+    )
+
+
+class KindTarget(Target):
+    provider = "kind"
+    Settings = KindSettings
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "cluster"})
+
+    def __init__(self, name: str, config: TargetConfig, root: Path) -> None:
+        super().__init__(name, config, root)
+        self.settings: KindSettings
+        self._tools_installed = False
+
+    # -- identity ---------------------------------------------------------------------
+    def cluster_name(self) -> str:
+        return self.settings.cluster
+
+    @property
+    def control_plane(self) -> str:
+        """The Docker container of the (first) control-plane node."""
+        return f"{self.settings.cluster}-control-plane"
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {"name": self.name, "provider": self.provider, "cluster": s.cluster,
+                "control_plane": self.control_plane, "image": s.image, "component_mode": s.component_mode}
+
+    # -- Kubernetes API ---------------------------------------------------------------
+    def _kubeconfig_file(self) -> Path:
+        given = self.settings.kubeconfig
+        if given:
+            return self.root / Path(given).expanduser()
+        return self.root / ".dirt" / f"kind-{self.settings.cluster}.kubeconfig"
+
+    def kubeconfig_path(self) -> str | None:
+        """The kubeconfig file, written by ``kind get kubeconfig`` when missing."""
+        path = self._kubeconfig_file()
+        if not path.exists():
+            self._write_kubeconfig(path)
+        return str(path)
+
+    def kube_context(self) -> str | None:
+        return f"kind-{self.settings.cluster}"
+
+    def command_env(self) -> dict[str, str]:
+        # A drill's own commands (e.g. a playbook step recreating the cluster) must
+        # run even while the cluster, and so its kubeconfig, is gone.
+        try:
+            return super().command_env()
+        except TargetError:
+            return {"KUBECONFIG": str(self._kubeconfig_file())}
+
+    def _write_kubeconfig(self, path: Path) -> None:
+        text = self._kind("get kubeconfig", "get", "kubeconfig", "--name", self.settings.cluster).stdout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # it holds a client key, whoever created the file
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def prepare(self) -> None:
+        cluster = self.settings.cluster
+        if not self.cluster_exists():
+            raise TargetError(
+                f"kind cluster {cluster!r} does not exist: create it with `kind create cluster --name {cluster}`"
+            )
+        # Refresh: a cluster recreated outside dirt has a new CA and port.
+        self._write_kubeconfig(self._kubeconfig_file())
+        self.reset_kube()
+
+    # -- the whole cluster ------------------------------------------------------------
+    def cluster_exists(self) -> bool:
+        out = self._kind("get clusters", "get", "clusters").stdout
+        return self.settings.cluster in out.split()
+
+    def delete_cluster(self) -> None:
+        # --kubeconfig: kind edits that file, never the user's ~/.kube/config.
+        self._kind("delete cluster", "delete", "cluster", "--name", self.settings.cluster,
+                   "--kubeconfig", str(self._kubeconfig_file()))
+        # Gone with the cluster: however the cluster comes back, kubeconfig_path() asks kind again.
+        self._kubeconfig_file().unlink(missing_ok=True)
+        self._tools_installed = False
+        self.reset_kube()
+
+    def create_cluster(self) -> None:
+        s = self.settings
+        kubeconfig = self._kubeconfig_file()
+        kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        args = ["create", "cluster", "--name", s.cluster]
+        if s.config:
+            config = self.root / Path(s.config).expanduser()
+            if not config.is_file():
+                raise TargetError(f"kind: config file {config} not found (settings.config of target {self.name!r})")
+            args += ["--config", str(config)]
+        if s.image:
+            args += ["--image", s.image]
+        args += ["--kubeconfig", str(kubeconfig), "--wait", f"{s.timeout:g}s"]
+        # Creating boots the node (and may pull its image) before the --wait starts.
+        self._kind("create cluster", *args, timeout=2 * s.timeout)
+        self._tools_installed = False
+        self.reset_kube()
+
+    # -- control-plane components -----------------------------------------------------
+    def stop_component(self, component: str, *, graceful: bool = False) -> None:
+        self._check_component(component)
+        if self.settings.component_mode == "container":
+            verb = "stop" if graceful else "kill"
+            self._docker(f"{verb} {self.control_plane}", verb, self.control_plane)
+            return
+        if f"{component}.yaml" in self._manifests():
+            self._node(f"stop {component}", "mv", _manifest(component), _parked(component))
+        if not graceful:
+            ids = self._node(f"find {component}", "crictl", "ps", "--name", component, "-q").stdout.split()
+            if ids:  # it may be gone already: kubelet got there first
+                self._node(f"kill {component}", "crictl", "stop", "--timeout", "0", *ids, check=False)
+        self._wait(f"{component} to stop", lambda: not self._container_running(component))
+
+    def start_component(self, component: str) -> None:
+        self._check_component(component)
+        if self.settings.component_mode == "container":
+            if not self._node_running():
+                self._docker(f"start {self.control_plane}", "start", self.control_plane)
+        elif f"{component}.yaml" not in self._manifests():
+            self._node(f"start {component}", "mv", _parked(component), _manifest(component))
+        self._wait(f"{component} to run", lambda: self._container_running(component))
+        if component == "kube-apiserver" or self.settings.component_mode == "container":
+            self.reset_kube()
+
+    def component_running(self, component: str) -> bool:
+        self._check_component(component)
+        if self.settings.component_mode == "container" and not self._node_running():
+            return False
+        return self._container_running(component)
+
+    def _check_component(self, component: str) -> None:
+        if component not in KIND_COMPONENTS:
+            raise TargetError(f"kind: no component {component!r} on a kind node (one of {', '.join(KIND_COMPONENTS)})")
+
+    def _container_running(self, component: str) -> bool:
+        out = self._node(f"look for {component}", "crictl", "ps", "--name", component, "-q").stdout
+        return bool(out.strip())
+
+    def _node_running(self) -> bool:
+        out = self._docker(f"inspect {self.control_plane}", "inspect", "-f", "{{.State.Running}}",
+                           self.control_plane).stdout
+        return out.strip() == "true"
+
+    def _manifests(self) -> set[str]:
+        return set(self._node("list static pod manifests", "ls", MANIFESTS).stdout.split())
+
+    # -- etcd -------------------------------------------------------------------------
+    def etcd_snapshot_save(self, path: Path) -> SnapshotInfo:
+        self._install_etcd_tools()
+        self._node("etcdctl snapshot save", "etcdctl", *ETCDCTL_TLS, "snapshot", "save", NODE_SNAPSHOT,
+                   env={"ETCDCTL_API": "3"})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._docker("copy the snapshot out", "cp", f"{self.control_plane}:{NODE_SNAPSHOT}", str(path))
+        return _snapshot_info(path, self._snapshot_status(NODE_SNAPSHOT))
+
+    def etcd_snapshot_status(self, path: Path) -> SnapshotInfo:
+        """What ``etcdutl snapshot status`` says about a snapshot file on this machine."""
+        if not path.is_file():
+            raise TargetError(f"kind: snapshot {path} not found")
+        self._install_etcd_tools()
+        self._docker("copy the snapshot in", "cp", str(path), f"{self.control_plane}:{NODE_RESTORE}")
+        return _snapshot_info(path, self._snapshot_status(NODE_RESTORE))
+
+    def etcd_snapshot_restore(self, path: Path) -> None:
+        """Restore the whole cluster's state from ``path`` (the control plane restarts)."""
+        if not path.is_file():
+            raise TargetError(f"kind: snapshot {path} not found")
+        self._install_etcd_tools()
+        self._docker("copy the snapshot in", "cp", str(path), f"{self.control_plane}:{NODE_RESTORE}")
+        self._snapshot_status(NODE_RESTORE)  # a corrupt snapshot fails here, before anything stops
+        member = self._etcd_member_flags()
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        fresh, aside = f"{ETCD_DATA}-restore-{stamp}", f"{ETCD_DATA}-before-restore-{stamp}"
+        # The API server and controllers go first: nothing may write to etcd meanwhile.
+        present = self._manifests()
+        for component in RESTORE_STOP_ORDER:
+            if f"{component}.yaml" in present:
+                self._node(f"stop {component}", "mv", _manifest(component), _parked(component))
+        for component in RESTORE_STOP_ORDER:
+            self._wait(f"{component} to stop", lambda c=component: not self._container_running(c))
+        self._node("etcdutl snapshot restore", "etcdutl", "snapshot", "restore", NODE_RESTORE,
+                   "--data-dir", fresh, *member,
+                   # Revisions must not go backwards for watchers (etcd issue 16028).
+                   "--bump-revision", "1000000000", "--mark-compacted")
+        self._node("set the old etcd data aside", "mv", ETCD_DATA, aside)
+        self._node("put the restored etcd data in place", "mv", fresh, ETCD_DATA)
+        # All of them come back, also one a fault had stopped before: this is a recovery.
+        for component in ("etcd", *RESTORE_STOP_ORDER[:-1]):
+            self._node(f"start {component}", "mv", _parked(component), _manifest(component))
+        self._wait("the API server to be ready", self._api_ready)
+        self.reset_kube()
+
+    def etcd_wipe(self) -> None:
+        """etcd loses its data: stopped, ``member`` deleted, started again empty."""
+        if "etcd.yaml" in self._manifests():
+            self._node("stop etcd", "mv", _manifest("etcd"), _parked("etcd"))
+        self._wait("etcd to stop", lambda: not self._container_running("etcd"))
+        self._node("delete etcd's data", "rm", "-rf", f"{ETCD_DATA}/member")
+        self._node("start etcd", "mv", _parked("etcd"), _manifest("etcd"))
+
+    def _snapshot_status(self, node_path: str) -> dict[str, Any]:
+        out = self._node("etcdutl snapshot status", "etcdutl", "snapshot", "status", node_path, "-w", "json").stdout
+        try:
+            status = json.loads(out)
+        except ValueError:
+            status = None
+        if not isinstance(status, dict):
+            raise TargetError(f"kind: etcdutl snapshot status printed no JSON: {_last_line(out)}")
+        return status
+
+    def _etcd_member_flags(self) -> list[str]:
+        """--name/--initial-cluster/--initial-advertise-peer-urls as the etcd manifest has them."""
+        path = _manifest("etcd") if "etcd.yaml" in self._manifests() else _parked("etcd")
+        text = self._node("read the etcd manifest", "cat", path).stdout
+        flags: dict[str, str] = {}
+        try:
+            pod = yaml.safe_load(text) or {}
+            for arg in pod["spec"]["containers"][0].get("command", []):
+                key, sep, value = str(arg).partition("=")
+                if sep:
+                    flags[key] = value
+        except (yaml.YAMLError, KeyError, IndexError, TypeError, AttributeError):
+            pass
+        name, peer = flags.get("--name"), flags.get("--initial-advertise-peer-urls")
+        if not (name and peer):
+            return []
+        return ["--name", name, "--initial-cluster", f"{name}={peer}", "--initial-advertise-peer-urls", peer]
+
+    def _api_ready(self) -> bool:
+        result = self._node("API readiness", "kubectl", f"--kubeconfig={NODE_KUBECONFIG}", "get", "--raw", "/readyz",
+                            check=False)
+        return result.returncode == 0 and result.stdout.strip() == "ok"
+
+    def _install_etcd_tools(self) -> None:
+        if self._tools_installed or not self.settings.etcd_tools:
+            return
+        folder = self.root / Path(self.settings.etcd_tools).expanduser()
+        for tool in ("etcdctl", "etcdutl"):
+            if not (folder / tool).is_file():
+                raise TargetError(f"kind: {folder / tool} not found (settings.etcd_tools of target {self.name!r})")
+            self._docker(f"copy {tool} into the node", "cp", str(folder / tool),
+                         f"{self.control_plane}:/usr/local/bin/{tool}")
+        self._tools_installed = True
+
+    # -- running the CLIs ---------------------------------------------------------------
+    def _kind(self, what: str, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        return self._run(what, [self.settings.kind_binary, *args], timeout=timeout)
+
+    def _docker(self, what: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run(what, [self.settings.docker_binary, *args], check=check)
+
+    def _node(self, what: str, *command: str, env: dict[str, str] | None = None,
+              check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` inside the control-plane container."""
+        flags = [part for k, v in (env or {}).items() for part in ("-e", f"{k}={v}")]
+        return self._docker(what, "exec", *flags, self.control_plane, *command, check=check)
+
+    def _run(self, what: str, argv: Sequence[str], *, timeout: float | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The one place a CLI runs: a timeout, output captured, failures as one clean line."""
+        limit = timeout or self.settings.timeout
+        try:
+            result = subprocess.run(list(argv), capture_output=True, text=True, timeout=limit,
+                                    stdin=subprocess.DEVNULL, cwd=self.root)
+        except FileNotFoundError:
+            raise TargetError(f"kind: {what} failed: {argv[0]!r} not found on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"kind: {what} timed out after {limit:g}s") from None
+        if check and result.returncode != 0:
+            raise TargetError(
+                f"kind: {what} failed (exit {result.returncode}): {_last_line(result.stderr.strip() or result.stdout)}"
+            )
+        return result
+
+    def _wait(self, what: str, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.settings.timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise TargetError(f"kind: waited {self.settings.timeout:g}s for {what}")
+            time.sleep(POLL_SECONDS)
+
+
+def _snapshot_info(path: Path, status: dict[str, Any]) -> SnapshotInfo:
+    return SnapshotInfo(path=str(path), hash=int(status.get("hash", 0)), revision=int(status.get("revision", 0)),
+                        total_keys=int(status.get("totalKey", 0)),
+                        size_bytes=int(status.get("totalSize", 0)) or path.stat().st_size,
+                        created_at=path.stat().st_mtime)
+
+
+def _manifest(component: str) -> str:
+    return f"{MANIFESTS}/{component}.yaml"
+
+
+def _parked(component: str) -> str:
+    """Where a stopped component's manifest waits: outside the folder kubelet watches."""
+    return f"/etc/kubernetes/{component}.yaml.dirt-stopped"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return re.sub(r"\s+", " ", lines[-1])[:300] if lines else "(no output)"

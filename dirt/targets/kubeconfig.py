@@ -1,0 +1,293 @@
+"""The ``kubeconfig`` target: any real cluster, reached by a kubeconfig context.
+
+Why it exists: a game day runs against staging or production, not a sandbox.
+API-level faults (pods, workloads, namespaces, nodes) need nothing but the
+kubeconfig.  The cluster-level operations the API cannot do depend entirely on
+how the cluster is run (a managed cloud control plane, kubeadm hosts, an etcd
+operator...), so dirt does not guess: the operator writes one shell command per
+operation under ``settings.commands`` in dirt.yaml, and an operation without a
+command is refused with a message saying which key to set::
+
+    targets:
+      staging:
+        provider: kubeconfig
+        allow: [pods, node, control-plane]
+        settings:
+          context: staging-eu
+          commands:
+            stop_component: ssh cp-1 sudo mv /etc/kubernetes/manifests/{component}.yaml /root/
+            start_component: ssh cp-1 sudo mv /root/{component}.yaml /etc/kubernetes/manifests/
+            component_running: ssh cp-1 sudo crictl ps --name {component} -q | grep -q .
+
+Commands run with ``bash -c`` in the project folder, with ``KUBECONFIG`` set to
+this target's kubeconfig and a ``timeout`` (default 600 s).  They are Python
+``str.format`` templates: ``{component}`` (component operations) and ``{path}``
+(snapshot operations) are the only placeholders, filled shell-quoted, and any
+other brace is a configuration error at load time (write a literal brace, as in
+``${HOME}``, doubled: ``${{HOME}}``).  ``component_running`` and
+``cluster_exists`` answer with their exit status (0: yes).
+
+``capabilities`` is computed per instance from the configured commands (the
+class attribute stays empty: without configuration this provider can do none of
+them); a capability counts only when every command it needs is there
+(``CAPABILITY_COMMANDS``).  Whether a fault family is *allowed* here is the
+target's ``allow`` list, which the engine's guardrails check, together with a
+confirmation, since this is never a sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import string
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+
+from dirt.config import TargetConfig
+from dirt.durations import Duration
+from dirt.errors import ConfigError, TargetError
+from dirt.targets.base import Settings, SnapshotInfo, Target
+
+#: Each operation a command can be configured for, and the placeholders its template may use.
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "stop_component": ("component",),
+    "start_component": ("component",),
+    "component_running": ("component",),
+    "etcd_snapshot_save": ("path",),
+    "etcd_snapshot_restore": ("path",),
+    "etcd_wipe": (),
+    "delete_cluster": (),
+    "create_cluster": (),
+    "cluster_exists": (),
+}
+
+#: A capability holds when all of its commands are configured.
+CAPABILITY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "components": ("stop_component", "start_component", "component_running"),
+    "etcd_snapshot": ("etcd_snapshot_save", "etcd_snapshot_restore"),
+    "etcd_wipe": ("etcd_wipe",),
+    "cluster": ("delete_cluster", "create_cluster", "cluster_exists"),
+}
+
+
+class Commands(Settings):
+    """Shell command templates, one per cluster-level operation (all optional)."""
+
+    stop_component: str | None = Field(None, description="Stop {component} (a crash).")
+    start_component: str | None = Field(None, description="Start {component} again.")
+    component_running: str | None = Field(None, description="Exit 0 when {component} runs.")
+    etcd_snapshot_save: str | None = Field(None, description="Write an etcd snapshot to {path}.")
+    etcd_snapshot_restore: str | None = Field(None, description="Restore etcd from the snapshot at {path}.")
+    etcd_wipe: str | None = Field(None, description="Delete etcd's data.")
+    delete_cluster: str | None = Field(None, description="Delete the whole cluster.")
+    create_cluster: str | None = Field(None, description="Create the cluster again.")
+    cluster_exists: str | None = Field(None, description="Exit 0 when the cluster exists.")
+
+
+class KubeconfigSettings(Settings):
+    kubeconfig: str | None = Field(
+        None, description="Kubeconfig file (relative to dirt.yaml's folder); default $KUBECONFIG or ~/.kube/config."
+    )
+    context: str | None = Field(None, description="Context to use; default the kubeconfig's current-context.")
+    commands: Commands = Field(default_factory=Commands)
+    timeout: Duration = Field(600.0, description="Limit for each command.")
+
+
+class KubeconfigTarget(Target):
+    provider = "kubeconfig"
+    Settings = KubeconfigSettings
+    #: Nothing without configuration; each instance computes its own (see the module docstring).
+    capabilities = frozenset()
+
+    def __init__(self, name: str, config: TargetConfig, root: Path) -> None:
+        super().__init__(name, config, root)
+        self.settings: KubeconfigSettings
+        self.commands: dict[str, str] = self.settings.commands.model_dump(exclude_none=True)
+        for operation, template in self.commands.items():
+            problem = _template_problem(template, OPERATIONS[operation])
+            if problem:
+                raise ConfigError(f"target {name!r} (kubeconfig): settings.commands.{operation}: {problem}")
+        self.capabilities = frozenset(  # type: ignore[misc]  # per instance, on purpose
+            capability for capability, needed in CAPABILITY_COMMANDS.items()
+            if all(op in self.commands for op in needed)
+        )
+        self._kubeconfig = _kubeconfig_paths(self.settings.kubeconfig, root)
+
+    # -- identity ---------------------------------------------------------------------
+    def cluster_name(self) -> str:
+        """The context's name: what ``kubectl config current-context`` shows a person."""
+        context = self.settings.context or _merged(self._kubeconfig).get("current-context")
+        if not context:
+            raise TargetError(
+                f"target {self.name!r} (kubeconfig): {self._kubeconfig} has no current-context; set settings.context"
+            )
+        return str(context)
+
+    def describe(self) -> dict[str, Any]:
+        """Name, provider, context and API server URL; nothing from a user entry."""
+        info: dict[str, Any] = {"name": self.name, "provider": self.provider, "context": None, "server": None}
+        try:
+            info["context"] = self.cluster_name()
+            info["server"] = _server(_merged(self._kubeconfig), info["context"])
+        except TargetError:
+            pass
+        return info
+
+    def prepare(self) -> None:
+        config = _merged(self._kubeconfig)
+        if not config:
+            raise TargetError(f"target {self.name!r} (kubeconfig): no kubeconfig at {self._kubeconfig}")
+        context = self.cluster_name()
+        if _named(config, "contexts", context) is None:
+            raise TargetError(f"target {self.name!r} (kubeconfig): context {context!r} is not in {self._kubeconfig}")
+
+    # -- Kubernetes API ---------------------------------------------------------------
+    def kubeconfig_path(self) -> str | None:
+        return self._kubeconfig
+
+    def kube_context(self) -> str | None:
+        return self.settings.context
+
+    # -- cluster-level operations -------------------------------------------------------
+    def stop_component(self, component: str, *, graceful: bool = False) -> None:
+        self._run("stop_component", component=component)
+
+    def start_component(self, component: str) -> None:
+        self._run("start_component", component=component)
+        if component == "kube-apiserver":
+            self.reset_kube()
+
+    def component_running(self, component: str) -> bool:
+        return self._run("component_running", check=False, component=component).returncode == 0
+
+    def etcd_snapshot_save(self, path: Path) -> SnapshotInfo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._run("etcd_snapshot_save", path=str(path))
+        if not path.exists():  # the command may keep the snapshot elsewhere, named by {path}
+            return SnapshotInfo(path=str(path), hash=0, revision=0, total_keys=0, size_bytes=0, created_at=time.time())
+        stat = path.stat()
+        status = _etcdutl_status(path)
+        return SnapshotInfo(path=str(path), hash=int(status.get("hash", 0)), revision=int(status.get("revision", 0)),
+                            total_keys=int(status.get("totalKey", 0)), size_bytes=stat.st_size,
+                            created_at=stat.st_mtime)
+
+    def etcd_snapshot_restore(self, path: Path) -> None:
+        self._run("etcd_snapshot_restore", path=str(path))
+        self.reset_kube()
+
+    def etcd_wipe(self) -> None:
+        self._run("etcd_wipe")
+
+    def delete_cluster(self) -> None:
+        self._run("delete_cluster")
+        self.reset_kube()
+
+    def create_cluster(self) -> None:
+        self._run("create_cluster")
+        self.reset_kube()
+
+    def cluster_exists(self) -> bool:
+        return self._run("cluster_exists", check=False).returncode == 0
+
+    def _run(self, operation: str, *, check: bool = True, **values: str) -> subprocess.CompletedProcess[str]:
+        """Fill the operation's template, run it with ``bash -c``; failures are one clean line."""
+        template = self.commands.get(operation)
+        if template is None:
+            raise TargetError(
+                f"target {self.name!r} (kubeconfig) cannot {operation}: configure commands.{operation} in dirt.yaml"
+            )
+        command = template.format(**{k: shlex.quote(v) for k, v in values.items()})
+        env = {**os.environ, "KUBECONFIG": self._kubeconfig}
+        limit = self.settings.timeout
+        try:
+            result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=limit,
+                                    env=env, cwd=self.root, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise TargetError(f"target {self.name!r} (kubeconfig): {operation}: bash not found") from None
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"target {self.name!r} (kubeconfig): {operation} timed out after {limit:g}s") from None
+        if check and result.returncode != 0:
+            raise TargetError(f"target {self.name!r} (kubeconfig): {operation} failed (exit {result.returncode}): "
+                              f"{_last_line(result.stderr.strip() or result.stdout)}")
+        return result
+
+
+def _template_problem(template: str, allowed: tuple[str, ...]) -> str | None:
+    offer = " or ".join(f"{{{a}}}" for a in allowed) or "no placeholders"
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"{exc} (write a literal brace doubled: {{{{ or }}}})"
+    for field in fields:
+        if field not in allowed:
+            return f"unknown placeholder {{{field}}}; this command may use {offer} (write a literal brace doubled)"
+    return None
+
+
+def _kubeconfig_paths(setting: str | None, root: Path) -> str:
+    """The kubeconfig file(s), ``os.pathsep``-joined like $KUBECONFIG, ``~`` expanded."""
+    if setting:
+        return str(root / Path(setting).expanduser())
+    env = os.environ.get("KUBECONFIG", "")
+    paths = [str(Path(p).expanduser()) for p in env.split(os.pathsep) if p]
+    return os.pathsep.join(paths) if paths else str(Path("~/.kube/config").expanduser())
+
+
+def _merged(paths: str) -> dict[str, Any]:
+    """The kubeconfig files merged as kubectl does: the first file to set a value wins."""
+    merged: dict[str, Any] = {}
+    for path in paths.split(os.pathsep):
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        if data.get("current-context") and not merged.get("current-context"):
+            merged["current-context"] = data["current-context"]
+        for section in ("contexts", "clusters"):
+            known = {e.get("name") for e in merged.get(section, [])}
+            for entry in data.get(section) or []:
+                if isinstance(entry, dict) and entry.get("name") not in known:
+                    merged.setdefault(section, []).append(entry)
+    return merged
+
+
+def _named(config: dict[str, Any], section: str, name: str) -> dict[str, Any] | None:
+    for entry in config.get(section) or []:
+        if entry.get("name") == name:
+            return entry.get(section[:-1]) or {}
+    return None
+
+
+def _server(config: dict[str, Any], context: str) -> str | None:
+    ctx = _named(config, "contexts", context) or {}
+    cluster = _named(config, "clusters", str(ctx.get("cluster", ""))) or {}
+    server = cluster.get("server")
+    return str(server) if server else None
+
+
+def _etcdutl_status(path: Path) -> dict[str, Any]:
+    """``etcdutl snapshot status`` when an etcdutl is on PATH; empty otherwise."""
+    etcdutl = shutil.which("etcdutl")
+    if etcdutl is None:
+        return {}
+    try:
+        proc = subprocess.run([etcdutl, "snapshot", "status", str(path), "-w", "json"], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        status = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "(no output)"
