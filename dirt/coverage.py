@@ -4,7 +4,8 @@
 file is an error), then prints two tables: every alert a scenario expects, with
 the rule file and line defining it (a missing rule is an error: exit 2), and
 every alerting rule that no scenario expects — the alerts nobody has ever seen
-fire on purpose.
+fire on purpose.  Alerts a scenario names in ``expect.silent`` or ``abort_when``
+that no rule defines get a warning: such a guard can never trip.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from dirt.config import LoadedConfig
 from dirt.errors import ScenarioError, UsageError
+from dirt.validation import did_you_mean
 
 SANDBOX_RULES = Path(__file__).parent / "sandbox" / "rules"
 
@@ -86,6 +88,8 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
     err = Console(stderr=True)
     paths = rule_paths or default_rule_paths(loaded)
     files = rule_files(paths)
+    if not files:
+        raise UsageError(f"no rule files (*.yml, *.yaml) in {', '.join(map(str, paths))}")
     ok, output = promtool_check(files)
     if not ok:
         err.print(f"[bold red]promtool check rules failed[/]\n{output}", markup=True, highlight=False)
@@ -97,6 +101,7 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
         by_alert.setdefault(ref.alert, []).append(ref)
 
     expected: dict[str, list[str]] = {}
+    guards: dict[str, list[str]] = {}  # silent and abort_when alerts
     options = LoadOptions(known_targets=list(loaded.config.targets))
     bad_files = 0
     for path in _iter_scenario_files(scenario_paths):
@@ -108,6 +113,9 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
             continue
         for alert in scenario.expect.alerts:
             expected.setdefault(alert.name, []).append(f"{path}")
+        silent = [s if isinstance(s, str) else s.name for s in scenario.expect.silent]
+        for name in silent + [c.alert for c in scenario.abort_when if c.alert]:
+            guards.setdefault(name, []).append(f"{path}")
     table = Table(title="Expected alerts")
     table.add_column("alert")
     table.add_column("rule")
@@ -129,6 +137,11 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
     covered = len(set(by_alert) & set(expected))
     console.print(f"{covered} of {len(by_alert)} alerting rules exercised by a drill", highlight=False)
     for alert in missing:
+        hint = did_you_mean(alert, by_alert)
         err.print(f"error: alert {alert!r} is expected by {', '.join(sorted(set(expected[alert])))} "
-                  "but no rule defines it", markup=False, highlight=False)
+                  f"but no rule defines it{'; ' + hint if hint else ''}", markup=False, highlight=False)
+    for alert in sorted(set(guards) - set(by_alert)):
+        hint = did_you_mean(alert, by_alert)
+        err.print(f"warning: alert {alert!r} (silent or abort_when in {', '.join(sorted(set(guards[alert])))}) "
+                  f"has no rule, so it can never fire{'; ' + hint if hint else ''}", markup=False, highlight=False)
     return 2 if missing or bad_files else 0

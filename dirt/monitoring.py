@@ -8,9 +8,12 @@ Two alert sources, one shape (``ActiveAlert``):
 * ``AlertmanagerSource`` reads Alertmanager's API v2 ``/api/v2/alerts``: an alert
   there was *routed*, not just evaluated; it started at ``startsAt``.
 
-PromQL goes through prometheus-api-client (``MonitoringClient``).  Credentials
-come from environment variables or files named in ``dirt.yaml`` and live only in
-the HTTP session: never in an error message, the journal or a report.
+PromQL goes through prometheus-api-client (``MonitoringClient``), without the
+library's hidden retries (callers poll again anyway).  Every failure becomes one
+``MonitoringError`` line: unreachable, credentials refused, or Prometheus' own
+error text; never a raw response body.  Credentials come from environment
+variables or files named in ``dirt.yaml`` and live only in the HTTP session:
+never in an error message, the journal or a report.
 """
 
 from __future__ import annotations
@@ -209,7 +212,9 @@ class AlertmanagerSource(_Http, AlertSource):
             alerts.append(ActiveAlert(
                 name=labels.get("alertname", ""), labels=labels, source="alertmanager",
                 state=status.get("state", "active"), fired_at=parse_time(alert.get("startsAt")),
-                extra={"ends_at": parse_time(alert.get("endsAt")),
+                # endsAt of a firing alert is only how long Alertmanager trusts it without
+                # news from Prometheus, not a resolution time.
+                extra={"valid_until": parse_time(alert.get("endsAt")),
                        "receivers": [r.get("name") for r in alert.get("receivers", [])],
                        "silenced_by": status.get("silencedBy", []),
                        "inhibited_by": status.get("inhibitedBy", [])},
@@ -225,10 +230,14 @@ class MonitoringClient:
 
     def __init__(self, endpoint: Endpoint) -> None:
         from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
 
         self.endpoint = endpoint
+        # No retries inside the client: its default (3 tries, 1 s backoff) would stall an
+        # abort condition for seconds while Prometheus is down; callers poll again anyway.
         self._prom = PrometheusConnect(url=endpoint.url.rstrip("/"), session=session_for(endpoint),
-                                       disable_ssl=endpoint.insecure_skip_verify, timeout=endpoint.timeout)
+                                       disable_ssl=endpoint.insecure_skip_verify, timeout=endpoint.timeout,
+                                       retry=Retry(total=0, raise_on_status=False))
 
     def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
         """Instant query; each sample as (labels, value).  Scalars come back with {} labels."""
@@ -238,7 +247,7 @@ class MonitoringClient:
         try:
             result = self._prom.custom_query(query=promql)
         except PrometheusApiClientException as exc:
-            raise MonitoringError(f"PromQL {promql!r} failed: {str(exc)[:200]}") from None
+            raise MonitoringError(self._refusal(promql, str(exc))) from None
         except requests.RequestException as exc:
             raise MonitoringError(f"Prometheus at {safe_url(self.endpoint.url)} unreachable "
                                   f"({type(exc).__name__})") from None
@@ -246,9 +255,32 @@ class MonitoringClient:
         if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
             return [({}, float(result[1]))]  # a scalar result: [time, "value"]
         for item in result or []:
-            value = item.get("value", [0, "nan"])[1]
-            samples.append((dict(item.get("metric", {})), float(value)))
+            if "value" not in item:
+                raise MonitoringError(f"PromQL {promql!r} returned a range vector; "
+                                      "give an instant query (no [range] at the end)")
+            samples.append((dict(item.get("metric", {})), float(item["value"][1])))
         return samples
+
+    def _refusal(self, promql: str, text: str) -> str:
+        """One line for a non-200 answer: the status and Prometheus' own error, no raw body.
+
+        prometheus-api-client words it ``HTTP Status Code 400 (b'{"status":"error",...}')``.
+        """
+        import ast
+        import json
+        import re
+
+        match = re.match(r"HTTP Status Code (\d+) \((b['\"].*['\"])\)$", text, re.S)
+        code = int(match.group(1)) if match else 0
+        if code in (401, 403):
+            return f"Prometheus at {safe_url(self.endpoint.url)} refused the credentials (HTTP {code})"
+        reason = ""
+        if match:
+            try:
+                reason = str(json.loads(ast.literal_eval(match.group(2))).get("error", ""))
+            except (ValueError, SyntaxError, AttributeError):
+                reason = ""
+        return f"PromQL {promql!r} failed (HTTP {code or '?'}){': ' + reason[:200] if reason else ''}"
 
     def ready(self) -> bool:
         return bool(self._prom.check_prometheus_connection())

@@ -6,7 +6,12 @@ API, Alertmanager API v2) once per ``timing.poll_interval``:
 
 * every alert seen firing is journaled once (``alert.firing``) with the server's
   own fire time (Prometheus ``activeAt`` + ``for``; Alertmanager ``startsAt``)
-  and the moment dirt observed it; ``alert.resolved`` when it goes away;
+  and the moment dirt observed it; ``alert.resolved`` (observation time only:
+  neither server keeps a resolved alert in its API) when it goes away;
+* an alert is *baseline*, not caused by the drill, when it was firing at the
+  first poll or its server fire time is before the monitor started (a Watchdog,
+  or an alert that reaches the Alertmanager late); the monitor refuses to start
+  when a source cannot be read then, since nothing could be told apart after;
 * expected alerts: MTTD = server fire time - the moment the fault took effect;
   an expectation passes when the alert fired in every source asked for within
   ``fires_within``; ``resolves_within`` is measured from the end of recovery;
@@ -16,8 +21,8 @@ API, Alertmanager API v2) once per ``timing.poll_interval``:
   every poll after the fault; a breach cancels the drill (verdict ``aborted``,
   rollback runs) and journals the breaching value and time.
 
-The check drivers ``alert.firing`` and ``alert.absent`` reuse the sources for
-steady-state and verify checks.
+The check drivers ``alert.firing`` and ``alert.absent`` (``alert: NAME``, optional
+``labels`` and ``source``) reuse the sources for steady-state and verify checks.
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from dirt.drivers import CancelToken, Check, CheckResult, Context, Params
-from dirt.errors import DirtError
+from dirt.errors import DirtError, MonitoringError
 from dirt.monitoring import ActiveAlert, AlertSource, MonitoringClient
 from dirt.scenario.model import AbortCondition, AlertExpectation, AlertMatch, Expect
 
@@ -42,7 +47,7 @@ Key = tuple[str, str, tuple[tuple[str, str], ...]]
 class _Seen:
     alert: ActiveAlert
     observed_at: float  # wall clock when dirt first saw it firing
-    baseline: bool  # already firing before the fault
+    baseline: bool  # firing before the monitor started (not caused by the drill)
     resolved_at: float | None = None
 
 
@@ -72,6 +77,7 @@ class AlertMonitor:
     _polls: int = 0
     _prom: MonitoringClient | None = None
     _finished: bool = False
+    t_start: float | None = None  # wall time of the baseline poll
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -86,7 +92,11 @@ class AlertMonitor:
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
-        self._poll(baseline=True)
+        """Take the baseline (raising ``MonitoringError`` if a source cannot be read), then poll."""
+        self.t_start = self.wall()
+        failed = self._poll(baseline=True)
+        if failed:
+            raise MonitoringError("cannot watch alerts, so no fault was injected: " + "; ".join(failed))
         self.emit("alerts.baseline", alerts=[s.alert.to_event() for s in self.seen.values()],
                   sources=[s.source for s in self.sources])
         self._thread = threading.Thread(target=self._loop, name="dirt-alert-monitor", daemon=True)
@@ -96,9 +106,13 @@ class AlertMonitor:
         self.t_inject = wall_time
 
     def stop(self) -> None:
+        """Stop polling, after one last look: the drill may have ended between two polls."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, self.interval * 3))
+            if self.t_inject is not None and not self._finished:
+                self._poll(baseline=False)
+            self._thread = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -107,15 +121,18 @@ class AlertMonitor:
                 self._evaluate_aborts()
 
     # -- polling ----------------------------------------------------------------------
-    def _poll(self, *, baseline: bool) -> None:
+    def _poll(self, *, baseline: bool) -> list[str]:
+        """Read every source once; return the errors of the sources that failed."""
         now = self.wall()
         current: dict[Key, ActiveAlert] = {}
         answered: set[str] = set()
+        failed: list[str] = []
         for source in self.sources:
             try:
                 alerts = source.active()
             except DirtError as exc:
                 self._error(source.source, str(exc))
+                failed.append(str(exc))
                 continue
             answered.add(source.source)
             for alert in alerts:
@@ -126,16 +143,22 @@ class AlertMonitor:
             for key, alert in current.items():
                 entry = self.seen.get(key)
                 if entry is None or entry.resolved_at is not None:
-                    self.seen[key] = _Seen(alert, now, baseline)
-                    if not baseline:
+                    before = baseline or self._fired_before_start(alert)
+                    self.seen[key] = _Seen(alert, now, before)
+                    if not before:
                         self.emit("alert.firing", **alert.to_event(), observed_at=now,
                                   expected=self._is_expected(alert), forbidden=self._is_silent(alert))
             for key, entry in self.seen.items():
                 if entry.resolved_at is None and key not in current and entry.alert.source in answered:
                     entry.resolved_at = now
+                    # No server time: neither API keeps resolved alerts, and a firing
+                    # alert's endsAt (``valid_until``) is not when it resolved.
                     self.emit("alert.resolved", name=entry.alert.name, labels=entry.alert.labels,
-                              source=entry.alert.source, observed_at=now,
-                              server_time=entry.alert.extra.get("ends_at"))
+                              source=entry.alert.source, observed_at=now, baseline=entry.baseline)
+        return failed
+
+    def _fired_before_start(self, alert: ActiveAlert) -> bool:
+        return alert.fired_at is not None and self.t_start is not None and alert.fired_at < self.t_start
 
     def _error(self, source: str, message: str) -> None:
         count = self._errors.get(source, 0) + 1
@@ -240,8 +263,9 @@ class AlertMonitor:
             ctx.sleep(min(self.interval, 0.5))
         for expected in wanted:
             firing = self._still_firing(expected)
-            hits = [s for s in self.seen.values()
-                    if s.alert.matches(expected.name, expected.labels) and s.resolved_at is not None]
+            with self._lock:
+                hits = [s for s in self.seen.values()
+                        if s.alert.matches(expected.name, expected.labels) and s.resolved_at is not None]
             resolved_at = max((s.resolved_at for s in hits if s.resolved_at), default=None)
             measured = None if firing or resolved_at is None else max(0.0, resolved_at - t_recovered)
             ok = not firing and (measured is None or measured <= expected.resolves_within)
@@ -330,38 +354,49 @@ class AlertMonitor:
 
 
 class AlertParams(Params):
-    name: str = Field(description="Alert name.")
-    labels: dict[str, str] = Field(default_factory=dict)
-    source: str = Field("prometheus", pattern="^(prometheus|alertmanager)$")
+    # Not ``name``: that key is every step's own label, so the loader never passes it on.
+    alert: str = Field(description="Alert name (the rule's `alert:`).")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels that must match exactly.")
+    source: Literal["prometheus", "alertmanager"] = Field("prometheus", description="Where to look.")
 
 
-def _active(ctx: Context, source: str) -> list[ActiveAlert]:
-    for s in ctx.target.alert_sources():
-        if s.source == source:
-            return [a for a in s.active() if a.firing]
-    raise DirtError(f"target {ctx.target.name!r} has no {source}")
+class _AlertCheck(Check):
+    Params = AlertParams
+
+    def __init__(self, params: Params, ctx: Context) -> None:
+        super().__init__(params, ctx)
+        self._source: AlertSource | None = None  # one HTTP session for all the attempts
+
+    def _firing(self) -> list[ActiveAlert]:
+        if self._source is None:
+            self._source = next((s for s in self.ctx.target.alert_sources() if s.source == self.params.source),
+                                None)
+            if self._source is None:
+                raise DirtError(f"target {self.ctx.target.name!r} has no {self.params.source} configured")
+        return [a for a in self._source.active() if a.firing and a.matches(self.params.alert, self.params.labels)]
+
+    def _detail(self, hits: list[ActiveAlert]) -> str:
+        return f"{self.params.alert} {'firing' if hits else 'not firing'} in {self.params.source}"
 
 
-class AlertFiring(Check):
+class AlertFiring(_AlertCheck):
     """Passes while the named alert is firing."""
 
     name = "alert.firing"
-    Params = AlertParams
 
     def probe(self) -> CheckResult:
-        hits = [a for a in _active(self.ctx, self.params.source) if a.matches(self.params.name, self.params.labels)]
-        return CheckResult(bool(hits), f"{self.params.name} {'firing' if hits else 'not firing'} in {self.params.source}")
+        hits = self._firing()
+        return CheckResult(bool(hits), self._detail(hits))
 
 
-class AlertAbsent(Check):
+class AlertAbsent(_AlertCheck):
     """Passes while the named alert is not firing."""
 
     name = "alert.absent"
-    Params = AlertParams
 
     def probe(self) -> CheckResult:
-        hits = [a for a in _active(self.ctx, self.params.source) if a.matches(self.params.name, self.params.labels)]
-        return CheckResult(not hits, f"{self.params.name} {'firing' if hits else 'not firing'} in {self.params.source}")
+        hits = self._firing()
+        return CheckResult(not hits, self._detail(hits))
 
 
 DRIVERS = [AlertFiring, AlertAbsent]

@@ -44,6 +44,7 @@ class PromQLCheck(Check):
     def __init__(self, params: Params, ctx: Context) -> None:
         super().__init__(params, ctx)
         self._holding_since: float | None = None
+        self._client: Any = None  # one HTTP session for all the attempts
 
     def _ok(self, value: float) -> bool:
         p = self.params
@@ -65,7 +66,9 @@ class PromQLCheck(Check):
         return " and ".join(parts)
 
     def probe(self) -> CheckResult:
-        samples = self.ctx.target.monitoring().query(self.params.query)
+        if self._client is None:
+            self._client = self.ctx.target.monitoring()
+        samples = self._client.query(self.params.query)
         data: dict[str, Any] = {"samples": [{"labels": labels, "value": value} for labels, value in samples[:20]]}
         if not samples:
             ok, detail = self.params.empty == "pass", "query returned no data"
@@ -76,8 +79,9 @@ class PromQLCheck(Check):
                 detail = f"{len(samples)} value(s) {self._bounds()}"
             else:
                 labels, value = bad[0]
-                shown = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-                detail = f"value {value:g}{' {' + shown + '}' if shown else ''} not {self._bounds()}"
+                detail = f"{_series(labels)} = {value:g}, not {self._bounds()}"
+                if len(bad) > 1:
+                    detail += f" (and {len(bad) - 1} more of {len(samples)})"
         now = time.monotonic()
         if not ok:
             self._holding_since = None
@@ -88,6 +92,13 @@ class PromQLCheck(Check):
         if held < self.params.for_:
             return CheckResult(False, f"{detail}, held {held:.0f}s of {self.params.for_:g}s", data)
         return CheckResult(True, detail, data)
+
+
+def _series(labels: dict[str, str]) -> str:
+    """A sample's series the way PromQL writes it: ``name{label="value",...}``; "value" if none."""
+    name = labels.get("__name__", "")
+    rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return (name + (f"{{{rest}}}" if rest else "")) or "value"
 
 
 DRIVERS = [PromQLCheck]
