@@ -14,7 +14,7 @@ from dirt.faults.kube import Selector, _node_ready, _ready, selector_text
 
 class DeploymentParams(Params):
     namespace: str
-    name: str | None = Field(None, description="One Deployment (default: every one in the namespace).")
+    deployment: str | None = Field(None, description="One Deployment by name (default: every one in the namespace).")
     selector: Selector | None = None
     min_available: int | None = Field(None, ge=0, description="Default: all of spec.replicas.")
 
@@ -28,11 +28,11 @@ class DeploymentAvailable(Check):
     def probe(self) -> CheckResult:
         p = self.params
         kube = self.ctx.target.kube()
-        if p.name:
-            found = kube.find("apps/v1", "Deployment", p.name, p.namespace)
+        if p.deployment:
+            found = kube.find("apps/v1", "Deployment", p.deployment, p.namespace)
             deployments = [found] if found else []
             if not deployments:
-                return CheckResult(False, f"Deployment {p.namespace}/{p.name} not found")
+                return CheckResult(False, f"Deployment {p.namespace}/{p.deployment} not found")
         else:
             deployments = kube.list("apps/v1", "Deployment", p.namespace, label_selector=selector_text(p.selector))
             if not deployments:

@@ -34,6 +34,7 @@ BUILTIN_MODULES = (
     "dirt.recovery.backups",
     "dirt.recovery.etcd",
     "dirt.recovery.resources",
+    "dirt.recovery.velero",
     "dirt.playbooks",
     "dirt.testing.drivers",
 )
@@ -61,6 +62,13 @@ class Registry:
             raise TypeError(f"{cls!r} is not a dirt driver (needs kind and name)")
         if not issubclass(cls, _BASES[kind]):
             raise TypeError(f"{cls.__qualname__} says kind={kind!r} but is not a {_BASES[kind].__name__}")
+        from dirt.scenario.model import COMMON_KEYS, DRIVER_KEY
+
+        reserved = set(COMMON_KEYS[kind]) | {DRIVER_KEY[kind]}
+        clash = sorted(reserved & {f.alias or n for n, f in cls.Params.model_fields.items()})
+        if clash:  # the loader would take them as the step's own keys, silently
+            raise TypeError(f"{cls.__qualname__}: parameter(s) {', '.join(clash)} collide with the keys "
+                            f"every {kind} step has; rename them")
         key = (kind, name)
         if key in self.drivers and self.drivers[key] is not cls:
             self.load_errors.append(

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from dirt.drivers import CheckResult, Fault, Params
-from dirt.errors import APINotFoundError, KubeError, StepFailed
+from dirt.errors import APIForbiddenError, APINotFoundError, KubeError, StepFailed
 
 Selector = str | dict[str, str]
 
@@ -107,7 +107,7 @@ class PodsDelete(Fault):
 
 class ScaleParams(Params):
     namespace: str
-    name: str
+    deployment: str = Field(description="The Deployment (or StatefulSet, with kind) to scale.")
     kind: str = Field("Deployment", pattern="^(Deployment|StatefulSet)$")
     replicas: int = Field(ge=0)
 
@@ -122,18 +122,18 @@ class DeploymentScale(Fault):
 
     def plan(self) -> list[str]:
         p = self.params
-        return [f"scale {p.kind} {p.namespace}/{p.name} to {p.replicas} replicas (revert: back to the current count)"]
+        return [f"scale {p.kind} {p.namespace}/{p.deployment} to {p.replicas} replicas (revert: back to the current count)"]
 
     def inject(self) -> None:
         p = self.params
         kube = self.ctx.target.kube()
-        current = kube.get("apps/v1", p.kind, p.name, p.namespace)
+        current = kube.get("apps/v1", p.kind, p.deployment, p.namespace)
         self.state = {"previous_replicas": current.get("spec", {}).get("replicas", 1)}
-        kube.patch("apps/v1", p.kind, p.name, {"spec": {"replicas": p.replicas}}, p.namespace)
+        kube.patch("apps/v1", p.kind, p.deployment, {"spec": {"replicas": p.replicas}}, p.namespace)
 
     def verify_injected(self) -> CheckResult:
         p = self.params
-        obj = self.ctx.target.kube().get("apps/v1", p.kind, p.name, p.namespace)
+        obj = self.ctx.target.kube().get("apps/v1", p.kind, p.deployment, p.namespace)
         ready = obj.get("status", {}).get("readyReplicas", 0) or 0
         ok = obj["spec"]["replicas"] == p.replicas and (ready <= p.replicas)
         return CheckResult(ok, f"spec {obj['spec']['replicas']}, ready {ready}")
@@ -141,7 +141,7 @@ class DeploymentScale(Fault):
     def revert(self) -> None:
         p = self.params
         if "previous_replicas" in self.state:
-            self.ctx.target.kube().patch("apps/v1", p.kind, p.name,
+            self.ctx.target.kube().patch("apps/v1", p.kind, p.deployment,
                                          {"spec": {"replicas": self.state["previous_replicas"]}}, p.namespace)
 
 
@@ -212,7 +212,7 @@ def _wait_gone(kube: Any, api_version: str, kind: str, name: str, timeout: float
 
 
 class NodeParams(Params):
-    name: str | None = Field(None, description="A node by name.")
+    node: str | None = Field(None, description="A node by name.")
     selector: Selector | None = Field(None, description="Or: nodes matching a label selector.")
     count: int = Field(1, ge=1, description="How many of the matching nodes.")
     seed: int | None = None
@@ -225,8 +225,8 @@ class _NodeFault(Fault):
     def _choose(self) -> list[dict[str, Any]]:
         kube = self.ctx.target.kube()
         p = self.params
-        if p.name:
-            return [kube.get("v1", "Node", p.name)]
+        if p.node:
+            return [kube.get("v1", "Node", p.node)]
         nodes = kube.list("v1", "Node", label_selector=selector_text(p.selector))
         nodes = sorted((n for n in nodes if _node_ready(n) and not n["spec"].get("unschedulable")),
                        key=lambda n: n["metadata"]["name"])
@@ -236,15 +236,15 @@ class _NodeFault(Fault):
 
     def _which(self) -> str:
         p = self.params
-        if p.name:
-            return f"node {p.name}"
+        if p.node:
+            return f"node {p.node}"
         sel = selector_text(p.selector)
         return f"{p.count} Ready node(s)" + (f" matching {sel!r}" if sel else "")
 
     @classmethod
     def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
-        if spec.params.name and spec.params.selector:
-            return [("give a node 'name' or a 'selector', not both", "")]
+        if spec.params.node and spec.params.selector:
+            return [("give a 'node' or a 'selector', not both", "")]
         return []
 
 
@@ -344,6 +344,10 @@ class NodeDrain(NodeCordon):
                     blocked.pop(ref, None)
                 except APINotFoundError:
                     evicted.append(ref)
+                except APIForbiddenError as exc:
+                    if "being terminated" not in str(exc):
+                        raise
+                    evicted.append(ref)  # its namespace is being deleted: it is going anyway
                 except KubeError as exc:
                     if exc.status == 429:  # a PodDisruptionBudget says not now
                         blocked[ref] = str(exc)
@@ -376,6 +380,8 @@ class NodeDrain(NodeCordon):
 
 def _skip_on_drain(pod: dict[str, Any]) -> bool:
     meta = pod["metadata"]
+    if meta.get("deletionTimestamp"):
+        return True  # already terminating
     if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
         return True
     if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):

@@ -451,7 +451,9 @@ class Sandbox:
                              "--cluster.listen-address=", "--log.level=warn"],
             "prometheus": [str(b.prometheus), f"--config.file={prom_dir / 'prometheus.yml'}",
                            f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.prometheus}",
-                           "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn"],
+                           "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn",
+                           # send firing alerts to Alertmanager every second, not every minute
+                           "--rules.alert.resend-delay=1s"],
         }
         if ksm:
             commands["kube-state-metrics"] = [

@@ -51,3 +51,22 @@ def test_a_second_driver_with_the_same_name_is_refused_not_overwritten() -> None
     registry.register(Other, "a plugin")
     assert registry.get("fault", "exec") is first
     assert "already registered" in registry.load_errors[0]
+
+
+def test_a_driver_parameter_named_like_a_step_key_is_refused() -> None:
+    from dirt.drivers import Params as BaseParams
+
+    class ClashingParams(BaseParams):
+        name: str
+
+    class Clashing(Check):
+        """Would lose its 'name' to the step label."""
+
+        kind = "check"
+        name = "plugin.clash"
+        Params = ClashingParams
+
+    registry = Registry()
+    registry._register_object(Clashing, "a plugin")
+    assert registry.get("check", "plugin.clash") is None
+    assert "parameter(s) name collide with the keys every check step has" in registry.load_errors[0]
