@@ -9,7 +9,9 @@ journal of a run that was killed half-way (its verdict is then ``aborted``).
 Top-level fields: schema_version, run_id, dirt_version, scenario, target,
 verdict, started_at, ended_at, duration_seconds, phases[], expectations[],
 timings{t_inject, mttd_seconds{alert: s}, mttr_seconds, rpo_seconds{backup: s}},
-faults[], steps[], backups[], restores[], alerts{fired[], noise[], baseline[]},
+faults[], steps[], backups[], restores[], restore_verification[] (per objects.match_backup
+check: objects_expected, objects_missing, objects_changed, objects_extra and the
+names), alerts{fired[], noise[], baseline[]},
 rollback{ran, reason, actions[]}, abort, errors[], failures[], complete.
 """
 
@@ -173,6 +175,12 @@ def build_report(events: list[dict[str, Any]]) -> dict[str, Any]:
         if x.get("kind") == "alert":
             mttd[x.get("alert") or x["name"]] = x.get("measured_seconds")
     rpo = {b["name"]: b.get("age_seconds") for b in backups}
+    restore_checks = [
+        {"name": x["name"], "passed": x.get("passed"),
+         **{k: (x.get("data") or {}).get(k) for k in ("objects_expected", "objects_missing", "objects_changed",
+                                                      "objects_extra", "missing", "changed")}}
+        for x in expectations if "objects_missing" in (x.get("data") or {})
+    ]
     scenario = (start or {}).get("scenario", {})
     return {
         "schema_version": SCHEMA_VERSION,
@@ -199,6 +207,7 @@ def build_report(events: list[dict[str, Any]]) -> dict[str, Any]:
         "steps": steps,
         "backups": backups,
         "restores": restores,
+        "restore_verification": restore_checks,
         "alerts": {"fired": fired, "resolved": resolved, "noise": noise, "baseline": baseline},
         "rollback": rollback,
         "abort": abort,
