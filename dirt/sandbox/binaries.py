@@ -149,10 +149,36 @@ def _go() -> str:
     return go
 
 
+def on_path(component: Component) -> dict[str, Path] | None:
+    """The component's binaries if every one of them is on PATH at the right version."""
+    found = {}
+    for name in component.binaries:
+        where = shutil.which(name)
+        if where is None or not _answers(Path(where), component):
+            return None
+        found[name] = Path(where)
+    return found
+
+
+def _adopt(component: Component, found: dict[str, Path]) -> Path:
+    """Link binaries found on PATH into the cache folder, so everything else finds them there."""
+    folder = component.folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, path in found.items():
+        (folder / name).symlink_to(path.resolve())
+    (folder / ".complete").write_text(json.dumps({"version": component.version, "source": "PATH"}))
+    return folder
+
+
 def build(component: Component, *, log: Callable[[str], None] = print, force: bool = False) -> Path:
-    """Build ``component`` into its cache folder unless a verified build is there."""
+    """Use ``component`` from the cache or PATH at the right version, else build it."""
     if is_built(component) and not force:
         return component.folder
+    found = None if force else on_path(component)
+    if found is not None:
+        log(f"using {component.name} {component.version} from PATH ({', '.join(map(str, found.values()))})")
+        return _adopt(component, found)
     go = _go()
     folder = component.folder
     staging = folder.with_name(folder.name + ".partial")
