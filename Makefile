@@ -52,10 +52,11 @@ demo: deps
 	$(DIRT) validate scenarios
 	$(DIRT) sandbox up
 	$(DIRT) plan scenarios/control-plane-down.yaml
-	$(DIRT) run scenarios/control-plane-down.yaml --display plain || true
-	@echo
-	@echo "Report: $$(ls -td reports/*/ | head -1)report.html  (all runs: reports/index.html)"
-	@echo "The sandbox keeps running: 'dirt sandbox status', 'dirt sandbox down' to remove it."
+	@status=0; $(DIRT) run scenarios/control-plane-down.yaml --display plain || status=$$?; \
+	echo; \
+	echo "Report: $$(ls -td reports/*/ | head -1)report.html  (all runs: reports/index.html)"; \
+	echo "The sandbox keeps running: 'dirt sandbox status', 'dirt sandbox down' to remove it."; \
+	exit $$status
 
 bench: venv
 	$(BIN)/python bench/bench_cli.py

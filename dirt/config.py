@@ -36,7 +36,6 @@ from dirt.scenario.yamlpos import YamlSyntaxError, load
 from dirt.validation import did_you_mean, problems_from_validation
 
 CONFIG_NAME = "dirt.yaml"
-PROVIDERS = ("sandbox", "kind", "kubeconfig", "fake")
 
 
 class Endpoint(Model):

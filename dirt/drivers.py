@@ -164,7 +164,6 @@ class Context:
         waiting: Callable[[str, float, float | None], None] | None = None,
         cancel: CancelToken | None = None,
         scenario_dir: Path | None = None,
-        playbook_resolver: Callable[[str], Any] | None = None,
     ) -> None:
         self.target = target
         self.run_dir = run_dir
@@ -176,7 +175,6 @@ class Context:
         self.backups: dict[str, BackupRecord] = {}
         self.backup_drivers: dict[str, Any] = {}  # the Backup driver that took each backup
         self.faults: list[Any] = []  # the Fault instances injected so far, in order
-        self.playbook_resolver = playbook_resolver
         self.deadline: float | None = None  # monotonic time the current step must end by
         self.step: Any = None  # the StepSpec being run (its playbook link, its name)
 
@@ -262,7 +260,9 @@ class Context:
         pipefail``; otherwise a string is split like a shell would.
         """
         if shell:
-            argv = [shell, "-euo", "pipefail", "-c", command] if shell in ("bash", "sh") else [shell, "-c", command]
+            # dash (sh) has no pipefail: errexit and nounset only
+            flags = ["-euo", "pipefail"] if shell == "bash" else ["-eu"]
+            argv = [shell, *flags, "-c", command]
             shown = command
         else:
             argv = shlex.split(command) if isinstance(command, str) else list(command)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from dirt.drivers import Check, CheckResult, Params
 from dirt.faults.kube import Selector, _node_ready, _ready, selector_text
@@ -14,7 +14,9 @@ from dirt.faults.kube import Selector, _node_ready, _ready, selector_text
 
 class DeploymentParams(Params):
     namespace: str
-    deployment: str | None = Field(None, description="One Deployment by name (default: every one in the namespace).")
+    name: str | None = Field(None, validation_alias=AliasChoices("name", "deployment"),
+                             description="One Deployment by name, also written 'deployment' "
+                                         "(default: every one in the namespace).")
     selector: Selector | None = None
     min_available: int | None = Field(None, ge=0, description="Default: all of spec.replicas.")
 
@@ -28,11 +30,11 @@ class DeploymentAvailable(Check):
     def probe(self) -> CheckResult:
         p = self.params
         kube = self.ctx.target.kube()
-        if p.deployment:
-            found = kube.find("apps/v1", "Deployment", p.deployment, p.namespace)
+        if p.name:
+            found = kube.find("apps/v1", "Deployment", p.name, p.namespace)
             deployments = [found] if found else []
             if not deployments:
-                return CheckResult(False, f"Deployment {p.namespace}/{p.deployment} not found")
+                return CheckResult(False, f"Deployment {p.namespace}/{p.name} not found")
         else:
             deployments = kube.list("apps/v1", "Deployment", p.namespace, label_selector=selector_text(p.selector))
             if not deployments:

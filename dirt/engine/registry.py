@@ -64,7 +64,8 @@ class Registry:
             raise TypeError(f"{cls.__qualname__} says kind={kind!r} but is not a {_BASES[kind].__name__}")
         from dirt.scenario.model import COMMON_KEYS, DRIVER_KEY
 
-        reserved = set(COMMON_KEYS[kind]) | {DRIVER_KEY[kind]}
+        # 'name' may be a driver's own parameter (its steps are labelled with 'label')
+        reserved = (set(COMMON_KEYS[kind]) - ({"name"} if kind != "backup" else set())) | {DRIVER_KEY[kind]}
         clash = sorted(reserved & {f.alias or n for n, f in cls.Params.model_fields.items()})
         if clash:  # the loader would take them as the step's own keys, silently
             raise TypeError(f"{cls.__qualname__}: parameter(s) {', '.join(clash)} collide with the keys "

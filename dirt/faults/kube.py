@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from dirt.drivers import CheckResult, Fault, Params
 from dirt.errors import APIForbiddenError, APINotFoundError, KubeError, StepFailed
@@ -107,7 +107,8 @@ class PodsDelete(Fault):
 
 class ScaleParams(Params):
     namespace: str
-    deployment: str = Field(description="The Deployment (or StatefulSet, with kind) to scale.")
+    name: str = Field(validation_alias=AliasChoices("name", "deployment"),
+                      description="The Deployment (or StatefulSet, with kind) to scale; also written 'deployment'.")
     kind: str = Field("Deployment", pattern="^(Deployment|StatefulSet)$")
     replicas: int = Field(ge=0)
 
@@ -122,18 +123,18 @@ class DeploymentScale(Fault):
 
     def plan(self) -> list[str]:
         p = self.params
-        return [f"scale {p.kind} {p.namespace}/{p.deployment} to {p.replicas} replicas (revert: back to the current count)"]
+        return [f"scale {p.kind} {p.namespace}/{p.name} to {p.replicas} replicas (revert: back to the current count)"]
 
     def inject(self) -> None:
         p = self.params
         kube = self.ctx.target.kube()
-        current = kube.get("apps/v1", p.kind, p.deployment, p.namespace)
+        current = kube.get("apps/v1", p.kind, p.name, p.namespace)
         self.state = {"previous_replicas": current.get("spec", {}).get("replicas", 1)}
-        kube.patch("apps/v1", p.kind, p.deployment, {"spec": {"replicas": p.replicas}}, p.namespace)
+        kube.patch("apps/v1", p.kind, p.name, {"spec": {"replicas": p.replicas}}, p.namespace)
 
     def verify_injected(self) -> CheckResult:
         p = self.params
-        obj = self.ctx.target.kube().get("apps/v1", p.kind, p.deployment, p.namespace)
+        obj = self.ctx.target.kube().get("apps/v1", p.kind, p.name, p.namespace)
         ready = obj.get("status", {}).get("readyReplicas", 0) or 0
         ok = obj["spec"]["replicas"] == p.replicas and (ready <= p.replicas)
         return CheckResult(ok, f"spec {obj['spec']['replicas']}, ready {ready}")
@@ -141,7 +142,7 @@ class DeploymentScale(Fault):
     def revert(self) -> None:
         p = self.params
         if "previous_replicas" in self.state:
-            self.ctx.target.kube().patch("apps/v1", p.kind, p.deployment,
+            self.ctx.target.kube().patch("apps/v1", p.kind, p.name,
                                          {"spec": {"replicas": self.state["previous_replicas"]}}, p.namespace)
 
 
@@ -212,7 +213,8 @@ def _wait_gone(kube: Any, api_version: str, kind: str, name: str, timeout: float
 
 
 class NodeParams(Params):
-    node: str | None = Field(None, description="A node by name.")
+    node: str | None = Field(None, validation_alias=AliasChoices("node", "name"),
+                             description="A node by name (also written 'name').")
     selector: Selector | None = Field(None, description="Or: nodes matching a label selector.")
     count: int = Field(1, ge=1, description="How many of the matching nodes.")
     seed: int | None = None

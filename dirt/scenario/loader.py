@@ -236,7 +236,10 @@ def _resolve_step(
         state.add(where + (key,), f"unknown {kind} '{driver_name}'", hint)
         return None
 
-    common = COMMON_KEYS[kind]
+    common = dict(COMMON_KEYS[kind])
+    driver_names = {f.alias or n for n, f in cls.Params.model_fields.items()}
+    if kind != "backup" and "name" in driver_names:
+        common.pop("name")  # the driver's own parameter (e.g. the Deployment's name)
     params = {k: v for k, v in item.items() if k != key and k not in common}
     unknown = unknown_names(params, variables)
     for name in dict.fromkeys(unknown):
@@ -252,7 +255,9 @@ def _resolve_step(
             extra_candidates=list(common) + [key], data=params,
         )
 
-    label = item.get("name")
+    label = item.get("label", item.get("name") if "name" in common else None)
+    if label is None and "name" not in common and isinstance(item.get("name"), str):
+        label = f"{driver_name} {item['name']}"
     if kind == "backup":
         if not isinstance(label, str) or not label:
             state.add(where, "a backup needs 'name:' (backup.restore refers to it)", "add name: <backup-name>")
@@ -260,7 +265,7 @@ def _resolve_step(
         if backup_names.count(label) > 1:
             state.add(where + ("name",), f"backup name '{label}' is used twice")
     elif label is not None and not isinstance(label, str):
-        state.add(where + ("name",), "'name' must be a string", "quote it")
+        state.add(where + ("label" if "label" in item else "name",), "a step's label must be a string", "quote it")
         label = None
 
     within = _duration(state, where, item, "within")

@@ -172,22 +172,27 @@ class StepSpec(Model):
     column: int = 0
 
 
-#: Keys every step of a kind accepts besides the driver's own parameters.
+#: Keys every step of a kind accepts besides the driver's own parameters.  A driver
+#: may declare a ``name`` parameter of its own (``deployment.available`` does: the
+#: Deployment's name); its steps are then labelled with ``label`` only.
 COMMON_KEYS: dict[Kind, dict[str, str]] = {
     "fault": {
-        "name": "a label for the report",
+        "name": "a label for the report (unless the driver has a 'name' parameter)",
+        "label": "a label for the report",
         "playbook": "playbook link: '#section' or 'path.md#section'",
         "within": "deadline for the fault to take effect",
         "rollback": "whether rollback may revert this fault (default true)",
     },
     "check": {
-        "name": "a label for the report",
+        "name": "a label for the report (unless the driver has a 'name' parameter)",
+        "label": "a label for the report",
         "playbook": "playbook link",
         "within": "deadline: the check is retried until it passes or this runs out",
         "interval": "time between attempts (default 1s)",
     },
     "step": {
-        "name": "a label for the report",
+        "name": "a label for the report (unless the driver has a 'name' parameter)",
+        "label": "a label for the report",
         "playbook": "playbook link",
         "within": "deadline for the step",
     },

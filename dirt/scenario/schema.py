@@ -16,6 +16,7 @@ from dirt.scenario.model import COMMON_KEYS, DRIVER_KEY, SECTIONS, ScenarioDocum
 
 _COMMON_TYPES: dict[str, dict[str, Any]] = {
     "name": {"type": "string"},
+    "label": {"type": "string"},
     "playbook": {"type": "string", "pattern": r"^[^#]*(#[\w-]*)?$"},
     "within": {"anyOf": [{"type": "string"}, {"type": "number"}]},
     "interval": {"anyOf": [{"type": "string"}, {"type": "number"}]},

@@ -108,7 +108,7 @@ def test_an_expected_alert_that_no_rule_defines_exits_2_naming_it(coverage_proje
     done = dirt(coverage_project, "coverage", "scenarios")
     assert done.returncode == 2
     assert "KubeAPIDwn" in done.stdout and "MISSING" in done.stdout
-    assert (f"error: alert 'KubeAPIDwn' is expected by scenarios/typo.yaml but no rule defines it; "
+    assert ("error: alert 'KubeAPIDwn' is expected by scenarios/typo.yaml but no rule defines it; "
             "did you mean 'KubeAPIDown'?") in done.stderr
     assert "Traceback" not in done.stderr
 

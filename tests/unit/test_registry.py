@@ -57,10 +57,10 @@ def test_a_driver_parameter_named_like_a_step_key_is_refused() -> None:
     from dirt.drivers import Params as BaseParams
 
     class ClashingParams(BaseParams):
-        name: str
+        within: str
 
     class Clashing(Check):
-        """Would lose its 'name' to the step label."""
+        """Would lose its 'within' to the step's deadline."""
 
         kind = "check"
         name = "plugin.clash"
@@ -69,4 +69,4 @@ def test_a_driver_parameter_named_like_a_step_key_is_refused() -> None:
     registry = Registry()
     registry._register_object(Clashing, "a plugin")
     assert registry.get("check", "plugin.clash") is None
-    assert "parameter(s) name collide with the keys every check step has" in registry.load_errors[0]
+    assert "parameter(s) within collide with the keys every check step has" in registry.load_errors[0]

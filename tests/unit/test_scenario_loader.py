@@ -141,3 +141,22 @@ def test_expected_alert_without_rule_is_a_warning_not_an_error(project) -> None:
     path = project.scenario("warn", basic_scenario())
     scenario = load_scenario(path, LoadOptions(alert_rules={"KubeAPIDown"}))
     assert [w.message for w in scenario.warnings] == ["no alerting rule defines 'FakeDown'"]
+
+
+def test_a_driver_with_a_name_parameter_takes_name_and_the_step_is_labelled(project) -> None:
+    path = project.scenario("named", basic_scenario(verify="""\
+        verify:
+          - check: deployment.available
+            namespace: shop
+            name: frontend
+          - check: deployment.available
+            label: the cart is up
+            namespace: shop
+            deployment: cart
+          - check: fake.check
+            name: plain label
+        """))
+    frontend, cart, fake = load_scenario(path).verify
+    assert (frontend.params.name, frontend.name) == ("frontend", "deployment.available frontend")
+    assert (cart.params.name, cart.name) == ("cart", "the cart is up")
+    assert fake.name == "plain label"
