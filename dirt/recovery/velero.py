@@ -77,6 +77,16 @@ class VeleroBackup(Backup):
             return [f"use Velero backup {p.existing} in {p.namespace}"]
         return [f"create a Velero Backup of {scope} in {p.namespace} and wait for Completed"]
 
+    def _create_and_wait(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create a Backup or Restore, then wait for Velero to finish it (strictly judged)."""
+        self.ctx.target.kube().create({
+            "apiVersion": API, "kind": kind,
+            "metadata": {"name": name, "namespace": self.params.namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "dirt"}},
+            "spec": spec,
+        })
+        return self._wait(name, kind)
+
     def _wait(self, name: str, kind: str) -> dict[str, Any]:
         kube = self.ctx.target.kube()
         start = time.monotonic()
@@ -119,13 +129,7 @@ class VeleroBackup(Backup):
             spec: dict[str, Any] = {"includedNamespaces": p.included_namespaces or ["*"], "ttl": p.ttl}
             if p.storage_location:
                 spec["storageLocation"] = p.storage_location
-            self.ctx.target.kube().create({
-                "apiVersion": API, "kind": "Backup",
-                "metadata": {"name": backup_name, "namespace": p.namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "dirt"}},
-                "spec": spec,
-            })
-            obj = self._wait(backup_name, "Backup")
+            obj = self._create_and_wait("Backup", backup_name, spec)
         status = obj.get("status") or {}
         created = _time(status.get("completionTimestamp")) or _time(obj["metadata"].get("creationTimestamp")) or time.time()
         progress = status.get("progress") or {}
@@ -141,13 +145,7 @@ class VeleroBackup(Backup):
         spec: dict[str, Any] = {"backupName": backup_name}
         if p.included_namespaces:
             spec["includedNamespaces"] = p.included_namespaces
-        self.ctx.target.kube().create({
-            "apiVersion": API, "kind": "Restore",
-            "metadata": {"name": restore_name, "namespace": p.namespace,
-                         "labels": {"app.kubernetes.io/managed-by": "dirt"}},
-            "spec": spec,
-        })
-        obj = self._wait(restore_name, "Restore")
+        obj = self._create_and_wait("Restore", restore_name, spec)
         progress = (obj.get("status") or {}).get("progress") or {}
         return StepOutcome(f"Velero restore {restore_name} Completed from backup {backup_name}",
                            {"restore": restore_name, "items_restored": progress.get("itemsRestored")})

@@ -165,7 +165,8 @@ def velero_crds(dirt_sandbox):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "restores.velero.io")
-        if any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"].get("conditions", [])):
+        conditions = (crd.get("status") or {}).get("conditions") or []  # None until the server fills them in
+        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
             break
         time.sleep(0.5)
     if kube.find("v1", "Namespace", "velero") is None:
