@@ -235,6 +235,12 @@ def _ref(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
+#: Annotations the server or its controllers write; not part of what was declared.
+SERVER_ANNOTATIONS = {"kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision"}
+SERVER_ANNOTATION_PREFIXES = ("pv.kubernetes.io/", "volume.kubernetes.io/", "volume.beta.kubernetes.io/",
+                              "control-plane.alpha.kubernetes.io/")
+
+
 def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """An object as a person would have written it: no status, uid, resourceVersion,
     managed fields, or other fields the server fills in."""
@@ -245,7 +251,7 @@ def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
         meta.pop(key, None)
     annotations = dict(meta.get("annotations") or {})
     for key in list(annotations):
-        if key in ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision"):
+        if key in SERVER_ANNOTATIONS or key.startswith(SERVER_ANNOTATION_PREFIXES):
             annotations.pop(key)
     if annotations:
         meta["annotations"] = annotations

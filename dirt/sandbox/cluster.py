@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from dirt.sandbox.monitoring import (
 )
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
-MONITORS = ("kube-state-metrics", "prometheus", "alertmanager")
+MONITORS = ("kube-state-metrics", "volume-provisioner", "prometheus", "alertmanager")
 Log = Callable[[str], None]
 
 
@@ -307,6 +308,7 @@ class Sandbox:
             "kwok-controller": lambda: self._get(f"http://127.0.0.1:{p.kwok_controller}/healthz"),
             "kube-state-metrics": lambda: self._get(f"http://127.0.0.1:{p.kube_state_metrics}/healthz"),
             "prometheus": lambda: self._get(f"{self.prometheus_url}/-/ready"),
+            "volume-provisioner": lambda: _Alive(),
             "alertmanager": lambda: self._get(f"{self.alertmanager_url}/-/ready"),
         }
         response = checks[name]()
@@ -393,7 +395,7 @@ class Sandbox:
     def _monitor_binary(self, name: str) -> Path | None:
         b = self.binaries()
         return {"prometheus": b.prometheus, "alertmanager": b.alertmanager,
-                "kube-state-metrics": b.kube_state_metrics}[name]
+                "kube-state-metrics": b.kube_state_metrics, "volume-provisioner": Path(sys.executable)}[name]
 
     def component_running(self, name: str) -> bool:
         if name in CONTROL_PLANE:
@@ -455,6 +457,10 @@ class Sandbox:
                            # send firing alerts to Alertmanager every second, not every minute
                            "--rules.alert.resend-delay=1s"],
         }
+        commands["volume-provisioner"] = [
+            sys.executable, "-m", "dirt.sandbox.provisioner", f"--kubeconfig={self.kubeconfig}",
+            f"--root={self.root / 'volumes'}",
+        ]
         if ksm:
             commands["kube-state-metrics"] = [
                 str(b.kube_state_metrics), f"--kubeconfig={self.kubeconfig}", "--host=127.0.0.1",
@@ -469,7 +475,8 @@ class Sandbox:
                 if name == "prometheus":
                     self.reload_prometheus()  # its configuration or rules may have changed
                 continue
-            log(f"starting {name} on 127.0.0.1:{getattr(p, name.replace('-', '_'))}")
+            port = getattr(p, name.replace("-", "_"), None)
+            log(f"starting {name}" + (f" on 127.0.0.1:{port}" if port else ""))
             process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
                           cwd=self.root)
 
@@ -559,6 +566,12 @@ class Sandbox:
         shutil.rmtree(self.etcd_data, ignore_errors=True)
         self.start_component("etcd")
         self.start_component("kube-apiserver")
+
+
+class _Alive:
+    """The health of a process without an endpoint: running is healthy."""
+
+    status_code = 200
 
 
 def _last_message(text: str) -> str:

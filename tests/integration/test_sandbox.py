@@ -186,3 +186,39 @@ def test_up_is_idempotent_and_down_stops_every_process(tmp_path, monkeypatch) ->
         box.down(log=lambda m: None)
     assert not any(process.alive(pid) for pid in pids.values())
     assert not box.root.exists()
+
+
+def test_a_statefulset_with_volume_claims_becomes_ready(dirt_sandbox, tmp_path) -> None:
+    """The sandbox provisions hostPath volumes for PVCs, so stateful manifests work too."""
+    manifest = tmp_path / "db.yaml"
+    manifest.write_text(textwrap.dedent("""\
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: stateful}
+        ---
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: {name: db, namespace: stateful}
+        spec:
+          serviceName: db
+          replicas: 2
+          selector: {matchLabels: {app: db}}
+          template:
+            metadata: {labels: {app: db}}
+            spec:
+              containers:
+                - name: pg
+                  image: postgres:17
+                  volumeMounts: [{name: data, mountPath: /var/lib/postgresql/data}]
+          volumeClaimTemplates:
+            - metadata: {name: data}
+              spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 5Gi}}}
+        """))
+    kubectl(dirt_sandbox, "apply", "-f", str(manifest))
+    try:
+        kubectl(dirt_sandbox, "-n", "stateful", "rollout", "status", "statefulset/db", "--timeout=60s")
+        claims = dirt_sandbox.kube().list("v1", "PersistentVolumeClaim", "stateful")
+        assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1"]
+        assert all(c["status"]["phase"] == "Bound" and c["spec"]["storageClassName"] == "standard" for c in claims)
+    finally:
+        kubectl(dirt_sandbox, "delete", "namespace", "stateful", "--wait=false")
