@@ -184,6 +184,26 @@ class Drill:
             },
         }
 
+    def _playbook_sections(self) -> dict[str, dict[str, str]]:
+        """The text of every playbook section a step links to, so the report can show it."""
+        from dirt.playbooks import load_playbook
+
+        sections: dict[str, dict[str, str]] = {}
+        for spec in self.scenario.steps():
+            book = spec.playbook
+            if book is None or not book.anchor:
+                continue
+            key = f"{book.display}#{book.anchor}"
+            if key in sections:
+                continue
+            try:
+                section = load_playbook(Path(book.path)).section(book.anchor)
+            except DirtError:
+                continue
+            if section is not None:
+                sections[key] = {"title": section.title, "text": section.text}
+        return sections
+
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         self._emit("phase.start", phase=name)
@@ -254,6 +274,7 @@ class Drill:
             expect=scenario.expect.model_dump(mode="json"),
             abort_when=[c.model_dump(mode="json", by_alias=True) | {"title": c.title()} for c in scenario.abort_when],
             steps=[self._step_fields(s) for s in scenario.steps()],
+            playbook_sections=self._playbook_sections(),
         )
         if self.display is not None:
             self.display.start(scenario.name, self.target.name)

@@ -216,6 +216,7 @@ def build_report(events: list[dict[str, Any]]) -> dict[str, Any]:
         "failures": failures,
         "expected": (start or {}).get("expect", {}),
         "abort_when": (start or {}).get("abort_when", []),
+        "playbook_sections": (start or {}).get("playbook_sections", {}),
     }
 
 
