@@ -10,6 +10,7 @@ sandbox up if it is not (idempotent), so ``dirt run`` works on a fresh machine.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ class SandboxTarget(Target):
         if not healthy:
             if not self.settings.auto_up:
                 raise TargetError(f"sandbox {self.sandbox.name!r} is not up: run `dirt sandbox up`")
-            self.sandbox.up(log=lambda m: None)
+            # on a fresh machine this may build the binaries first: say what is going on
+            self.sandbox.up(log=lambda message: print(f"dirt sandbox: {message}", file=sys.stderr, flush=True))
         self.reset_kube()
 
     def kubeconfig_path(self) -> str | None:
