@@ -371,8 +371,11 @@ class Fault(Driver):
         #: JSON-safe facts recorded at injection (what was deleted, which PIDs...),
         #: journaled so a later ``dirt rollback`` can revert after a crash.
         self.state: dict[str, Any] = {}
-        #: the step's name in the scenario (set by the engine when injecting)
+        #: the step's name and position in the scenario (set by the engine when injecting)
         self.label: str = self.name
+        self.index: int = 0
+        #: set once reverted (by a fault.revert step), so rollback does not do it twice
+        self.reverted = False
         #: ``time.monotonic()`` when the break happened, for faults whose ``inject``
         #: goes on afterwards (a restart, a wait); default: when ``inject`` returned.
         self.effective_at: float | None = None

@@ -416,7 +416,7 @@ class Drill:
         assert isinstance(driver, Fault)
         with self._step(spec, self.scenario.timing.inject_within) as result:
             self._emit("fault.plan", name=spec.name, driver=spec.driver, plan=driver.plan())
-            driver.label = spec.name  # what fault.revert and the report call it
+            driver.label, driver.index = spec.name, spec.index  # what fault.revert and the report call it
             self.injected.append((spec, driver))
             self.ctx.faults.append(driver)
             driver.inject()
@@ -528,6 +528,9 @@ class Drill:
         with contextlib.suppress(DirtError), self.phase("rollback"):
             self._emit("rollback.start", reason=self.aborted or "; ".join(self.failures)[:500], verdict=verdict)
             for spec, driver in reversed(self.injected):
+                if driver.reverted:
+                    self._emit("rollback.action", name=spec.name, action="skip", detail="already reverted")
+                    continue
                 if not (driver.reversible and spec.rollback):
                     self._emit("rollback.action", name=spec.name, action="skip",
                                detail="not reversible" if not driver.reversible else "rollback: false")

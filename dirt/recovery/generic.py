@@ -63,12 +63,14 @@ class FaultRevert(RecoveryStep):
         done = []
         for fault in reversed(self.ctx.faults):
             label = fault.label
-            if self.params.faults and label not in self.params.faults and fault.name not in self.params.faults:
+            known_as = {label, fault.name, getattr(fault.params, "name", None)}
+            if self.params.faults and not known_as & set(self.params.faults):
                 continue
             if not fault.reversible:
                 raise StepFailed(f"fault {label} cannot be reverted")
             fault.revert()
-            self.ctx.emit("fault.reverted", name=label, driver=fault.name)
+            fault.reverted = True
+            self.ctx.emit("fault.reverted", name=label, driver=fault.name, index=fault.index)
             done.append(label)
         if not done:
             raise StepFailed("no injected fault matched " + ", ".join(self.params.faults or ["(any)"]))
@@ -80,7 +82,9 @@ class FaultRevert(RecoveryStep):
         names: set[str] = set()
         for item in injected if isinstance(injected, list) else []:
             if isinstance(item, dict):
-                names.update(str(item[k]) for k in ("name", "fault") if k in item)
+                names.update(str(item[k]) for k in ("label", "name", "fault") if k in item)
+                if "name" in item and "fault" in item:
+                    names.add(f"{item['fault']} {item['name']}")  # the label of drivers owning 'name'
         unknown = [f for f in spec.params.faults if f not in names]
         if unknown:
             return [(f"no injected fault named {', '.join(map(repr, unknown))}",

@@ -253,3 +253,31 @@ def test_backups_are_recorded_with_their_age(project) -> None:
         """))
     taken = events(journal, "backup.taken")[0]
     assert taken["name"] == "nightly" and taken["age_seconds"] == pytest.approx(3600, abs=5)
+
+
+def test_fault_revert_undoes_a_fault_once_even_when_rollback_follows(project) -> None:
+    result, target, journal = run(project, basic_scenario(recover="""\
+        recover:
+          - step: fault.revert
+            faults: [break-it]
+        """, verify="""\
+        verify:
+          - check: fake.check
+            mode: fail
+            within: 0.2s
+        """))
+    assert result.verdict == "failed"
+    assert target.calls.count("revert fake") == 1
+    skipped = [e for e in events(journal, "rollback.action") if e["action"] == "skip"]
+    assert skipped and skipped[0]["detail"] == "already reverted"
+
+
+def test_fault_revert_must_name_an_injected_fault(project) -> None:
+    from dirt.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="no injected fault named 'nope'"):
+        load_scenario(project.scenario("r", basic_scenario(recover="""\
+            recover:
+              - step: fault.revert
+                faults: [nope]
+            """)))
