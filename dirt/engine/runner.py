@@ -141,6 +141,10 @@ class Drill:
         if self.display is not None:
             self.journal.subscribe(self.display.event)
 
+    @property
+    def verdict(self) -> str:
+        return "aborted" if self.aborted else ("failed" if self.failures else "passed")
+
     # -- plumbing -----------------------------------------------------------------------
     def _emit(self, event: str, **fields: Any) -> None:
         self.journal.emit(event, **fields)
@@ -296,15 +300,14 @@ class Drill:
                     self._emit("error", message=f"{type(exc).__name__}: {exc}", type="internal")
                 finally:
                     self._stop_monitor()
-                verdict = "aborted" if self.aborted else ("failed" if self.failures else "passed")
-                if verdict != "passed":
+                if self.verdict != "passed":
                     if self.injected:
-                        self._rollback(verdict)
+                        self._rollback(self.verdict)
                     else:
                         self._emit("rollback.skipped", reason="no fault was injected")
                 self._cleanup()
         finally:
-            verdict = "aborted" if self.aborted else ("failed" if self.failures else "passed")
+            verdict = self.verdict
             self._emit("run.end", verdict=verdict, failures=self.failures, aborted=self.aborted)
             self.journal.close()
             if self.display is not None:
@@ -326,7 +329,7 @@ class Drill:
             for spec in scenario.setup:
                 self._run_step(spec)
             for spec in scenario.steady_state:
-                self._check(spec, scenario.timing.steady_state_within, fatal=True, kind="steady_state")
+                self._steady_state(spec, scenario.timing.steady_state_within)
             for spec in scenario.backups:
                 self._take_backup(spec)
         self._start_monitor()
@@ -387,17 +390,17 @@ class Drill:
                               "" if passed else f"took {seconds:.1f}s, objective {spec.within:g}s",
                               section=spec.section, line=spec.line)
 
-    def _check(self, spec: StepSpec, default_within: float, *, fatal: bool, kind: str) -> tuple[bool, float]:
+    def _steady_state(self, spec: StepSpec, default_within: float) -> None:
+        """A steady-state check: retried until it passes; if it never does, nothing is injected."""
         driver = self._driver(spec)
         assert isinstance(driver, Check)
         within = spec.within if spec.within is not None else default_within
         with self._step(spec, default_within) as result:
-            outcome, seconds = self.ctx.poll(driver.probe, what=spec.name, timeout=within, interval=spec.interval)
+            outcome, _ = self.ctx.poll(driver.probe, what=spec.name, timeout=within, interval=spec.interval)
             result.update(detail=outcome.detail, data=dict(outcome.data),
                           status="passed" if outcome.ok else "failed")
-        if fatal and not outcome.ok:
-            raise CheckFailed(f"{kind} check {spec.name} did not pass within {within:g}s: {outcome.detail}")
-        return outcome.ok, seconds
+        if not outcome.ok:
+            raise CheckFailed(f"steady_state check {spec.name} did not pass within {within:g}s: {outcome.detail}")
 
     def _take_backup(self, spec: StepSpec) -> None:
         driver = self._driver(spec)

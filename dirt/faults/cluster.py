@@ -23,62 +23,63 @@ class ControlPlaneStopParams(Params):
     graceful: bool = Field(False, description="SIGTERM and wait, instead of a crash (SIGKILL).")
 
 
-class ControlPlaneStop(Fault):
+class _ComponentsStop(Fault):
+    """Stop target components by name; revert starts the ones still down."""
+
+    reversible = True
+
+    def components(self) -> list[str]:
+        raise NotImplementedError
+
+    def inject(self) -> None:
+        for component in self.components():
+            self.ctx.target.stop_component(component, graceful=self.params.graceful)
+        self.state = {"stopped": self.components()}
+
+    def verify_injected(self) -> CheckResult:
+        running = [c for c in self.components() if self.ctx.target.component_running(c)]
+        return CheckResult(not running, f"stopped: {', '.join(self.components())}" if not running
+                           else f"still running: {', '.join(running)}")
+
+    def revert(self) -> None:
+        for component in self.state.get("stopped", self.components()):
+            if not self.ctx.target.component_running(component):
+                self.ctx.target.start_component(component)
+
+
+class ControlPlaneStop(_ComponentsStop):
     """Stop control-plane components (kube-apiserver, controller-manager, scheduler)."""
 
     name = "control_plane.stop"
     family = "control-plane"
-    reversible = True
     Params = ControlPlaneStopParams
+
+    def components(self) -> list[str]:
+        return list(self.params.components)
 
     def plan(self) -> list[str]:
         how = "stop gracefully" if self.params.graceful else "kill (crash)"
         return [f"{how}: {', '.join(self.params.components)} on target {self.ctx.target.name}",
                 "rollback: start them again"]
 
-    def inject(self) -> None:
-        for component in self.params.components:
-            self.ctx.target.stop_component(component, graceful=self.params.graceful)
-        self.state = {"stopped": list(self.params.components)}
-
-    def verify_injected(self) -> CheckResult:
-        running = [c for c in self.params.components if self.ctx.target.component_running(c)]
-        return CheckResult(not running, f"stopped: {', '.join(self.params.components)}" if not running
-                           else f"still running: {', '.join(running)}")
-
-    def revert(self) -> None:
-        for component in self.state.get("stopped", self.params.components):
-            if not self.ctx.target.component_running(component):
-                self.ctx.target.start_component(component)
-
 
 class EtcdStopParams(Params):
     graceful: bool = Field(False, description="SIGTERM and wait, instead of a crash (SIGKILL).")
 
 
-class EtcdStop(Fault):
+class EtcdStop(_ComponentsStop):
     """Stop etcd (the API server stays up but can neither read nor write)."""
 
     name = "etcd.stop"
     family = "etcd"
-    reversible = True
     Params = EtcdStopParams
+
+    def components(self) -> list[str]:
+        return ["etcd"]
 
     def plan(self) -> list[str]:
         return [f"{'stop' if self.params.graceful else 'kill'} etcd on target {self.ctx.target.name}",
                 "rollback: start etcd again"]
-
-    def inject(self) -> None:
-        self.ctx.target.stop_component("etcd", graceful=self.params.graceful)
-        self.state = {"stopped": ["etcd"]}
-
-    def verify_injected(self) -> CheckResult:
-        running = self.ctx.target.component_running("etcd")
-        return CheckResult(not running, "etcd is down" if not running else "etcd still running")
-
-    def revert(self) -> None:
-        if not self.ctx.target.component_running("etcd"):
-            self.ctx.target.start_component("etcd")
 
 
 class SafetyParams(Params):

@@ -212,11 +212,11 @@ class Sandbox:
                 if not self.component_running(component):
                     log(f"starting {component}")
                     self.start_component(component, wait=False)
+            self.wait_api(timeout)
+            self.scale_nodes(self.nodes, log=log)
         else:
             log(f"creating sandbox {self.name!r} (kwokctl --runtime binary)")
-            self.create_cluster(log=log)
-        self.wait_api(timeout)
-        self.scale_nodes(self.nodes, log=log)
+            self.create_cluster(log=log)  # waits for the API and the nodes itself
         self.start_monitoring(log=log)
         self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
         self.wait_monitoring_settled(timeout=60.0)
