@@ -36,8 +36,16 @@ system:
 binaries: venv
 	$(DIRT) sandbox build
 
+# The suite starts from nothing but the caches of built binaries and packages: a fresh
+# sandbox state in a temporary folder (unless DIRT_SANDBOX_HOME names one), removed after.
 test: deps
-	$(BIN)/python -m pytest tests scenarios
+	@home="$${DIRT_SANDBOX_HOME:-}"; fresh=""; \
+	if [ -z "$$home" ]; then home=$$(mktemp -d -t dirt-sandbox-XXXXXX); fresh=1; fi; \
+	echo "make test: sandbox state in $$home (fresh: only the binary cache is reused)"; \
+	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest tests scenarios || status=$$?; \
+	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
+	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
+	exit $$status
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit -m "not integration"
@@ -60,6 +68,7 @@ demo: deps
 
 bench: venv
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_journal.py
 
 lint: venv
 	$(BIN)/lint-imports

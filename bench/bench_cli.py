@@ -54,8 +54,8 @@ def main() -> None:
             (work / "scenarios" / f"s{i:03d}.yaml").write_text(text.replace("bench-drill", f"bench-drill-{i}"))
         baseline = median([python, "-c", "pass"], work)
         help_time = median([python, "-m", "dirt", "--help"], work)
-        import_all = median([python, "-c", "import dirt.cli, dirt.engine.runner, dirt.engine.registry;"
-                                           "dirt.engine.registry.default_registry()"], work)
+        import_all = median([python, "-c", "import dirt.cli, dirt.engine.runner, dirt.drivers.registry;"
+                                           "dirt.drivers.registry.default_registry()"], work)
         validate = median([python, "-m", "dirt", "validate", "-q", "scenarios"], work)
 
         sys.path.insert(0, str(REPO))

@@ -29,31 +29,21 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from dirt.drivers import FAMILIES
-from dirt.errors import ConfigError, Problem
-from dirt.scenario.model import Model
-from dirt.scenario.yamlpos import YamlSyntaxError, load
-from dirt.validation import did_you_mean, problems_from_validation
+from dirt.clients.monitoring import Endpoint
+from dirt.core.errors import ConfigError, Problem
+from dirt.core.families import FAMILIES
+from dirt.core.plugins import target_providers
+from dirt.documents.base import Model
+from dirt.documents.problems import did_you_mean, problems_from_validation
+from dirt.documents.yamlpos import YamlSyntaxError, load
 
 CONFIG_NAME = "dirt.yaml"
-
-
-class Endpoint(Model):
-    """How to reach Prometheus or Alertmanager; credentials by reference only."""
-
-    url: str
-    bearer_token_env: str | None = None
-    bearer_token_file: str | None = None
-    username: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
-    ca_file: str | None = None
-    insecure_skip_verify: bool = False
-    timeout: float = 10.0
+#: Providers whose clusters are local and disposable: every fault family is allowed by default.
+DISPOSABLE_PROVIDERS = ("sandbox", "fake")
 
 
 class TargetConfig(Model):
-    provider: Literal["sandbox", "kind", "kubeconfig", "fake"]
+    provider: str = Field(description="sandbox, kind, kubeconfig, or a provider a plugin registers.")
     description: str = ""
     allow: list[str] | Literal["all"] | None = Field(
         None,
@@ -63,6 +53,16 @@ class TargetConfig(Model):
     prometheus: Endpoint | None = None
     alertmanager: Endpoint | None = None
     settings: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings.")
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        known = list(target_providers())
+        if value not in known:
+            hint = did_you_mean(value, known)
+            names = ", ".join(repr(k) for k in known[:-1]) + f" or {known[-1]!r}" if len(known) > 1 else repr(known[0])
+            raise ValueError(f"must be {names}" + (f"; {hint}" if hint else ""))
+        return value
 
     @field_validator("allow")
     @classmethod
@@ -78,7 +78,7 @@ class TargetConfig(Model):
         return value
 
     def allowed_families(self) -> set[str]:
-        if self.allow == "all" or (self.allow is None and self.provider in ("sandbox", "fake")):
+        if self.allow == "all" or (self.allow is None and self.provider in DISPOSABLE_PROVIDERS):
             return set(FAMILIES)
         return set(self.allow or []) | {"none"}
 

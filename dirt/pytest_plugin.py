@@ -64,9 +64,8 @@ class DirtSession:
 
     def run(self, path: Path | str, *, target: str | None = None, variables: dict[str, Any] | None = None,
             report_dir: Path | None = None) -> Any:
+        from dirt.app.run import run_one, run_options, target_for
         from dirt.scenario import LoadOptions, load_scenario
-        from dirt.session import run_options, target_for
-        from dirt.engine.runner import run_scenario
 
         loaded = self.loaded
         scenario = load_scenario(Path(path), LoadOptions(known_targets=list(loaded.config.targets),
@@ -75,10 +74,9 @@ class DirtSession:
         self.ensure_up(target_obj)
         options = run_options(loaded, report_dir=report_dir or self.report_dir, handle_signals=False,
                               variables=dict(variables or {}))
-        result = run_scenario(scenario, target_obj, options)
+        result = run_one(scenario, target_obj, options)
         self.results.append(result)
         return result
-
 
     def ensure_up(self, target: Any) -> None:
         """Bring a sandbox target up once per session (reused when already up)."""
@@ -94,20 +92,9 @@ class DirtSession:
 
     def sandbox_target(self, name: str | None = None) -> Any:
         """The sandbox target of dirt.yaml (``name``, else the default if it is a sandbox)."""
-        from dirt.targets.base import make_target
+        from dirt.app.sandbox import sandbox_target
 
-        loaded = self.loaded
-        targets = loaded.config.targets
-        if name is None:
-            default = loaded.config.default_target
-            name = default if targets[default].provider == "sandbox" else next(
-                (n for n, t in targets.items() if t.provider == "sandbox"), None)
-        if name is None:
-            from dirt.config import TargetConfig
-
-            target = make_target("sandbox", TargetConfig(provider="sandbox"), loaded.root)
-        else:
-            target = make_target(*loaded.target(name), loaded.root)
+        target = sandbox_target(self.loaded, name)
         self.ensure_up(target)
         return target
 
@@ -142,7 +129,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Any:
-        from dirt.errors import ScenarioError
+        from dirt.core.errors import ScenarioError
         from dirt.scenario import LoadOptions, load_scenario
 
         session: DirtSession = self.config.stash[_CONFIG_KEY]
@@ -180,7 +167,7 @@ class ScenarioItem(pytest.Item):
             raise DrillFailure(self.result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        from dirt.errors import DirtError
+        from dirt.core.errors import DirtError
 
         if isinstance(excinfo.value, DrillFailure):
             result = excinfo.value.result

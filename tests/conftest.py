@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The suite opts into dirt's test doubles (the fake target, fake.* drivers); set in the
+# environment so that `dirt` run as a subprocess by a test sees them too.
+os.environ["DIRT_TESTING"] = "1"
 
 # Malformed scenario files are test data, not tests for the dirt pytest plugin.
 collect_ignore_glob = ["unit/corpus/*", "unit/data/*"]
@@ -42,6 +47,14 @@ echo "repairing {{ who }}" > repaired.txt
 
 Check the dashboards.
 """
+
+
+def journal_lines(run_dir: Path) -> list[dict]:
+    """The journal as written on disk: one JSON object per line."""
+    import json
+
+    path = run_dir / "journal.jsonl" if run_dir.is_dir() else run_dir
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 class Project:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from pydantic import Field
 
+from dirt.clients import http
+from dirt.core.durations import Duration
+from dirt.core.errors import HttpError
 from dirt.drivers import Check, CheckResult, Params
-from dirt.durations import Duration
-from dirt.faults.generic import CommandParams, run
+from dirt.drivers.commands import CommandParams, run
 
 
 class HttpParams(Params):
@@ -29,25 +29,22 @@ class HttpCheck(Check):
     Params = HttpParams
 
     def probe(self) -> CheckResult:
-        import requests
-
         p = self.params
-        start = time.monotonic()
         try:
-            response = requests.request(p.method, p.url, headers=p.headers, timeout=p.timeout,
-                                        verify=not p.insecure_skip_verify)
-        except requests.RequestException as exc:
-            return CheckResult(False, f"{p.method} {p.url}: {type(exc).__name__}")
-        latency = time.monotonic() - start
+            response = http.request(p.method, p.url, headers=p.headers, timeout=p.timeout,
+                                    verify=not p.insecure_skip_verify)
+        except HttpError as exc:
+            return CheckResult(False, str(exc))
+        latency = response.seconds
         wanted = p.status if isinstance(p.status, list) else [p.status]
-        data = {"status": response.status_code, "latency_seconds": round(latency, 4)}
-        if response.status_code not in wanted:
-            return CheckResult(False, f"status {response.status_code}, expected {', '.join(map(str, wanted))}", data)
+        data = {"status": response.status, "latency_seconds": round(latency, 4)}
+        if response.status not in wanted:
+            return CheckResult(False, f"status {response.status}, expected {', '.join(map(str, wanted))}", data)
         if p.body_contains is not None and p.body_contains not in response.text:
             return CheckResult(False, f"body does not contain {p.body_contains!r}", data)
         if p.max_latency is not None and latency > p.max_latency:
             return CheckResult(False, f"latency {latency * 1000:.0f}ms over {p.max_latency * 1000:.0f}ms", data)
-        return CheckResult(True, f"status {response.status_code} in {latency * 1000:.0f}ms", data)
+        return CheckResult(True, f"status {response.status} in {latency * 1000:.0f}ms", data)
 
 
 class ExecCheckParams(CommandParams):

@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import AliasChoices, Field
 
 from dirt.drivers import Check, CheckResult, Params
-from dirt.faults.kube import Selector, _node_ready, _ready, selector_text
+from dirt.drivers.kube import Selector, node_ready, pod_ready, selector_text
+from dirt.drivers.resources import digest, object_key, read_manifest
 
 
 class DeploymentParams(Params):
@@ -68,8 +69,8 @@ class PodsReady(Check):
     def probe(self) -> CheckResult:
         p = self.params
         pods = self.ctx.target.kube().list("v1", "Pod", p.namespace, label_selector=selector_text(p.selector))
-        ready = [x["metadata"]["name"] for x in pods if _ready(x) and not x["metadata"].get("deletionTimestamp")]
-        nodes = sorted({x["spec"].get("nodeName") for x in pods if _ready(x)} - {None})
+        ready = [x["metadata"]["name"] for x in pods if pod_ready(x) and not x["metadata"].get("deletionTimestamp")]
+        nodes = sorted({x["spec"].get("nodeName") for x in pods if pod_ready(x)} - {None})
         return CheckResult(len(ready) >= p.minimum, f"{len(ready)}/{len(pods)} pod(s) Ready (minimum {p.minimum})",
                            {"ready": len(ready), "nodes": nodes})
 
@@ -87,7 +88,7 @@ class NodesReady(Check):
 
     def probe(self) -> CheckResult:
         nodes = self.ctx.target.kube().list("v1", "Node", label_selector=selector_text(self.params.selector))
-        ready = [n["metadata"]["name"] for n in nodes if _node_ready(n)]
+        ready = [n["metadata"]["name"] for n in nodes if node_ready(n)]
         want = len(nodes) if self.params.minimum is None else self.params.minimum
         ok = len(ready) >= want and (self.params.minimum is not None or len(nodes) > 0)
         return CheckResult(ok, f"{len(ready)}/{len(nodes)} node(s) Ready", {"ready": ready})
@@ -115,8 +116,6 @@ class ObjectsMatchBackup(Check):
     Params = MatchParams
 
     def probe(self) -> CheckResult:
-        from dirt.recovery.resources import read_manifest
-
         record = self.ctx.backups.get(self.params.backup)
         if record is None:
             return CheckResult(False, f"backup {self.params.backup!r} was not taken")
@@ -145,8 +144,6 @@ class ObjectsMatchBackup(Check):
         return CheckResult(True, f"all {len(expected)} backed-up object(s) present and unchanged", data)
 
     def _live(self, namespaces: list[str], kinds: set[str]) -> dict[str, str]:
-        from dirt.recovery.resources import digest, object_key
-
         kube = self.ctx.target.kube()
         out: dict[str, str] = {}
         served = kube.served_kinds()

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from dirt.core.durations import Duration
 from dirt.drivers import Check, CheckResult, Context, Params
-from dirt.durations import Duration
 
 
 class PromQLParams(Params):

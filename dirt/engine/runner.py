@@ -3,9 +3,15 @@
 The runner is the only place that knows the order of things.  It calls drivers
 by registered name, keeps the clock (``t_inject``, MTTD, MTTR), writes every
 event to the journal as it happens, and guarantees two things whatever goes
-wrong: rollback runs on failure, abort or signal (SIGINT/SIGTERM), and a report
-is rendered from the journal.  It has no Kubernetes imports: drivers and
-targets do the touching.
+wrong: what is still in effect is rolled back on failure, abort or signal
+(SIGINT/SIGTERM), and the journal says how every fault's life ended.  It has no
+Kubernetes imports, and it renders nothing: drivers and targets do the
+touching, ``dirt.report`` the rendering.
+
+Where each fault stands is the ``FaultLedger``'s answer, folded from the very
+events this runner journals; a recovery step that undoes a fault says so
+(``RecoveryStep.resolves``), and rollback (``dirt.engine.rollback``) only acts
+on what is still in effect.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,34 +31,51 @@ from typing import Any
 from pydantic import ValidationError
 
 from dirt import __version__
-from dirt.drivers import (
-    Backup,
-    CancelToken,
-    Check,
-    CheckResult,
-    Context,
-    Driver,
-    Fault,
-    RecoveryStep,
-    StepOutcome,
-)
-from dirt.engine.journal import JOURNAL_NAME, Journal
-from dirt.engine.registry import Registry, default_registry
-from dirt.errors import (
+from dirt.core.errors import (
+    VERDICT_EXIT,
     CheckFailed,
     DirtError,
     DrillAborted,
     DrillFailed,
-    GuardrailError,
     StepFailed,
+    Verdict,
 )
-from dirt.playbooks import link_url
+from dirt.core.templating import substitute_value
+from dirt.documents.playbooks import link_url, load_playbook
+from dirt.drivers import Backup, CancelToken, Check, CheckResult, Context, Driver, Fault, RecoveryStep, StepOutcome
+from dirt.drivers.context import one_line, probe_once
+from dirt.drivers.registry import Registry, default_registry
+from dirt.engine.guardrails import Confirm, check_guardrails
+from dirt.engine.rollback import Rollback, RollbackResult
+from dirt.journal import JOURNAL_NAME, FaultLedger, FaultLife, Journal
+from dirt.journal.events import (
+    Aborted,
+    BackupTaken,
+    DetectSkipped,
+    ErrorRaised,
+    Event,
+    ExpectationResult,
+    FaultInjected,
+    FaultInjecting,
+    FaultRecovered,
+    FaultVerified,
+    Mttr,
+    PhaseEnded,
+    PhaseStarted,
+    PlannedFault,
+    Recovered,
+    RollbackAction,
+    RollbackSkipped,
+    RunEnded,
+    RunStarted,
+    SignalReceived,
+    StepEnded,
+    StepStarted,
+)
 from dirt.scenario.model import Scenario, StepSpec
 from dirt.targets.base import Target
-from dirt.templating import substitute_value
 
 PHASES = ("preflight", "inject", "detect", "recover", "verify", "rollback", "cleanup")
-VERDICT_EXIT = {"passed": 0, "failed": 1, "aborted": 3}
 
 
 @dataclass
@@ -60,13 +83,12 @@ class RunOptions:
     report_dir: Path = Path("reports")
     assume_yes: bool = False
     #: asked for destructive faults on non-sandbox targets; returns True to go on
-    confirm: Callable[[Target, list[str]], bool] | None = None
-    display: Any = None  # dirt.engine.display.Display
+    confirm: Confirm | None = None
+    display: Any = None  # dirt.app.display.Display: start, event, waiting, stop
     playbook_base_url: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     handle_signals: bool = True
     run_id: str | None = None
-    render: bool = True
 
 
 @dataclass
@@ -75,7 +97,8 @@ class RunResult:
     run_dir: Path
     verdict: str
     failures: list[str]
-    report: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None  # set by whoever renders it (dirt.app)
+    still_in_effect: list[str] = field(default_factory=list)  # faults the drill left, by name
 
     @property
     def exit_code(self) -> int:
@@ -83,7 +106,7 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return self.verdict == "passed"
+        return self.verdict == Verdict.PASSED
 
 
 def new_run_id(scenario: Scenario) -> str:
@@ -91,26 +114,22 @@ def new_run_id(scenario: Scenario) -> str:
     return f"{stamp}-{scenario.name}-{secrets.token_hex(2)}"
 
 
-def check_guardrails(scenario: Scenario, target: Target, registry: Registry, options: RunOptions) -> None:
-    """Refuse faults the target does not allow; ask before destructive ones off-sandbox."""
-    destructive = []
-    for spec in scenario.inject:
-        cls = registry.get("fault", spec.driver)
-        family = getattr(cls, "family", "none")
-        if not target.allows(family):
-            raise GuardrailError(
-                f"target {target.name!r} does not allow {family!r} faults ({spec.driver} at "
-                f"{scenario.path.name}:{spec.line}); add '{family}' to targets.{target.name}.allow "
-                "in dirt.yaml if this is intended"
-            )
-        if family != "none":
-            destructive.append(f"{spec.driver} ({family})")
-    if destructive and not target.is_sandbox and target.config.confirm and not options.assume_yes:
-        if options.confirm is None or not options.confirm(target, destructive):
-            raise DrillAborted(
-                f"not confirmed: destructive faults on target {target.name!r} need --yes or typing "
-                f"the cluster name {target.cluster_name()!r}"
-            )
+class _RunFaults:
+    """The run's faults as drivers see them (``ctx.faults``): the ledger and the one rollback path."""
+
+    def __init__(self, drill: Drill) -> None:
+        self.drill = drill
+
+    def in_effect(self) -> list[FaultLife]:
+        return self.drill.ledger.in_effect()
+
+    def revert_by_step(self, index: int) -> str:
+        life = self.drill.ledger.get(index)
+        if life is None or not life.in_effect:
+            raise StepFailed(f"fault #{index} is not in effect")
+        spec = self.drill.ctx.step
+        step = None if spec is None else _step_ref(spec)
+        return self.drill.rollback_path().revert_by_step(life, step or {})
 
 
 class Drill:
@@ -125,17 +144,19 @@ class Drill:
         self.run_id = options.run_id or new_run_id(scenario)
         self.run_dir = options.report_dir / self.run_id
         self.journal = Journal(self.run_dir / JOURNAL_NAME)
+        self.ledger = FaultLedger()
+        self.journal.subscribe(self.ledger)
         self.display = options.display
         self.cancel = CancelToken()
         self.ctx = Context(
             target=target, run_dir=self.run_dir, emit=self._emit, waiting=self._waiting,
-            cancel=self.cancel, scenario_dir=scenario.path.parent,
+            cancel=self.cancel, scenario_dir=scenario.path.parent, faults=_RunFaults(self),
         )
         self.failures: list[str] = []
         self.aborted: str | None = None
         self.t_inject: float | None = None  # monotonic
         self.t_recovered: float | None = None
-        self.injected: list[tuple[StepSpec, Fault]] = []
+        self.faults: dict[int, Fault] = {}  # the live fault drivers, by index in inject
         self.monitor: Any = None
         self.rolling_back = False
         if self.display is not None:
@@ -143,11 +164,11 @@ class Drill:
 
     @property
     def verdict(self) -> str:
-        return "aborted" if self.aborted else ("failed" if self.failures else "passed")
+        return Verdict.ABORTED if self.aborted else (Verdict.FAILED if self.failures else Verdict.PASSED)
 
     # -- plumbing -----------------------------------------------------------------------
-    def _emit(self, event: str, **fields: Any) -> None:
-        self.journal.emit(event, **fields)
+    def _emit(self, event: Event) -> Event:
+        return self.journal.emit(event)
 
     def _waiting(self, what: str, elapsed: float, limit: float | None) -> None:
         if self.display is not None:
@@ -172,26 +193,35 @@ class Drill:
             try:
                 params = cls.Params.model_validate(substitute_value(dumped, self.ctx.vars))
             except ValidationError as exc:
-                raise StepFailed(f"{spec.name}: parameters invalid after substitution: {exc.errors()[0]['msg']}") from None
+                raise StepFailed(f"{spec.name}: parameters invalid after substitution: "
+                                 f"{exc.errors()[0]['msg']}") from None
         return cls(params, self.ctx)
 
-    def _step_fields(self, spec: StepSpec) -> dict[str, Any]:
+    def _fault_for(self, life: FaultLife) -> Fault:
+        """The live driver of a fault (rollback reverts through it)."""
+        driver = self.faults.get(life.index)
+        if driver is None:
+            raise StepFailed(f"fault #{life.index} {life.name} was never instantiated")
+        return driver
+
+    def rollback_path(self) -> Rollback:
+        return Rollback(self.ledger, self._emit, self._fault_for, by="rollback")
+
+    def _step_fields(self, spec: StepSpec, **extra: Any) -> dict[str, Any]:
         book = spec.playbook
-        return {
+        fields = {
             "section": spec.section, "index": spec.index, "kind": spec.kind, "driver": spec.driver,
-            "name": spec.name, "line": spec.line,
-            "objective_seconds": spec.within,
+            "name": spec.name, "line": spec.line, "objective_seconds": spec.within,
             "playbook": None if book is None else {
                 "path": book.display, "anchor": book.anchor, "title": book.title,
                 "url": link_url(book.display, book.anchor, self.options.playbook_base_url,
                                 local=Path(book.path), relative_to=self.run_dir),
             },
         }
+        return fields | extra
 
     def _playbook_sections(self) -> dict[str, dict[str, str]]:
         """The text of every playbook section a step links to, so the report can show it."""
-        from dirt.playbooks import load_playbook
-
         sections: dict[str, dict[str, str]] = {}
         for spec in self.scenario.steps():
             book = spec.playbook
@@ -208,9 +238,28 @@ class Drill:
                 sections[key] = {"title": section.title, "text": section.text}
         return sections
 
+    def _planned_faults(self) -> list[PlannedFault]:
+        """Each fault of ``inject`` as planned: what it will touch, and whether rollback can undo it."""
+        planned = []
+        for spec in self.scenario.inject:
+            cls = self.registry.get("fault", spec.driver)
+            lines: list[str] = []
+            reversible = bool(getattr(cls, "reversible", False))
+            try:
+                driver = self._driver(spec)
+                lines = driver.plan()  # type: ignore[attr-defined]
+                reversible = bool(driver.reversible)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - a plan that cannot be described is still planned
+                lines = [f"(cannot describe: {one_line(exc)})"]
+            planned.append(PlannedFault(
+                index=spec.index, name=spec.name, driver=spec.driver, family=getattr(cls, "family", "cluster"),
+                reversible=reversible, rollback=spec.rollback,
+                snapshot_revert=bool(getattr(cls, "snapshot_revert", False)), plan=lines))
+        return planned
+
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        self._emit("phase.start", phase=name)
+        self._emit(PhaseStarted(phase=name))
         status = "passed"
         error = None
         failures_before = len(self.failures)
@@ -228,16 +277,16 @@ class Drill:
         finally:
             if status == "passed" and len(self.failures) > failures_before:
                 status = "failed"
-            self._emit("phase.end", phase=name, status=status, error=error)
+            self._emit(PhaseEnded(phase=name, status=status, error=error))
 
     def _fail(self, message: str) -> None:
         self.failures.append(message)
 
     def _expectation(self, name: str, kind: str, objective: float | None, measured: float | None,
                      passed: bool, detail: str = "", **extra: Any) -> None:
-        self._emit("expectation", name=name, kind=kind, objective_seconds=objective,
-                   measured_seconds=None if measured is None else round(measured, 3),
-                   passed=passed, detail=detail, **extra)
+        self._emit(ExpectationResult(name=name, kind=kind, objective_seconds=objective,
+                                     measured_seconds=None if measured is None else round(measured, 3),
+                                     passed=passed, detail=detail, **extra))
         if not passed:
             self._fail(f"{kind} {name}: {detail}" if detail else f"{kind} {name} failed")
 
@@ -252,9 +301,9 @@ class Drill:
             name = signal.Signals(signum).name
             if self.rolling_back:
                 # Rollback must finish: a second Ctrl-C is noted, not obeyed (SIGKILL still works).
-                self._emit("signal", signal=name, ignored="rollback in progress")
+                self._emit(SignalReceived(signal=name, ignored="rollback in progress"))
                 return
-            self._emit("signal", signal=name)
+            self._emit(SignalReceived(signal=name))
             self.cancel.cancel(f"received {name}")
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -267,9 +316,10 @@ class Drill:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> RunResult:
         scenario = self.scenario
-        self._emit(
-            "run.start", run_id=self.run_id, dirt_version=__version__, host=socket.gethostname(),
-            pid=os.getpid(),
+        with contextlib.suppress(Exception):  # the target's values may need it up; the run itself says so
+            self.ctx.vars = self._variables()
+        self._emit(RunStarted(
+            run_id=self.run_id, dirt_version=__version__, host=socket.gethostname(), pid=os.getpid(),
             scenario={"name": scenario.name, "path": str(scenario.path), "line": scenario.line,
                       "digest": scenario.digest, "description": scenario.metadata.description,
                       "owner": scenario.metadata.owner, "tags": scenario.metadata.tags,
@@ -278,8 +328,9 @@ class Drill:
             expect=scenario.expect.model_dump(mode="json"),
             abort_when=[c.model_dump(mode="json", by_alias=True) | {"title": c.title()} for c in scenario.abort_when],
             steps=[self._step_fields(s) for s in scenario.steps()],
+            faults=self._planned_faults(),
             playbook_sections=self._playbook_sections(),
-        )
+        ))
         if self.display is not None:
             self.display.start(scenario.name, self.target.name)
         try:
@@ -289,37 +340,28 @@ class Drill:
                     self._main_phases()
                 except DrillAborted as exc:
                     self.aborted = str(exc)
-                    self._emit("abort", reason=str(exc))
+                    self._emit(Aborted(reason=str(exc)))
                 except DrillFailed as exc:
                     self._fail(str(exc))
                 except DirtError as exc:
                     self._fail(str(exc))
-                    self._emit("error", message=str(exc), type=type(exc).__name__)
+                    self._emit(ErrorRaised(message=str(exc), type=type(exc).__name__))
                 except Exception as exc:  # noqa: BLE001 - a driver bug still ends in rollback + report
                     self._fail(f"internal error: {type(exc).__name__}: {exc}")
-                    self._emit("error", message=f"{type(exc).__name__}: {exc}", type="internal")
+                    self._emit(ErrorRaised(message=f"{type(exc).__name__}: {exc}", type="internal"))
                 finally:
                     self._stop_monitor()
-                if self.verdict != "passed":
-                    if self.injected:
-                        self._rollback(self.verdict)
-                    else:
-                        self._emit("rollback.skipped", reason="no fault was injected")
+                self._end_faults()
                 self._cleanup()
         finally:
             verdict = self.verdict
-            self._emit("run.end", verdict=verdict, failures=self.failures, aborted=self.aborted)
+            self._emit(RunEnded(verdict=verdict, failures=self.failures, aborted=self.aborted))
             self.journal.close()
             if self.display is not None:
                 self.display.stop(verdict, self.run_dir)
             self.target.close()
-        report = None
-        if self.options.render:
-            from dirt.report import render_run, update_index
-
-            report = render_run(self.run_dir)
-            update_index(self.options.report_dir)
-        return RunResult(self.run_id, self.run_dir, verdict, self.failures, report)
+        left = [f"{f.name} ({f.describe()})" for f in self.ledger.in_effect()]
+        return RunResult(self.run_id, self.run_dir, verdict, self.failures, still_in_effect=left)
 
     def _main_phases(self) -> None:
         scenario = self.scenario
@@ -332,6 +374,7 @@ class Drill:
                 self._steady_state(spec, scenario.timing.steady_state_within)
             for spec in scenario.backups:
                 self._take_backup(spec)
+            self._expected_alerts_silent()
         self._start_monitor()
         with self.phase("inject"):
             for spec in scenario.inject:
@@ -340,9 +383,9 @@ class Drill:
             self._detect()
         with self.phase("recover"):
             for spec in scenario.recover:
-                self._run_step(spec, expectation=True)
+                self._run_step(spec, recovery=True)
             self.t_recovered = time.monotonic()
-            self._emit("recovered", seconds_since_inject=self._since_inject(self.t_recovered))
+            self._emit(Recovered(seconds_since_inject=self._since_inject(self.t_recovered)))
         with self.phase("verify"):
             self._verify()
 
@@ -355,8 +398,8 @@ class Drill:
         within = spec.within if spec.within is not None else default_within
         self.ctx.step = spec
         self.ctx.deadline = time.monotonic() + within
-        fields = self._step_fields(spec) | {"objective_seconds": within}
-        self._emit("step.start", **fields)
+        fields = self._step_fields(spec, objective_seconds=within)
+        self._emit(StepStarted(**fields))
         start = time.monotonic()
         result: dict[str, Any] = {"status": "passed", "detail": "", "data": {}}
         try:
@@ -373,22 +416,36 @@ class Drill:
         finally:
             seconds = time.monotonic() - start
             result["seconds"] = round(seconds, 3)
-            self._emit("step.end", **fields, **result)
+            self._emit(StepEnded(**fields, **result))
             self.ctx.step = None
             self.ctx.deadline = None
 
-    def _run_step(self, spec: StepSpec, *, expectation: bool = False) -> None:
+    def _run_step(self, spec: StepSpec, *, recovery: bool = False) -> None:
         driver = self._driver(spec)
         assert isinstance(driver, RecoveryStep)
         with self._step(spec, self.scenario.timing.step_within) as result:
             outcome: StepOutcome = driver.run() or StepOutcome()
             result.update(detail=outcome.detail, data=dict(outcome.data))
+        if recovery:
+            self._resolve(spec, driver)
         seconds = result["seconds"]
-        if expectation and spec.within is not None:
+        if recovery and spec.within is not None:
             passed = seconds <= spec.within
             self._expectation(spec.name, "step", spec.within, seconds, passed,
                               "" if passed else f"took {seconds:.1f}s, objective {spec.within:g}s",
                               section=spec.section, line=spec.line)
+
+    def _resolve(self, spec: StepSpec, driver: RecoveryStep) -> None:
+        """A recovery step succeeded: record the faults it undid, by its own account."""
+        for life in self.ledger.in_effect():
+            try:
+                how = driver.resolves(life)
+            except Exception as exc:  # noqa: BLE001 - a driver's bad answer must not fail the drill
+                self._emit(ErrorRaised(phase="recover", type="internal",
+                                       message=f"{spec.name}: cannot tell whether it undid {life.name}: {exc}"))
+                continue
+            if how:
+                self._emit(FaultRecovered(index=life.index, name=life.name, step=_step_ref(spec), detail=how))
 
     def _steady_state(self, spec: StepSpec, default_within: float) -> None:
         """A steady-state check: retried until it passes; if it never does, nothing is injected."""
@@ -402,6 +459,35 @@ class Drill:
         if not outcome.ok:
             raise CheckFailed(f"steady_state check {spec.name} did not pass within {within:g}s: {outcome.detail}")
 
+    def _expected_alerts_silent(self) -> None:
+        """Detection is proven from silence: an expected alert already firing before the fault
+        (left by the previous drill, or a real incident) is waited out, within the
+        steady-state deadline; if it never clears, nothing is injected."""
+        expected = self.scenario.expect.alerts
+        if not expected:
+            return
+        sources = self.target.alert_sources()
+        within = self.scenario.timing.steady_state_within
+
+        def probe() -> CheckResult:
+            firing = sorted({f"{a.name} in {a.source}" for source in sources for a in source.active()
+                             if a.firing and any(a.matches(e.name, e.labels) for e in expected)})
+            return CheckResult(not firing, "no expected alert is firing yet" if not firing
+                               else f"already firing: {', '.join(firing)}")
+
+        fields = {"section": "steady_state", "index": len(self.scenario.steady_state), "kind": "check",
+                  "driver": "alerts.silent", "name": "expected alerts silent before the fault",
+                  "objective_seconds": within}
+        self._emit(StepStarted(**fields))
+        outcome, seconds = self.ctx.poll(probe, what="expected alerts to be silent", timeout=within,
+                                         interval=min(self.scenario.timing.poll_interval, 1.0))
+        self._emit(StepEnded(**fields, status="passed" if outcome.ok else "failed", detail=outcome.detail,
+                             seconds=round(seconds, 3)))
+        if not outcome.ok:
+            raise CheckFailed(f"expected alerts did not clear within {within:g}s before the fault "
+                              f"({outcome.detail}): detection cannot be proven; wait until they resolve, "
+                              "or find out why they fire, and run the drill again")
+
     def _take_backup(self, spec: StepSpec) -> None:
         driver = self._driver(spec)
         assert isinstance(driver, Backup)
@@ -410,32 +496,40 @@ class Drill:
             self.ctx.backups[spec.name] = record
             self.ctx.backup_drivers[spec.name] = driver
             age = max(0.0, self.journal.wall() - record.created_at)
-            self._emit("backup.taken", **record.to_event(), age_seconds=round(age, 3))
-            result.update(detail=f"{record.type} backup {record.name!r}: {record.objects if record.objects is not None else '?'} objects, "
-                                 f"{age:.0f}s old", data={"location": record.location})
+            self._emit(BackupTaken(name=record.name, type=record.type, location=record.location,
+                                   created_at=record.created_at, objects=record.objects, data=dict(record.data),
+                                   age_seconds=round(age, 3)))
+            objects = record.objects if record.objects is not None else "?"
+            result.update(detail=f"{record.type} backup {record.name!r}: {objects} objects, {age:.0f}s old",
+                          data={"location": record.location})
 
     def _inject(self, spec: StepSpec) -> None:
         driver = self._driver(spec)
         assert isinstance(driver, Fault)
+        self.faults[spec.index] = driver
         with self._step(spec, self.scenario.timing.inject_within) as result:
-            self._emit("fault.plan", name=spec.name, driver=spec.driver, plan=driver.plan())
-            driver.label, driver.index = spec.name, spec.index  # what fault.revert and the report call it
-            self.injected.append((spec, driver))
-            self.ctx.faults.append(driver)
-            driver.inject()
+            self._emit(FaultInjecting(index=spec.index, name=spec.name, driver=spec.driver))
+            params = spec.params.model_dump(mode="json", by_alias=True)
+            try:
+                driver.inject()
+            except BaseException as exc:
+                # half-done is in effect too: rollback needs what it recorded so far
+                self._emit(FaultInjected(index=spec.index, name=spec.name, driver=spec.driver, params=params,
+                                         state=driver.state, reversible=driver.reversible, error=one_line(exc)))
+                raise
             now = driver.effective_at or time.monotonic()
             if self.t_inject is None:
                 self.t_inject = now
                 if self.monitor is not None:
                     self.monitor.mark_inject(self.journal.wall(now))
-            self._emit("fault.injected", name=spec.name, driver=spec.driver, index=spec.index,
-                       params=spec.params.model_dump(mode="json", by_alias=True), state=driver.state,
-                       reversible=driver.reversible and spec.rollback, t_inject=self.journal.wall(now))
+            self._emit(FaultInjected(index=spec.index, name=spec.name, driver=spec.driver, params=params,
+                                     state=driver.state, reversible=driver.reversible,
+                                     t_inject=self.journal.wall(now)))
             within = self.ctx.remaining(spec.within or self.scenario.timing.inject_within)
             verified, seconds = self.ctx.poll(driver.verify_injected, what=f"{spec.name} in effect",
                                               timeout=within, interval=spec.interval)
-            self._emit("fault.verified", name=spec.name, ok=verified.ok, detail=verified.detail,
-                       seconds=round(seconds, 3))
+            self._emit(FaultVerified(index=spec.index, name=spec.name, ok=verified.ok, detail=verified.detail,
+                                     seconds=round(seconds, 3)))
             result.update(detail=verified.detail, data={"state": driver.state})
             if not verified.ok:
                 raise StepFailed(f"fault {spec.name} is not in effect: {verified.detail}")
@@ -445,7 +539,7 @@ class Drill:
         expect = self.scenario.expect
         if not (expect.alerts or expect.silent or self.scenario.abort_when):
             return
-        from dirt.checks.alerts import AlertMonitor
+        from dirt.engine.detection import AlertMonitor
 
         self.monitor = AlertMonitor(
             target=self.target, expect=expect, abort_when=self.scenario.abort_when,
@@ -462,7 +556,7 @@ class Drill:
 
     def _detect(self) -> None:
         if self.monitor is None or not self.scenario.expect.alerts:
-            self._emit("detect.skipped", reason="no expected alerts")
+            self._emit(DetectSkipped(reason="no expected alerts"))
             return
         self.monitor.wait_fired(self.ctx)
 
@@ -476,17 +570,12 @@ class Drill:
         passed_at: dict[int, float] = {}
         limit = max([s.within or timing.verify_within for s in specs], default=0.0)
         for s in specs:
-            self._emit("step.start", **self._step_fields(s) | {"objective_seconds": s.within or timing.verify_within})
+            self._emit(StepStarted(**self._step_fields(s, objective_seconds=s.within or timing.verify_within)))
         while pending:
             now = time.monotonic()
             for index, (spec, driver) in list(pending.items()):
                 within = spec.within or timing.verify_within
-                try:
-                    outcome = driver.probe()  # type: ignore[attr-defined]
-                except DrillAborted:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a failing probe is a failed attempt
-                    outcome = CheckResult(False, f"{type(exc).__name__}: {exc}")
+                outcome = probe_once(driver.probe)  # type: ignore[attr-defined]
                 results[index] = outcome
                 if outcome.ok:
                     passed_at[index] = time.monotonic()
@@ -502,9 +591,9 @@ class Drill:
             outcome = results.get(spec.index, CheckResult(False, "not run"))
             within = spec.within or timing.verify_within
             seconds = (passed_at.get(spec.index) or time.monotonic()) - start
-            self._emit("step.end", **self._step_fields(spec) | {
-                "objective_seconds": within, "status": "passed" if outcome.ok else "failed",
-                "detail": outcome.detail, "data": dict(outcome.data), "seconds": round(seconds, 3)})
+            self._emit(StepEnded(**self._step_fields(spec, objective_seconds=within),
+                                 status="passed" if outcome.ok else "failed", detail=outcome.detail,
+                                 data=dict(outcome.data), seconds=round(seconds, 3)))
             self._expectation(spec.name, "check", within, seconds, outcome.ok,
                               "" if outcome.ok else f"not passing after {within:g}s: {outcome.detail}",
                               section="verify", line=spec.line, data=dict(outcome.data))
@@ -512,7 +601,7 @@ class Drill:
         mttr = None
         if self.t_inject is not None and all_ok:
             mttr = max(passed_at.values(), default=time.monotonic()) - self.t_inject
-        self._emit("mttr", seconds=None if mttr is None else round(mttr, 3))
+        self._emit(Mttr(seconds=None if mttr is None else round(mttr, 3)))
         objective = self.scenario.expect.mttr
         if objective is not None:
             ok = mttr is not None and mttr <= objective
@@ -521,55 +610,79 @@ class Drill:
                                              f"took {mttr:.1f}s, objective {objective:g}s"))
         if self.monitor is not None and self.t_recovered is not None:
             self.monitor.wait_resolved(self.ctx, self.t_recovered)
+        if self.verdict == Verdict.PASSED:
+            self._settle()
+
+    def _settle(self) -> None:
+        """A passed drill: faults no recovery step claimed are asked whether they are still in
+        effect; those that are not were undone some other way (a playbook step, a controller)."""
+        for life in self.ledger.in_effect():
+            driver = self.faults.get(life.index)
+            if driver is None:
+                continue
+            still = probe_once(driver.in_effect)
+            if not still.ok:
+                self._emit(FaultRecovered(index=life.index, name=life.name, step=None,
+                                          detail=f"no longer in effect after recovery: {still.detail}"))
 
     # -- rollback and cleanup -------------------------------------------------------------
-    def _rollback(self, verdict: str) -> None:
+    def _fresh_cancel(self) -> None:
         # A fresh token: the old one is cancelled when we got here by abort or signal.
         self.cancel = CancelToken()
         self.ctx.cancel = self.cancel
-        self.rolling_back = True
+        self.rolling_back = True  # rollback and cleanup run to the end
+
+    def _end_faults(self) -> None:
+        """Roll back what is still in effect: everything on failure, abort or signal; after a
+        passed drill, the leftovers a revert can undo without restoring a snapshot."""
+        passed = self.verdict == Verdict.PASSED
+        path = self.rollback_path()
+        if passed:
+            if not path.candidates(leftovers_only=True):
+                return  # what is left (a snapshot revert) stays, and the report says so
+        elif not self.faults:
+            self._emit(RollbackSkipped(reason="no fault was injected"))
+            return
+        elif not self.ledger.in_effect() and not self.scenario.rollback:
+            self._emit(RollbackSkipped(reason="every fault was undone already"))
+            return
+        self._fresh_cancel()
+        reason = ("faults still in effect after the drill passed" if passed
+                  else self.aborted or "; ".join(self.failures))
+        result: RollbackResult | None = None
         with contextlib.suppress(DirtError), self.phase("rollback"):
-            self._emit("rollback.start", reason=self.aborted or "; ".join(self.failures)[:500], verdict=verdict)
-            for spec, driver in reversed(self.injected):
-                if driver.reverted:
-                    self._emit("rollback.action", name=spec.name, action="skip", detail="already reverted")
-                    continue
-                if not (driver.reversible and spec.rollback):
-                    self._emit("rollback.action", name=spec.name, action="skip",
-                               detail="not reversible" if not driver.reversible else "rollback: false")
-                    continue
-                try:
-                    driver.revert()
-                    self._emit("fault.reverted", name=spec.name, driver=spec.driver, index=spec.index)
-                    self._emit("rollback.action", name=spec.name, action="revert", status="passed")
-                except Exception as exc:  # noqa: BLE001 - keep rolling back the rest
-                    self._emit("rollback.action", name=spec.name, action="revert", status="failed",
-                               detail=f"{type(exc).__name__}: {exc}")
-                    self._emit("error", phase="rollback", message=f"revert {spec.name}: {exc}")
-            for spec in self.scenario.rollback:
-                try:
-                    self._run_step(spec)
-                except Exception as exc:  # noqa: BLE001
-                    self._emit("error", phase="rollback", message=f"{spec.name}: {exc}")
-            self._emit("rollback.end")
+            result = path.run(reason, verdict=self.verdict, leftovers_only=passed)
+            if not passed:
+                for spec in self.scenario.rollback:
+                    try:
+                        self._run_step(spec)
+                        self._emit(RollbackAction(name=spec.name, action="step", detail="scenario rollback step"))
+                    except Exception as exc:  # noqa: BLE001 - the rest still runs
+                        self._emit(RollbackAction(name=spec.name, action="step", status="failed",
+                                                  detail=one_line(exc)))
+                        self._emit(ErrorRaised(phase="rollback", message=f"{spec.name}: {exc}"))
+        if result is not None and result.failed:
+            self._fail("rollback left faults in effect: " + "; ".join(result.failed))
 
     def _cleanup(self) -> None:
         if not self.scenario.cleanup:
             return
-        self.cancel = CancelToken()
-        self.ctx.cancel = self.cancel
-        self.rolling_back = True  # cleanup, too, runs to the end
+        self._fresh_cancel()
         with contextlib.suppress(DirtError), self.phase("cleanup"):
             for spec in self.scenario.cleanup:
                 try:
                     self._run_step(spec)
                 except Exception as exc:  # noqa: BLE001 - cleanup problems are reported, not fatal
-                    self._emit("error", phase="cleanup", message=f"{spec.name}: {exc}")
+                    self._emit(ErrorRaised(phase="cleanup", message=f"{spec.name}: {exc}"))
+
+
+def _step_ref(spec: StepSpec) -> dict[str, Any]:
+    return {"section": spec.section, "index": spec.index, "name": spec.name, "driver": spec.driver}
 
 
 def run_scenario(scenario: Scenario, target: Target, options: RunOptions,
                  registry: Registry | None = None) -> RunResult:
-    """Check guardrails, then run the drill; the usual entry point."""
+    """Check guardrails, then run the drill; the engine's entry point (``dirt.app`` renders)."""
     registry = registry or default_registry()
-    check_guardrails(scenario, target, registry, options)
+    check_guardrails(scenario, target, registry, assume_yes=options.assume_yes, confirm=options.confirm)
     return Drill(scenario, target, options, registry).run()

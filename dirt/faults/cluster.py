@@ -1,21 +1,36 @@
 """Cluster-level faults, done by the target (the API cannot break itself):
 the control plane stopped, etcd stopped or its data lost, the whole cluster deleted.
 
-The destructive ones take a safety etcd snapshot first (into the run folder), so
-rollback can put the cluster back even when the drill's own recovery failed.
+Each works while other faults are in effect, because real disasters rarely come
+one at a time: nothing here needs the API server to answer.  Whether a
+component runs is the target's process state; whether etcd lost its data is
+asked of the API when it answers and of etcd itself when it does not.
+
+The destructive ones take a safety etcd snapshot first (into the run folder),
+so rollback can put the cluster back even when the drill's own recovery failed.
+Their revert restores that snapshot, which loses every write made since: it is
+never done to a fault a recovery step already undid (see
+``dirt.journal.faults``), and ``dirt rollback`` says how old the snapshot is.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from dirt.core.errors import DirtError
 from dirt.drivers import CheckResult, Fault, Params
+from dirt.journal.events import SafetySnapshot
 
 Component = Literal["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+
+#: Where the API server keeps the kube-system Namespace in etcd (its default --etcd-prefix).
+KUBE_SYSTEM_KEY = "/registry/namespaces/kube-system"
+_UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class ControlPlaneStopParams(Params):
@@ -32,19 +47,22 @@ class _ComponentsStop(Fault):
         raise NotImplementedError
 
     def inject(self) -> None:
+        self.state = {"stopped": self.components()}
         for component in self.components():
             self.ctx.target.stop_component(component, graceful=self.params.graceful)
-        self.state = {"stopped": self.components()}
 
     def verify_injected(self) -> CheckResult:
-        running = [c for c in self.components() if self.ctx.target.component_running(c)]
+        running = [c for c in self.state.get("stopped", self.components()) if self.ctx.target.component_running(c)]
         return CheckResult(not running, f"stopped: {', '.join(self.components())}" if not running
-                           else f"still running: {', '.join(running)}")
+                           else f"running: {', '.join(running)}")
 
-    def revert(self) -> None:
+    def revert(self) -> str:
+        started = []
         for component in self.state.get("stopped", self.components()):
             if not self.ctx.target.component_running(component):
                 self.ctx.target.start_component(component)
+                started.append(component)
+        return f"started {', '.join(started)}" if started else "already running"
 
 
 class ControlPlaneStop(_ComponentsStop):
@@ -90,9 +108,52 @@ def _safety_snapshot(fault: Fault, label: str) -> None:
     path = fault.ctx.run_dir / "safety" / f"{label}.etcd.db"
     info = fault.ctx.target.etcd_snapshot_save(path)
     fault.state["safety_snapshot"] = str(path)
+    fault.state["safety_snapshot_at"] = info.created_at
     fault.state["keys_before"] = info.total_keys
-    fault.ctx.emit("safety.snapshot", fault=fault.name, path=str(path), revision=info.revision,
-                   total_keys=info.total_keys)
+    fault.ctx.emit(SafetySnapshot(fault=fault.name, path=str(path), revision=info.revision,
+                                  total_keys=info.total_keys))
+
+
+def kube_system_uid(fault: Fault) -> str | None:
+    """The UID of the kube-system Namespace: from the API if it answers, else from etcd.
+
+    It never changes while the cluster keeps its data, and a cluster that lost its
+    data (or was recreated) makes a new one, so it tells "the data is back" from
+    "the data is gone" whoever else is down.  None: nobody could say.
+    """
+    target = fault.ctx.target
+    try:
+        return str(target.kube().get("v1", "Namespace", "kube-system")["metadata"]["uid"])
+    except DirtError:
+        pass
+    if "etcd_read" not in target.capabilities or not _etcd_running(fault):
+        return None
+    try:
+        value = target.etcd_read(KUBE_SYSTEM_KEY)
+    except DirtError:
+        return None
+    found = _UID.search(value or "")
+    return found.group(0) if found else ""
+
+
+def _etcd_running(fault: Fault) -> bool:
+    try:
+        return fault.ctx.target.component_running("etcd")
+    except DirtError:
+        return True  # the target cannot tell: ask etcd and see
+
+
+def _data_lost(fault: Fault, what: str) -> CheckResult:
+    """In effect while kube-system's UID differs from the one recorded before the fault."""
+    before = fault.state.get("kube_system_uid")
+    now = kube_system_uid(fault)
+    if now is None:
+        if "components" in fault.ctx.target.capabilities and not _etcd_running(fault):
+            return CheckResult(True, f"{what}: etcd is stopped, and its data directory was deleted by the target")
+        return CheckResult(True, f"{what}: neither the API server nor etcd can say; taken as still lost")
+    if before and now == before:
+        return CheckResult(False, "kube-system has its old UID: the cluster's data is there")
+    return CheckResult(True, f"{what}: kube-system " + ("is missing" if not now else "was recreated (new UID)"))
 
 
 class EtcdWipe(Fault):
@@ -101,18 +162,23 @@ class EtcdWipe(Fault):
     name = "etcd.wipe"
     family = "etcd"
     reversible = True
+    snapshot_revert = True
     Params = SafetyParams
 
     def plan(self) -> list[str]:
-        lines = ["stop etcd, delete its data directory, start it again empty: every object is lost"]
+        lines = ["delete etcd's data directory (etcd and the API server restart empty if they ran): "
+                 "every object is lost"]
         if self.params.safety_snapshot:
             lines.append("a safety snapshot is taken first; rollback restores it")
         return lines
 
     def inject(self) -> None:
-        kube = self.ctx.target.kube()
-        self.state["namespaces_before"] = sorted(n["metadata"]["name"] for n in kube.list("v1", "Namespace"))
-        self.state["kube_system_uid"] = kube.get("v1", "Namespace", "kube-system")["metadata"]["uid"]
+        self.state["kube_system_uid"] = kube_system_uid(self)
+        try:
+            self.state["namespaces_before"] = sorted(
+                n["metadata"]["name"] for n in self.ctx.target.kube().list("v1", "Namespace"))
+        except DirtError:
+            pass  # the API is down (another fault): the list is only for the record
         if self.params.safety_snapshot:
             _safety_snapshot(self, "before-etcd-wipe")
         self.effective_at = time.monotonic()  # the data is gone from here on
@@ -121,24 +187,14 @@ class EtcdWipe(Fault):
 
     def verify_injected(self) -> CheckResult:
         """The cluster forgot its objects: kube-system was recreated (new UID) or is gone."""
-        from dirt.errors import DirtError
+        return _data_lost(self, "state lost")
 
-        kube = self.ctx.target.kube()
-        try:
-            system = kube.find("v1", "Namespace", "kube-system")
-            left = {n["metadata"]["name"] for n in kube.list("v1", "Namespace")}
-        except DirtError as exc:
-            return CheckResult(True, f"the API cannot read the cluster state: {exc}")
-        lost = sorted(set(self.state.get("namespaces_before", [])) - left)
-        forgotten = system is None or system["metadata"]["uid"] != self.state.get("kube_system_uid")
-        return CheckResult(forgotten, f"state lost: namespaces gone: {', '.join(lost) or 'none'}; "
-                                      f"kube-system {'recreated' if system else 'missing'}" if forgotten
-                           else "kube-system still has its old UID: the data is still there")
-
-    def revert(self) -> None:
+    def revert(self) -> str:
         snapshot = self.state.get("safety_snapshot")
-        if snapshot:
-            self.ctx.target.etcd_snapshot_restore(Path(snapshot))
+        if not snapshot:
+            return "no safety snapshot was taken: nothing to restore"
+        self.ctx.target.etcd_snapshot_restore(Path(snapshot))
+        return f"restored the safety snapshot {Path(snapshot).name}"
 
 
 class ClusterDelete(Fault):
@@ -147,6 +203,7 @@ class ClusterDelete(Fault):
     name = "cluster.delete"
     family = "cluster"
     reversible = True
+    snapshot_revert = True
     Params = SafetyParams
 
     def plan(self) -> list[str]:
@@ -157,6 +214,7 @@ class ClusterDelete(Fault):
         return lines
 
     def inject(self) -> None:
+        self.state["kube_system_uid"] = kube_system_uid(self)
         if self.params.safety_snapshot:
             _safety_snapshot(self, "before-cluster-delete")
         self.effective_at = time.monotonic()
@@ -166,13 +224,23 @@ class ClusterDelete(Fault):
         exists = self.ctx.target.cluster_exists()
         return CheckResult(not exists, "the cluster is gone" if not exists else "the cluster still exists")
 
-    def revert(self) -> None:
+    def in_effect(self) -> CheckResult:
+        """Gone, or recreated without its data (a new kube-system), is still in effect."""
+        if not self.ctx.target.cluster_exists():
+            return CheckResult(True, "the cluster is gone")
+        return _data_lost(self, "the cluster was recreated without its data")
+
+    def revert(self) -> str:
         target = self.ctx.target
+        done = []
         if not target.cluster_exists():
             target.create_cluster()
+            done.append("recreated the cluster")
         snapshot = self.state.get("safety_snapshot")
         if snapshot:
             target.etcd_snapshot_restore(Path(snapshot))
+            done.append(f"restored the safety snapshot {Path(snapshot).name}")
+        return "; ".join(done) or "nothing to do"
 
 
 DRIVERS = [ControlPlaneStop, EtcdStop, EtcdWipe, ClusterDelete]

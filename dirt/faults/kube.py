@@ -15,29 +15,10 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, model_validator
 
+from dirt.core.errors import APIForbiddenError, APINotFoundError, KubeError, StepFailed
 from dirt.drivers import CheckResult, Fault, Params
-from dirt.errors import APIForbiddenError, APINotFoundError, KubeError, StepFailed
-
-Selector = str | dict[str, str]
-
-
-def selector_text(selector: Selector | None) -> str | None:
-    if selector is None:
-        return None
-    if isinstance(selector, dict):
-        return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    return selector
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in pod.get("status", {}).get("conditions", []) or [])
-
-
-def _node_ready(node: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in node.get("status", {}).get("conditions", []) or [])
-
+from dirt.drivers.kube import Selector, node_ready, pod_ready, selector_text
+from dirt.drivers.resources import export_namespaces, restore_folder
 
 # -- pods ---------------------------------------------------------------------------------
 
@@ -101,6 +82,14 @@ class PodsDelete(Fault):
         return CheckResult(not remaining, f"{len(self.state['deleted'])} pod(s) deleted" if not remaining
                            else f"still running: {', '.join(remaining)}")
 
+    def in_effect(self) -> CheckResult:
+        """Until their controllers have replaced them: as many Ready pods match as before."""
+        pods = self.ctx.target.kube().list("v1", "Pod", self.params.namespace,
+                                           label_selector=selector_text(self.params.selector))
+        ready = sum(1 for p in pods if pod_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        before = int(self.state.get("matching", 0))
+        return CheckResult(ready < before, f"{ready} of {before} matching pod(s) Ready")
+
 
 # -- workloads ------------------------------------------------------------------------------
 
@@ -139,11 +128,20 @@ class DeploymentScale(Fault):
         ok = obj["spec"]["replicas"] == p.replicas and (ready <= p.replicas)
         return CheckResult(ok, f"spec {obj['spec']['replicas']}, ready {ready}")
 
-    def revert(self) -> None:
+    def in_effect(self) -> CheckResult:
         p = self.params
-        if "previous_replicas" in self.state:
-            self.ctx.target.kube().patch("apps/v1", p.kind, p.name,
-                                         {"spec": {"replicas": self.state["previous_replicas"]}}, p.namespace)
+        obj = self.ctx.target.kube().get("apps/v1", p.kind, p.name, p.namespace)
+        replicas = obj["spec"].get("replicas", 1)
+        return CheckResult(replicas != self.state.get("previous_replicas", replicas),
+                           f"spec.replicas {replicas} (before the fault: {self.state.get('previous_replicas')})")
+
+    def revert(self) -> str:
+        p = self.params
+        if "previous_replicas" not in self.state:
+            return "the previous replica count was never recorded: nothing to restore"
+        self.ctx.target.kube().patch("apps/v1", p.kind, p.name,
+                                     {"spec": {"replicas": self.state["previous_replicas"]}}, p.namespace)
+        return f"scaled back to {self.state['previous_replicas']}"
 
 
 # -- namespaces ----------------------------------------------------------------------------
@@ -168,8 +166,6 @@ class NamespaceDelete(Fault):
                 else "no safety export: rollback cannot restore it"]
 
     def inject(self) -> None:
-        from dirt.recovery.resources import export_namespaces
-
         kube = self.ctx.target.kube()
         if kube.find("v1", "Namespace", self.params.namespace) is None:
             raise StepFailed(f"namespace {self.params.namespace} does not exist")
@@ -186,18 +182,17 @@ class NamespaceDelete(Fault):
             return CheckResult(True, f"namespace {self.params.namespace} is gone")
         return CheckResult(False, f"namespace {self.params.namespace} is {live.get('status', {}).get('phase')}")
 
-    def revert(self) -> None:
-        from dirt.recovery.resources import restore_folder
-
+    def revert(self) -> str:
         kube = self.ctx.target.kube()
         live = kube.find("v1", "Namespace", self.params.namespace)
         if live is not None and not live["metadata"].get("deletionTimestamp"):
-            return  # already back: recovery restored it
+            return "already back"
         folder = self.state.get("safety_export")
         if not folder:
             raise StepFailed(f"no safety export of namespace {self.params.namespace} to restore it from")
         _wait_gone(kube, "v1", "Namespace", self.params.namespace, 120)
-        restore_folder(kube, Path(folder))
+        summary = restore_folder(kube, Path(folder))
+        return f"re-applied {summary['applied']} object(s) from the safety export"
 
 
 def _wait_gone(kube: Any, api_version: str, kind: str, name: str, timeout: float,
@@ -230,7 +225,7 @@ class _NodeFault(Fault):
         if p.node:
             return [kube.get("v1", "Node", p.node)]
         nodes = kube.list("v1", "Node", label_selector=selector_text(p.selector))
-        nodes = sorted((n for n in nodes if _node_ready(n) and not n["spec"].get("unschedulable")),
+        nodes = sorted((n for n in nodes if node_ready(n) and not n["spec"].get("unschedulable")),
                        key=lambda n: n["metadata"]["name"])
         if len(nodes) < p.count:
             raise StepFailed(f"only {len(nodes)} Ready node(s) match, {p.count} wanted")
@@ -261,7 +256,7 @@ class NodeDelete(_NodeFault):
                 "rollback: re-create the deleted Node objects"]
 
     def inject(self) -> None:
-        from dirt.kube import strip_server_fields
+        from dirt.clients.kube import strip_server_fields
 
         kube = self.ctx.target.kube()
         nodes = self._choose()
@@ -276,12 +271,15 @@ class NodeDelete(_NodeFault):
         return CheckResult(not left, "deleted: " + ", ".join(n["metadata"]["name"] for n in self.state["nodes"])
                            if not left else f"still present: {', '.join(left)}")
 
-    def revert(self) -> None:
+    def revert(self) -> str:
         kube = self.ctx.target.kube()
+        created = []
         for node in self.state.get("nodes", []):
             if kube.find("v1", "Node", node["metadata"]["name"]) is None:
                 body = {k: v for k, v in node.items() if k != "status"}
                 kube.create(body)
+                created.append(node["metadata"]["name"])
+        return f"re-created node(s) {', '.join(created)}" if created else "the nodes exist"
 
 
 class NodeCordon(_NodeFault):
@@ -306,11 +304,14 @@ class NodeCordon(_NodeFault):
         return CheckResult(not open_, f"cordoned: {', '.join(self.state['nodes'])}" if not open_
                            else f"still schedulable: {', '.join(open_)}")
 
-    def revert(self) -> None:
+    def revert(self) -> str:
         kube = self.ctx.target.kube()
+        done = []
         for name in self.state.get("nodes", []):
             if kube.find("v1", "Node", name) is not None:
                 kube.patch("v1", "Node", name, {"spec": {"unschedulable": None}})
+                done.append(name)
+        return f"uncordoned {', '.join(done)}" if done else "no such node any more"
 
 
 class DrainParams(NodeParams):
@@ -436,12 +437,13 @@ class NetworkDeny(Fault):
         note = "" if self.state.get("enforced") else " (API-level: the sandbox does not enforce it)"
         return CheckResult(live is not None, f"policy {self.params.policy_name} present{note}")
 
-    def revert(self) -> None:
+    def revert(self) -> str:
         try:
             self.ctx.target.kube().delete("networking.k8s.io/v1", "NetworkPolicy", self.params.policy_name,
                                           self.params.namespace)
         except APINotFoundError:
-            pass
+            return "the policy was gone already"
+        return f"deleted NetworkPolicy {self.params.policy_name}"
 
 
 DRIVERS = [PodsDelete, DeploymentScale, NamespaceDelete, NodeDelete, NodeCordon, NodeDrain, NetworkDeny]

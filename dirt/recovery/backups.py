@@ -11,8 +11,10 @@ from typing import Any
 
 from pydantic import Field
 
+from dirt.core.errors import StepFailed
 from dirt.drivers import Backup, Params, RecoveryStep, StepOutcome
-from dirt.errors import StepFailed
+from dirt.journal.events import BackupRestored
+from dirt.journal.faults import FaultLife
 
 
 class RestoreParams(Params):
@@ -34,14 +36,21 @@ class BackupRestore(RecoveryStep):
         if record is None or driver is None:
             raise StepFailed(f"backup {self.params.backup!r} was not taken (did preflight fail?)")
         outcome = driver.restore(record)
-        self.ctx.emit("backup.restored", name=record.name, type=record.type, location=record.location,
-                      detail=outcome.detail, data=dict(outcome.data))
+        self.ctx.emit(BackupRestored(name=record.name, type=record.type, location=record.location,
+                                     detail=outcome.detail, data=dict(outcome.data)))
         return outcome
+
+    def resolves(self, fault: FaultLife) -> str | None:
+        """The backup's driver knows which faults its restore undoes."""
+        driver = self.ctx.backup_drivers.get(self.params.backup)
+        if driver is None:
+            return None
+        return driver.resolves(fault, self.ctx.backups.get(self.params.backup))
 
     @classmethod
     def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
         if spec.params.backup not in scenario.backup_names:
-            from dirt.validation import did_you_mean
+            from dirt.documents.problems import did_you_mean
 
             names = scenario.backup_names
             return [(f"no backup named {spec.params.backup!r} under 'backups:'",

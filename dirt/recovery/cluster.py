@@ -7,16 +7,35 @@ from typing import Literal
 
 from pydantic import Field
 
+from dirt.core.errors import StepFailed
 from dirt.drivers import Params, RecoveryStep, StepOutcome
-from dirt.errors import StepFailed
+from dirt.journal.faults import FaultLife
+
+#: The faults that stop components, and so are undone by starting them.
+STOPPING_FAULTS = ("control_plane.stop", "etcd.stop")
 
 Component = Literal["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok-controller"]
 
 
+def stopped_by(fault: FaultLife) -> list[str]:
+    """The components a stopping fault stopped (from its record, else its parameters)."""
+    if fault.driver == "etcd.stop":
+        return ["etcd"]
+    return list(fault.state.get("stopped") or fault.params.get("components") or [])
+
+
 def wait_api(step: RecoveryStep, timeout: float) -> float:
-    """Wait until the API server answers /readyz; return the seconds it took."""
+    """Wait until the API server answers /readyz; return the seconds it took.
+
+    When the API server is not running at all (another fault still stops it),
+    there is nothing to wait for: a drill of compound faults starts its
+    components in any order.
+    """
+    target = step.ctx.target
+    if "components" in target.capabilities and not target.component_running("kube-apiserver"):
+        return 0.0
     start = time.monotonic()
-    while not step.ctx.target.kube().readyz():
+    while not target.kube().readyz():
         elapsed = time.monotonic() - start
         if elapsed > timeout:
             raise StepFailed(f"the API server is not ready {timeout:.0f}s after {step.name}")
@@ -49,6 +68,12 @@ class ControlPlaneStart(RecoveryStep):
         return StepOutcome(f"started {', '.join(started) or 'nothing (already running)'}; "
                            f"API ready after {waited:.1f}s", {"started": started})
 
+    def resolves(self, fault: FaultLife) -> str | None:
+        stopped = stopped_by(fault) if fault.driver in STOPPING_FAULTS else []
+        if stopped and set(stopped) <= set(self.params.components):
+            return f"started {', '.join(stopped)}"
+        return None
+
 
 class EtcdStartParams(Params):
     wait_api: bool = True
@@ -65,6 +90,9 @@ class EtcdStart(RecoveryStep):
             self.ctx.target.start_component("etcd")
         waited = wait_api(self, self.ctx.remaining(120.0)) if self.params.wait_api else 0.0
         return StepOutcome(f"etcd running; API ready after {waited:.1f}s")
+
+    def resolves(self, fault: FaultLife) -> str | None:
+        return "started etcd" if fault.driver == "etcd.stop" else None
 
 
 class ClusterCreateParams(Params):

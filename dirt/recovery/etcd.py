@@ -14,8 +14,19 @@ from pathlib import Path
 
 from pydantic import Field
 
+from dirt.core.errors import StepFailed
 from dirt.drivers import Backup, BackupRecord, Params, StepOutcome
-from dirt.errors import StepFailed
+from dirt.journal.faults import FaultLife
+
+#: What restoring a snapshot undoes.  The documented procedure restarts every
+#: control-plane component on the restored data (the target protocol requires it),
+#: so components a fault stopped run again too.
+UNDONE_BY_RESTORE = {
+    "etcd.wipe": "etcd's data restored from the snapshot",
+    "cluster.delete": "the recreated cluster's etcd restored from the snapshot",
+    "etcd.stop": "etcd restarted on the restored data",
+    "control_plane.stop": "the restore procedure restarted the control plane",
+}
 
 
 class EtcdSnapshotParams(Params):
@@ -59,6 +70,9 @@ class EtcdSnapshot(Backup):
         self.ctx.target.etcd_snapshot_restore(Path(record.location))
         return StepOutcome(f"etcd restored from {Path(record.location).name} (revision {record.data.get('revision')}, "
                            f"{record.objects} keys)", {"revision": record.data.get("revision")})
+
+    def resolves(self, fault: FaultLife, record: BackupRecord | None) -> str | None:
+        return UNDONE_BY_RESTORE.get(fault.driver)
 
 
 DRIVERS = [EtcdSnapshot]

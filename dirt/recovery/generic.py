@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import Field
 
+from dirt.core.durations import Duration
+from dirt.core.errors import StepFailed
 from dirt.drivers import Params, RecoveryStep, StepOutcome
-from dirt.durations import Duration
-from dirt.errors import StepFailed
-from dirt.faults.generic import CommandParams, run
+from dirt.drivers.commands import CommandParams, run
 
 
 class ExecStep(RecoveryStep):
@@ -53,28 +53,38 @@ class RevertParams(Params):
     faults: list[str] = Field(default_factory=list, description="Names of the faults to undo (default: all).")
 
 
+def fault_matches(fault: Any, names: list[str]) -> bool:
+    """A fault is named by its label, its driver, or the 'name' parameter some drivers own."""
+    known_as = {fault.name, fault.driver, str(fault.params.get("name", ""))} - {""}
+    return not names or bool(known_as & set(names))
+
+
 class FaultRevert(RecoveryStep):
     """Undo injected faults by their own revert (e.g. uncordon, start the component again)."""
 
     name = "fault.revert"
     Params = RevertParams
 
+    def plan(self) -> list[str]:
+        return [f"undo {', '.join(self.params.faults) if self.params.faults else 'every fault in effect'} "
+                "by its own revert"]
+
     def run(self) -> StepOutcome:
         done = []
-        for fault in reversed(self.ctx.faults):
-            label = fault.label
-            known_as = {label, fault.name, getattr(fault.params, "name", None)}
-            if self.params.faults and not known_as & set(self.params.faults):
+        for fault in reversed(self.ctx.faults.in_effect()):
+            if not fault_matches(fault, self.params.faults):
                 continue
             if not fault.reversible:
-                raise StepFailed(f"fault {label} cannot be reverted")
-            fault.revert()
-            fault.reverted = True
-            self.ctx.emit("fault.reverted", name=label, driver=fault.name, index=fault.index)
-            done.append(label)
+                raise StepFailed(f"fault {fault.name} cannot be reverted")
+            detail = self.ctx.faults.revert_by_step(fault.index)
+            done.append(f"{fault.name}" + (f" ({detail})" if detail else ""))
         if not done:
-            raise StepFailed("no injected fault matched " + ", ".join(self.params.faults or ["(any)"]))
-        return StepOutcome(f"reverted {', '.join(done)}")
+            raise StepFailed("no fault in effect matched " + ", ".join(self.params.faults or ["(any)"]))
+        return StepOutcome(f"reverted {'; '.join(done)}")
+
+    def resolves(self, fault: Any) -> str | None:
+        # what it undid, it recorded itself (revert_by_step); this covers a plan's preview
+        return "its own revert" if fault.reversible and fault_matches(fault, self.params.faults) else None
 
     @classmethod
     def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:

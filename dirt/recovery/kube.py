@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from dirt.core.durations import Duration
+from dirt.core.errors import APINotFoundError, StepFailed
 from dirt.drivers import Params, RecoveryStep, StepOutcome
-from dirt.durations import Duration
-from dirt.errors import APINotFoundError, StepFailed
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 

@@ -19,9 +19,11 @@ from typing import Any
 
 from pydantic import Field
 
+from dirt.core.durations import Duration
+from dirt.core.errors import StepFailed
 from dirt.drivers import Backup, BackupRecord, Params, StepOutcome
-from dirt.durations import Duration
-from dirt.errors import StepFailed
+from dirt.journal.faults import FaultLife
+from dirt.recovery.resources import restore_resolves
 
 API = "velero.io/v1"
 FAILED_PHASES = {"PartiallyFailed", "Failed", "FailedValidation", "FinalizingPartiallyFailed"}
@@ -149,6 +151,9 @@ class VeleroBackup(Backup):
         progress = (obj.get("status") or {}).get("progress") or {}
         return StepOutcome(f"Velero restore {restore_name} Completed from backup {backup_name}",
                            {"restore": restore_name, "items_restored": progress.get("itemsRestored")})
+
+    def resolves(self, fault: FaultLife, record: BackupRecord | None) -> str | None:
+        return restore_resolves(fault, self.params.included_namespaces)
 
 
 DRIVERS = [VeleroBackup]

@@ -2,7 +2,10 @@
 
 ``render_run(run_dir)`` reads ``journal.jsonl`` and writes ``report.json``,
 ``report.md``, ``report.html`` and ``junit.xml`` beside it; ``update_index``
-rewrites ``reports/index.html`` from every run's ``report.json``.
+rewrites ``reports/index.html`` from every run's ``report.json``.  Neither
+trusts what it reads: journal lines that cannot be read are listed in the
+report (``journal_problems``), and run folders whose ``report.json`` is not a
+dirt report are skipped and listed in the index, never fatal.
 """
 
 from __future__ import annotations
@@ -12,23 +15,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dirt.engine.journal import read_journal
-from dirt.errors import ReportError
-from dirt.redact import redact
+from dirt.core.errors import ReportError
+from dirt.core.redact import redact
+from dirt.journal import read_journal
 from dirt.report.model import SCHEMA_VERSION, build_report
 
 __all__ = ["SCHEMA_VERSION", "build_report", "render_run", "update_index", "REPORT_FILES"]
 
 REPORT_FILES = ("report.json", "report.md", "report.html", "junit.xml")
+#: A report.json larger than this is not one of ours.
+MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 
 def render_run(run_dir: Path) -> dict[str, Any]:
     from dirt.report.render import to_html, to_json, to_junit, to_markdown
 
-    events = read_journal(run_dir)
-    if not events:
-        raise ReportError(f"{run_dir}: the journal is empty")
-    report = redact(build_report(events))
+    contents = read_journal(run_dir)
+    if not contents.events:
+        detail = f": {contents.problems[0]}" if contents.problems else ""
+        raise ReportError(f"{run_dir}: the journal holds no readable event{detail}")
+    report = redact(build_report(contents.events, contents.problems))
     for name, render in zip(REPORT_FILES, (to_json, to_markdown, to_html, to_junit)):
         _write(run_dir / name, render(report))
     return report
@@ -40,29 +46,49 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _summary(path: Path) -> dict[str, Any]:
+    """One run's line in the index, from its report.json; raises ValueError when it is not one."""
+    if path.stat().st_size > MAX_REPORT_BYTES:
+        raise ValueError("too big to be a dirt report")
+    data = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda name: None)
+    if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
+        raise ValueError("not a dirt report")
+
+    def text(value: Any, default: str = "?") -> str:
+        return value if isinstance(value, str) else default
+
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    scenario, target, timings = (data.get(k) if isinstance(data.get(k), dict) else {}
+                                 for k in ("scenario", "target", "timings"))
+    mttd = timings.get("mttd_seconds") if isinstance(timings.get("mttd_seconds"), dict) else {}
+    expectations = data.get("expectations") if isinstance(data.get("expectations"), list) else []
+    return {
+        "href": f"{path.parent.name}/report.html",
+        "started_at": text(data.get("started_at"), ""),
+        "scenario": text(scenario.get("name")),
+        "target": text(target.get("name")),
+        "verdict": text(data.get("verdict")) if data.get("verdict") in ("passed", "failed", "aborted") else "?",
+        "mttd": {str(k): number(v) for k, v in mttd.items()},
+        "mttr": number(timings.get("mttr_seconds")),
+        "duration": number(data.get("duration_seconds")),
+        "failed": sum(1 for x in expectations if isinstance(x, dict) and not x.get("passed")),
+    }
+
+
 def update_index(report_dir: Path) -> Path:
     """Rewrite ``index.html`` listing every run under ``report_dir``, newest first."""
     from dirt.report.render import _env
 
-    runs = []
-    for path in report_dir.glob("*/report.json"):
+    runs, skipped = [], []
+    for path in sorted(report_dir.glob("*/report.json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        runs.append({
-            "href": f"{path.parent.name}/report.html",
-            "started_at": data.get("started_at") or "",
-            "scenario": data.get("scenario", {}).get("name", "?"),
-            "target": data.get("target", {}).get("name", "?"),
-            "verdict": data.get("verdict", "?"),
-            "mttd": data.get("timings", {}).get("mttd_seconds", {}),
-            "mttr": data.get("timings", {}).get("mttr_seconds"),
-            "duration": data.get("duration_seconds"),
-            "failed": sum(1 for x in data.get("expectations", []) if not x.get("passed")),
-        })
+            runs.append(_summary(path))
+        except (OSError, ValueError, RecursionError) as exc:
+            skipped.append({"folder": path.parent.name, "why": str(exc).split("\n")[0][:120]})
     runs.sort(key=lambda r: r["started_at"], reverse=True)
     index = report_dir / "index.html"
     report_dir.mkdir(parents=True, exist_ok=True)
-    _write(index, _env().get_template("index.html.j2").render(runs=runs))
+    _write(index, _env().get_template("index.html.j2").render(runs=runs, skipped=skipped))
     return index

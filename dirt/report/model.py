@@ -2,235 +2,295 @@
 
 ``build_report(events)`` folds the journal into the dictionary written as
 ``report.json`` (schema below, versioned by ``schema_version``); every other
-format renders from that dictionary.  Because it only reads events, a report
-can be re-rendered at any time (``dirt report RUN_DIR``), including from the
-journal of a run that was killed half-way (its verdict is then ``aborted``).
+format renders from that dictionary.  Each event type has one small handler in
+``_Fold``; the faults' lives come from the same ledger the engine and
+``dirt rollback`` use (``dirt.journal.faults``).  Because it only reads events,
+a report can be re-rendered at any time (``dirt report RUN_DIR``), including
+from the journal of a run that was killed half-way (its verdict is then
+``aborted``) or of dirt 0.1.
 
 Top-level fields: schema_version, run_id, dirt_version, scenario, target,
-verdict, started_at, ended_at, duration_seconds, phases[], expectations[],
-timings{t_inject, mttd_seconds{alert: s}, mttr_seconds, rpo_seconds{backup: s}},
-faults[], steps[], backups[], restores[], restore_verification[] (per objects.match_backup
-check: objects_expected, objects_missing, objects_changed, objects_extra and the
-names), alerts{fired[], noise[], baseline[]},
-rollback{ran, reason, actions[]}, abort, errors[], failures[], complete.
+verdict, complete, started_at, ended_at, duration_seconds, phases[],
+expectations[], timings{t_inject, mttd_seconds{alert: s}, mttr_seconds,
+rpo_seconds{backup: s}}, faults[] (each with its life: ``status`` planned |
+injecting | injected | verified | recovered | reverted, ``in_effect``,
+``life`` in words, ``resolved_by`` (the recovery step that undid it),
+``resolution``, ``history[]``), steps[], backups[], restores[],
+restore_verification[] (per objects.match_backup check: objects_expected,
+objects_missing, objects_changed, objects_extra and the names),
+alerts{fired[], resolved[], noise[], baseline[]}, rollback{ran, reason,
+actions[], runs[]}, abort, signals[], errors[], failures[], still_in_effect[],
+journal_problems[].
+
+Schema version 2 (dirt 0.2) added the fault life fields, ``rollback.runs``,
+``still_in_effect`` and ``journal_problems``; version 1 fields are kept.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
+from functools import singledispatchmethod
 from typing import Any
 
-SCHEMA_VERSION = 1
+from dirt.journal import events as ev
+from dirt.journal.faults import FaultLedger, FaultLife, FaultState
+
+SCHEMA_VERSION = 2
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
+    if ts is None or not isinstance(ts, (int, float)) or not math.isfinite(ts):
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
-def build_report(events: list[dict[str, Any]]) -> dict[str, Any]:
-    start = next((e for e in events if e["event"] == "run.start"), None)
-    end = next((e for e in reversed(events) if e["event"] == "run.end"), None)
-    first_ts = events[0]["ts"] if events else None
-    last_ts = events[-1]["ts"] if events else None
+class _Fold:
+    """The report being built, one handler per event type."""
 
-    phases: list[dict[str, Any]] = []
-    open_phases: dict[str, dict[str, Any]] = {}
-    steps: list[dict[str, Any]] = []
-    open_steps: dict[tuple[Any, ...], dict[str, Any]] = {}
-    expectations: list[dict[str, Any]] = []
-    faults: list[dict[str, Any]] = []
-    backups: list[dict[str, Any]] = []
-    restores: list[dict[str, Any]] = []
-    fired: list[dict[str, Any]] = []
-    resolved: list[dict[str, Any]] = []
-    noise: list[dict[str, Any]] = []
-    baseline: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    rollback: dict[str, Any] = {"ran": False, "reason": None, "actions": []}
-    abort: dict[str, Any] | None = None
-    signals: list[str] = []
-    mttr = None
-    t_inject = None
-    recovered_at = None
-    current_phase = None
+    def __init__(self, events: list[ev.Event]) -> None:
+        self.first_ts = events[0].ts if events else None
+        self.start: ev.RunStarted | None = None
+        self.end: ev.RunEnded | None = None
+        self.phases: list[dict[str, Any]] = []
+        self.open_phases: dict[str, dict[str, Any]] = {}
+        self.steps: list[dict[str, Any]] = []
+        self.open_steps: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.expectations: list[dict[str, Any]] = []
+        self.backups: list[dict[str, Any]] = []
+        self.restores: list[dict[str, Any]] = []
+        self.fired: list[dict[str, Any]] = []
+        self.resolved: list[dict[str, Any]] = []
+        self.noise: list[dict[str, Any]] = []
+        self.baseline: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.rollback: dict[str, Any] = {"ran": False, "reason": None, "actions": [], "runs": []}
+        self.abort: dict[str, Any] | None = None
+        self.signals: list[str] = []
+        self.mttr: float | None = None
+        self.t_inject: float | None = None
+        self.recovered_at: float | None = None
+        self.current_phase: str | None = None
+        self.ledger = FaultLedger()
 
-    for e in events:
-        kind = e["event"]
-        if kind == "phase.start":
-            current_phase = e["phase"]
-            entry = {"name": e["phase"], "start": iso(e["ts"]), "end": None, "status": "running",
-                     "start_offset": e["t"], "end_offset": None, "seconds": None, "error": None}
-            open_phases[e["phase"]] = entry
-            phases.append(entry)
-        elif kind == "phase.end":
-            entry = open_phases.pop(e["phase"], None)
-            if entry is not None:
-                entry.update(end=iso(e["ts"]), end_offset=e["t"], status=e.get("status", "passed"),
-                             error=e.get("error"))
-                entry["seconds"] = round(e["t"] - entry["start_offset"], 3)
-        elif kind == "step.start":
-            key = (e.get("section"), e.get("index"))
-            entry = {
-                "section": e.get("section"), "index": e.get("index"), "kind": e.get("kind"),
-                "driver": e.get("driver"), "name": e.get("name"), "line": e.get("line"),
-                "phase": current_phase, "status": "running", "outcome": "running",
-                "start": iso(e["ts"]), "end": None, "start_offset": e["t"], "end_offset": None,
-                "seconds": None, "objective_seconds": e.get("objective_seconds"), "detail": "",
-                "playbook_url": (e.get("playbook") or {}).get("url"),
-                "playbook_title": (e.get("playbook") or {}).get("title"),
-                "playbook_path": (e.get("playbook") or {}).get("path"),
-                "playbook_anchor": (e.get("playbook") or {}).get("anchor"),
-                "data": {},
-            }
-            open_steps[key] = entry
-            steps.append(entry)
-        elif kind == "step.end":
-            entry = open_steps.pop((e.get("section"), e.get("index")), None)
-            if entry is not None:
-                entry.update(status=e.get("status"), outcome=e.get("status"), detail=e.get("detail", ""),
-                             end=iso(e["ts"]), end_offset=e["t"], seconds=e.get("seconds"),
-                             data=e.get("data") or {})
-                if e.get("objective_seconds") is not None:
-                    entry["objective_seconds"] = e["objective_seconds"]
-        elif kind == "expectation":
-            expectations.append({k: v for k, v in e.items() if k not in ("seq", "ts", "t", "event")}
-                                | {"at": iso(e["ts"]), "offset": e["t"]})
-        elif kind == "fault.injected":
-            if t_inject is None:
-                t_inject = e.get("t_inject", e["ts"])
-            faults.append({"name": e.get("name"), "driver": e.get("driver"), "injected_at": iso(e.get("t_inject")),
-                           "offset": e["t"], "state": e.get("state"), "reversible": e.get("reversible"),
-                           "reverted": False, "verified": None, "plan": []})
-        elif kind == "fault.plan":
-            pending_plan = e.get("plan") or []
-            # attach to the next injected fault of that name
-            faults.append({"name": e.get("name"), "driver": e.get("driver"), "plan": pending_plan,
-                           "_planned": True, "offset": e["t"]})
-        elif kind == "fault.verified":
-            for f in reversed(faults):
-                if f["name"] == e.get("name") and not f.get("_planned"):
-                    f["verified"] = e.get("ok")
-                    f["verify_detail"] = e.get("detail")
-                    f["verify_seconds"] = e.get("seconds")
-                    break
-        elif kind == "fault.reverted":
-            for f in reversed(faults):
-                if f["name"] == e.get("name") and not f.get("_planned"):
-                    f["reverted"] = True
-                    f["reverted_offset"] = e["t"]
-                    break
-        elif kind == "backup.taken":
-            backups.append({k: e.get(k) for k in ("name", "type", "location", "objects", "age_seconds", "data")}
-                           | {"created_at": iso(e.get("created_at"))})
-        elif kind == "backup.restored":
-            restores.append({k: e.get(k) for k in ("name", "type", "location", "detail", "data")}
-                            | {"offset": e["t"]})
-        elif kind == "alert.firing":
-            fired.append({k: e.get(k) for k in ("name", "labels", "source", "state", "server_time",
-                                                 "active_at", "for_seconds", "value", "expected", "forbidden")}
-                         | {"observed_at": iso(e.get("observed_at")), "server_at": iso(e.get("server_time")),
-                            "offset": e["t"],
-                            "server_offset": None if e.get("server_time") is None or first_ts is None
-                            else round(e["server_time"] - first_ts, 3)})
-        elif kind == "alert.resolved":
-            resolved.append({"name": e.get("name"), "labels": e.get("labels"), "source": e.get("source"),
-                             "offset": e["t"], "observed_at": iso(e.get("observed_at"))})
-        elif kind == "alerts.noise":
-            noise = [dict(a) | {"server_at": iso(a.get("server_time"))} for a in e.get("alerts", [])]
-        elif kind == "alerts.baseline":
-            baseline = e.get("alerts", [])
-        elif kind == "recovered":
-            recovered_at = e["t"]
-        elif kind == "mttr":
-            mttr = e.get("seconds")
-        elif kind == "rollback.start":
-            rollback.update(ran=True, reason=e.get("reason"), offset=e["t"])
-        elif kind == "rollback.action":
-            rollback["actions"].append({k: e.get(k) for k in ("name", "action", "status", "detail")})
-        elif kind == "abort.breach":
-            abort = {"condition": e.get("condition"), "value": e.get("value"), "at": iso(e.get("at")),
-                     "since": iso(e.get("since")), "promql": e.get("promql"), "alert": e.get("alert"),
-                     "above": e.get("above"), "below": e.get("below"), "offset": e["t"]}
-        elif kind == "abort":
-            abort = (abort or {}) | {"reason": e.get("reason"), "offset": e["t"]}
-        elif kind == "signal":
-            signals.append(e.get("signal", "?"))
-        elif kind == "error":
-            errors.append({"phase": e.get("phase", current_phase), "message": e.get("message"),
-                           "type": e.get("type"), "offset": e["t"]})
+    @singledispatchmethod
+    def fold(self, event: ev.Event) -> None:
+        """Events the report does not show (playbook steps, journal repairs...)."""
 
-    faults = _merge_plans(faults)
-    for entry in open_phases.values():  # a killed run: phases never closed
+    @fold.register
+    def _(self, e: ev.RunStarted) -> None:
+        self.start = self.start or e
+
+    @fold.register
+    def _(self, e: ev.RunEnded) -> None:
+        self.end = e
+
+    @fold.register
+    def _(self, e: ev.PhaseStarted) -> None:
+        self.current_phase = e.phase
+        entry = {"name": e.phase, "start": iso(e.ts), "end": None, "status": "running",
+                 "start_offset": e.t, "end_offset": None, "seconds": None, "error": None}
+        self.open_phases[e.phase] = entry
+        self.phases.append(entry)
+
+    @fold.register
+    def _(self, e: ev.PhaseEnded) -> None:
+        entry = self.open_phases.pop(e.phase, None)
+        if entry is not None:
+            entry.update(end=iso(e.ts), end_offset=e.t, status=e.status, error=e.error,
+                         seconds=round(e.t - entry["start_offset"], 3))
+
+    @fold.register
+    def _(self, e: ev.StepStarted) -> None:
+        book = e.playbook or {}
+        entry = {
+            "section": e.section, "index": e.index, "kind": e.kind, "driver": e.driver, "name": e.name,
+            "line": e.line, "phase": self.current_phase, "status": "running", "outcome": "running",
+            "start": iso(e.ts), "end": None, "start_offset": e.t, "end_offset": None, "seconds": None,
+            "objective_seconds": e.objective_seconds, "detail": "", "playbook_url": book.get("url"),
+            "playbook_title": book.get("title"), "playbook_path": book.get("path"),
+            "playbook_anchor": book.get("anchor"), "data": {},
+        }
+        self.open_steps[(e.section, e.index)] = entry
+        self.steps.append(entry)
+
+    @fold.register
+    def _(self, e: ev.StepEnded) -> None:
+        entry = self.open_steps.pop((e.section, e.index), None)
+        if entry is not None:
+            entry.update(status=e.status, outcome=e.status, detail=e.detail, end=iso(e.ts), end_offset=e.t,
+                         seconds=e.seconds, data=e.data)
+            if e.objective_seconds is not None:
+                entry["objective_seconds"] = e.objective_seconds
+
+    @fold.register
+    def _(self, e: ev.ExpectationResult) -> None:
+        self.expectations.append(e.model_dump(exclude={"seq", "ts", "t", "event"}) | {"at": iso(e.ts),
+                                                                                       "offset": e.t})
+
+    @fold.register
+    def _(self, e: ev.FaultInjected) -> None:
+        if self.t_inject is None and e.error is None:
+            self.t_inject = e.t_inject if e.t_inject is not None else e.ts
+
+    @fold.register
+    def _(self, e: ev.BackupTaken) -> None:
+        self.backups.append({"name": e.name, "type": e.type, "location": e.location, "objects": e.objects,
+                             "age_seconds": e.age_seconds, "data": e.data, "created_at": iso(e.created_at)})
+
+    @fold.register
+    def _(self, e: ev.BackupRestored) -> None:
+        self.restores.append({"name": e.name, "type": e.type, "location": e.location, "detail": e.detail,
+                              "data": e.data, "offset": e.t})
+
+    @fold.register
+    def _(self, e: ev.AlertFiring) -> None:
+        server_offset = None
+        if e.server_time is not None and self.first_ts is not None:
+            server_offset = round(e.server_time - self.first_ts, 3)
+        self.fired.append(e.model_dump(include={"name", "labels", "source", "state", "server_time", "active_at",
+                                                "for_seconds", "value", "expected", "forbidden"})
+                          | {"observed_at": iso(e.observed_at), "server_at": iso(e.server_time), "offset": e.t,
+                             "server_offset": server_offset})
+
+    @fold.register
+    def _(self, e: ev.AlertResolved) -> None:
+        self.resolved.append({"name": e.name, "labels": e.labels, "source": e.source, "offset": e.t,
+                              "observed_at": iso(e.observed_at)})
+
+    @fold.register
+    def _(self, e: ev.AlertsNoise) -> None:
+        self.noise = [dict(a) | {"server_at": iso(a.get("server_time"))} for a in e.alerts]
+
+    @fold.register
+    def _(self, e: ev.AlertsBaseline) -> None:
+        self.baseline = list(e.alerts)
+
+    @fold.register
+    def _(self, e: ev.Recovered) -> None:
+        self.recovered_at = e.t
+
+    @fold.register
+    def _(self, e: ev.Mttr) -> None:
+        self.mttr = e.seconds
+
+    @fold.register
+    def _(self, e: ev.RollbackStarted) -> None:
+        self.rollback.update(ran=True, reason=e.reason, offset=e.t)
+        self.rollback["runs"].append({"by": e.by, "reason": e.reason, "at": iso(e.ts), "offset": e.t,
+                                      "in_effect": e.in_effect})
+
+    @fold.register
+    def _(self, e: ev.RollbackAction) -> None:
+        self.rollback["actions"].append({"index": e.index, "name": e.name, "action": e.action, "status": e.status,
+                                         "detail": e.detail})
+
+    @fold.register
+    def _(self, e: ev.AbortBreach) -> None:
+        self.abort = {"condition": e.condition, "value": e.value, "at": iso(e.at), "since": iso(e.since),
+                      "promql": e.promql, "alert": e.alert, "above": e.above, "below": e.below, "offset": e.t}
+
+    @fold.register
+    def _(self, e: ev.Aborted) -> None:
+        self.abort = (self.abort or {}) | {"reason": e.reason, "offset": e.t}
+
+    @fold.register
+    def _(self, e: ev.SignalReceived) -> None:
+        self.signals.append(e.signal)
+
+    @fold.register
+    def _(self, e: ev.ErrorRaised) -> None:
+        self.errors.append({"phase": e.phase or self.current_phase, "message": e.message, "type": e.type,
+                            "offset": e.t})
+
+
+def fault_entry(life: FaultLife) -> dict[str, Any]:
+    """One fault's life as the report shows it."""
+    history = [{"status": str(h.state), "at": iso(h.ts), "offset": h.t, "detail": h.detail} for h in life.history]
+    began = next((h for h in life.history if h.state in (FaultState.INJECTING, FaultState.INJECTED)), None)
+    ended = next((h for h in life.history if h.state in (FaultState.RECOVERED, FaultState.REVERTED)), None)
+    return {
+        "index": life.index, "name": life.name, "driver": life.driver, "family": life.family,
+        "status": str(life.status), "in_effect": life.in_effect, "life": life.describe(),
+        "resolved_by": life.resolved_by, "resolution": life.resolution,
+        "resolved_offset": ended.t if ended else None,
+        "injected_at": iso(life.injected_at), "offset": began.t if began else None,
+        "inject_error": life.inject_error, "verified": life.verified, "verify_detail": life.verify_detail,
+        "reversible": life.reversible, "rollback": life.rollback, "snapshot_revert": life.snapshot_revert,
+        "plan": list(life.plan), "state": life.state, "history": history,
+        # schema 1 fields
+        "reverted": life.status is FaultState.REVERTED,
+        "reverted_offset": ended.t if ended and ended.state is FaultState.REVERTED else None,
+    }
+
+
+def build_report(events: list[ev.Event], problems: list[str] | None = None) -> dict[str, Any]:
+    fold = _Fold(events)
+    for event in events:
+        fold.fold(event)
+        fold.ledger.apply(event)
+    last_ts = events[-1].ts if events else None
+    for entry in fold.open_phases.values():  # a killed run: phases never closed
         entry.update(status="interrupted", end_offset=None)
-    for entry in open_steps.values():
+    for entry in fold.open_steps.values():
         entry.update(status="interrupted", outcome="interrupted")
 
+    start, end = fold.start, fold.end
     complete = end is not None
-    verdict = end.get("verdict") if end else "aborted"
-    failures = list(end.get("failures", [])) if end else ["the run ended without a run.end event (killed?)"]
+    verdict = end.verdict if end else "aborted"
+    failures = list(end.failures) if end else ["the run ended without a run.end event (killed?)"]
     mttd: dict[str, float | None] = {}
-    for x in expectations:
+    for x in fold.expectations:
         if x.get("kind") == "alert":
             mttd[x.get("alert") or x["name"]] = x.get("measured_seconds")
-    rpo = {b["name"]: b.get("age_seconds") for b in backups}
+    rpo = {b["name"]: b.get("age_seconds") for b in fold.backups}
     restore_checks = [
         {"name": x["name"], "passed": x.get("passed"),
          **{k: (x.get("data") or {}).get(k) for k in ("objects_expected", "objects_missing", "objects_changed",
                                                       "objects_extra", "missing", "changed")}}
-        for x in expectations if "objects_missing" in (x.get("data") or {})
+        for x in fold.expectations if "objects_missing" in (x.get("data") or {})
     ]
-    scenario = (start or {}).get("scenario", {})
+    faults = [fault_entry(life) for life in fold.ledger.all()]
+    first_ts = fold.first_ts
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": (start or {}).get("run_id"),
-        "dirt_version": (start or {}).get("dirt_version"),
-        "scenario": scenario,
-        "target": (start or {}).get("target", {}),
+        "run_id": start.run_id if start else None,
+        "dirt_version": start.dirt_version if start else None,
+        "scenario": start.scenario if start else {},
+        "target": start.target if start else {},
         "verdict": verdict,
         "complete": complete,
         "started_at": iso(first_ts),
         "ended_at": iso(last_ts),
         "duration_seconds": None if first_ts is None or last_ts is None else round(last_ts - first_ts, 3),
-        "phases": phases,
-        "expectations": expectations,
+        "phases": fold.phases,
+        "expectations": fold.expectations,
         "timings": {
-            "t_inject": iso(t_inject),
-            "t_inject_offset": None if t_inject is None or first_ts is None else round(t_inject - first_ts, 3),
-            "recovered_offset": recovered_at,
+            "t_inject": iso(fold.t_inject),
+            "t_inject_offset": None if fold.t_inject is None or first_ts is None
+            else round(fold.t_inject - first_ts, 3),
+            "recovered_offset": fold.recovered_at,
             "mttd_seconds": mttd,
-            "mttr_seconds": mttr,
+            "mttr_seconds": fold.mttr,
             "rpo_seconds": rpo,
         },
         "faults": faults,
-        "steps": steps,
-        "backups": backups,
-        "restores": restores,
+        "still_in_effect": [f["name"] for f in faults if f["in_effect"]],
+        "steps": fold.steps,
+        "backups": fold.backups,
+        "restores": fold.restores,
         "restore_verification": restore_checks,
-        "alerts": {"fired": fired, "resolved": resolved, "noise": noise, "baseline": baseline},
-        "rollback": rollback,
-        "abort": abort,
-        "signals": signals,
-        "errors": errors,
+        "alerts": {"fired": fold.fired, "resolved": fold.resolved, "noise": fold.noise, "baseline": fold.baseline},
+        "rollback": fold.rollback,
+        "abort": fold.abort,
+        "signals": fold.signals,
+        "errors": fold.errors,
         "failures": failures,
-        "expected": (start or {}).get("expect", {}),
-        "abort_when": (start or {}).get("abort_when", []),
-        "playbook_sections": (start or {}).get("playbook_sections", {}),
+        "expected": start.expect if start else {},
+        "abort_when": start.abort_when if start else [],
+        "playbook_sections": start.playbook_sections if start else {},
+        "journal_problems": list(problems or []) + fold.ledger.ignored,
     }
-
-
-def _merge_plans(faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fold each ``fault.plan`` entry into the injected fault that follows it."""
-    merged: list[dict[str, Any]] = []
-    plan: dict[str, list[str]] = {}
-    for f in faults:
-        if f.get("_planned"):
-            plan[f["name"]] = f.get("plan", [])
-            continue
-        f["plan"] = plan.pop(f["name"], f.get("plan", []))
-        merged.append(f)
-    for name, lines in plan.items():  # planned but never injected (inject failed)
-        merged.append({"name": name, "driver": None, "plan": lines, "injected_at": None, "reverted": False,
-                       "verified": None, "state": None, "reversible": None, "offset": None})
-    return merged

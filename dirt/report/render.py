@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import html
 import json
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from dirt.durations import format_duration
+from dirt.core.durations import format_duration
 
 PHASE_COLOURS = {
     "preflight": "#8da0cb", "inject": "#e78ac3", "detect": "#fc8d62", "recover": "#66c2a5",
@@ -35,7 +36,7 @@ def _env() -> Any:
         keep_trailing_newline=True,
     )
     env.filters["dur"] = format_duration
-    env.filters["num"] = lambda v, digits=1: "-" if v is None else f"{v:.{digits}f}"
+    env.filters["num"] = lambda v, digits=1: f"{v:.{digits}f}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
     env.globals["STATUS_COLOURS"] = STATUS_COLOURS
     return env
 
@@ -139,10 +140,10 @@ def timeline_svg(report: dict[str, Any]) -> str:
             f'<path class="fault" d="M{x(f["offset"]):.1f},{{y}} l6,8 l-6,8 l-6,-8 z" fill="#c2185b">'
             f'<title>fault {esc(f["name"])} injected at +{f["offset"]:.1f}s</title></path>'
         )
-        if f.get("reverted_offset") is not None:
+        if f.get("resolved_offset") is not None:
             items.append(
-                f'<path class="fault-revert" d="M{x(f["reverted_offset"]):.1f},{{y}} l6,8 l-6,8 l-6,-8 z" '
-                f'fill="none" stroke="#c2185b"><title>fault {esc(f["name"])} reverted</title></path>'
+                f'<path class="fault-{esc(f["status"])}" d="M{x(f["resolved_offset"]):.1f},{{y}} l6,8 l-6,8 l-6,-8 z" '
+                f'fill="none" stroke="#c2185b"><title>fault {esc(f["name"])} {esc(f["life"])}</title></path>'
             )
     lanes.append(("faults", items))
     # alerts: one lane per alert name

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dirt.errors import BinaryError
+from dirt.clients.commands import run
+from dirt.core.errors import BinaryError, CommandError
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
@@ -122,6 +122,8 @@ KUBE_STATE_METRICS = Component(
 )
 
 COMPONENTS = (KUBERNETES, ETCD, KWOK, KUBE_STATE_METRICS)
+#: A cold build of Kubernetes takes minutes on two cores; one hour means something is stuck.
+BUILD_TIMEOUT = 3600.0
 
 
 def _answers(path: Path, component: Component) -> bool:
@@ -130,8 +132,8 @@ def _answers(path: Path, component: Component) -> bool:
         return False
     args = component.version_args.get(path.name, ("--version",))
     try:
-        out = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        out = run([str(path), *args], timeout=30, what=f"{path.name} --version")
+    except CommandError:
         return False
     return component.version.lstrip("v") in (out.stdout + out.stderr)
 
@@ -204,17 +206,21 @@ def build(component: Component, *, log: Callable[[str], None] = print, force: bo
         cwd = cache_root()
     log(f"building {component.name} {component.version} ({', '.join(component.binaries)}) — "
         f"a cold build takes minutes; log: {log_path}")
-    with log_path.open("w") as out:
-        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=out, stderr=subprocess.STDOUT)
-        last = started
-        while proc.poll() is None:
-            time.sleep(1)
-            if time.monotonic() - last >= 30:
-                last = time.monotonic()
-                log(f"  … still building {component.name} ({time.monotonic() - started:.0f}s)")
-    if proc.returncode != 0:
+    said = [started]
+
+    def progress(elapsed: float) -> None:
+        if time.monotonic() - said[0] >= 30:
+            said[0] = time.monotonic()
+            log(f"  … still building {component.name} ({elapsed:.0f}s)")
+
+    try:
+        result = run(argv, timeout=BUILD_TIMEOUT, env=env, cwd=cwd, on_wait=progress, what=f"go build {component.name}")
+    except CommandError as exc:
+        raise BinaryError(f"building {component.name} {component.version}: {exc}") from None
+    log_path.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-        raise BinaryError(f"building {component.name} {component.version} failed (exit {proc.returncode}); "
+        raise BinaryError(f"building {component.name} {component.version} failed (exit {result.returncode}); "
                           f"last lines of {log_path}:\n{tail}\nretry with: dirt sandbox build --force")
     # Packages named after their module path (go.etcd.io/etcd/server/v3) build as 'v3'
     # or the last element; rename outputs to the names we want.

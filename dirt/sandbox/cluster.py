@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import zlib
@@ -32,7 +31,9 @@ from typing import Any
 
 import yaml
 
-from dirt.errors import TargetError
+from dirt.clients import http
+from dirt.clients.commands import CommandResult, run
+from dirt.core.errors import CommandError, HttpError, TargetError
 from dirt.sandbox import process
 from dirt.sandbox.binaries import Binaries, locate
 from dirt.sandbox.monitoring import (
@@ -46,6 +47,9 @@ from dirt.sandbox.monitoring import (
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 MONITORS = ("kube-state-metrics", "volume-provisioner", "prometheus", "alertmanager")
+#: What a component needs running before it can become healthy.
+DEPENDS_ON = {"kube-apiserver": ("etcd",), "kube-controller-manager": ("kube-apiserver",),
+              "kube-scheduler": ("kube-apiserver",), "kwok-controller": ("kube-apiserver",)}
 Log = Callable[[str], None]
 
 
@@ -140,17 +144,21 @@ class Sandbox:
         env["PATH"] = f"{self.binaries().kubectl.parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def _kwokctl(self, *args: str, timeout: float = 180.0, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [str(self.binaries().kwokctl), "--name", self.name, *args]
+    def _run(self, argv: list[str], *, what: str, timeout: float, check: bool = True,
+             env: dict[str, str] | None = None, cwd: Path | None = None) -> CommandResult:
+        """Run one of the sandbox's CLIs; failures are a ``TargetError`` with the program's own last word."""
         try:
-            proc = subprocess.run(argv, env=self._env(), capture_output=True, text=True, timeout=timeout,
-                                  cwd=str(self.root))
-        except subprocess.TimeoutExpired:
-            raise TargetError(f"kwokctl {' '.join(args[:2])} did not finish within {timeout:.0f}s") from None
-        if check and proc.returncode != 0:
-            raise TargetError(f"kwokctl {' '.join(args[:2])} failed (exit {proc.returncode}): "
-                              f"{_last_message(proc.stderr or proc.stdout)}")
-        return proc
+            result = run(argv, timeout=timeout, env=env, cwd=cwd, what=what)
+        except CommandError as exc:
+            raise TargetError(f"sandbox {self.name!r}: {exc}") from None
+        if check and result.returncode != 0:
+            raise TargetError(f"{what} failed (exit {result.returncode}): "
+                              f"{_last_message(result.stderr or result.stdout)}")
+        return result
+
+    def _kwokctl(self, *args: str, timeout: float = 180.0, check: bool = True) -> CommandResult:
+        return self._run([str(self.binaries().kwokctl), "--name", self.name, *args], what=f"kwokctl {' '.join(args[:2])}",
+                         timeout=timeout, check=check, env=self._env(), cwd=self.root)
 
     def _kwokctl_config(self) -> Path:
         b = self.binaries()
@@ -219,7 +227,7 @@ class Sandbox:
             self.create_cluster(log=log)  # waits for the API and the nodes itself
         self.start_monitoring(log=log)
         self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
-        self.wait_monitoring_settled(timeout=60.0)
+        self.wait_monitoring_settled(timeout=60.0, log=log)
         self._save_state(up_seconds=round(time.monotonic() - started, 2))
         log(f"sandbox {self.name!r} is up in {time.monotonic() - started:.1f}s")
         return self.status()
@@ -283,19 +291,10 @@ class Sandbox:
         }
 
     # -- health -----------------------------------------------------------------------------
-    def _get(self, url: str, *, client_cert: bool = False, verify: bool | str = False, timeout: float = 2.0) -> Any:
-        import warnings
-
-        import requests
-        import urllib3
-
+    def _get(self, url: str, *, client_cert: bool = False, verify: bool | str = False,
+             timeout: float = 2.0) -> http.HttpResponse | None:
         cert = (str(self.pki / "admin.crt"), str(self.pki / "admin.key")) if client_cert else None
-        try:
-            with warnings.catch_warnings():  # controller-manager/scheduler serve self-signed certs
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                return requests.get(url, cert=cert, verify=verify, timeout=timeout)
-        except (requests.RequestException, OSError):
-            return None
+        return http.probe(url, cert=cert, verify=verify, timeout=timeout)
 
     def _healthy(self, name: str) -> bool:
         p = self.ports
@@ -312,7 +311,7 @@ class Sandbox:
             "alertmanager": lambda: self._get(f"{self.alertmanager_url}/-/ready"),
         }
         response = checks[name]()
-        return response is not None and response.status_code == 200
+        return response is not None and response.status == 200
 
     def wait_api(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -335,35 +334,52 @@ class Sandbox:
         raise TargetError(f"sandbox {self.name!r}: not healthy after {timeout:.0f}s: {', '.join(bad)} "
                           f"(see `dirt sandbox logs {bad[0]}`)")
 
-    #: Alerts about the sandbox itself: none may fire once it is up.
+    #: Alerts about the sandbox itself: start-up noise is waited out (a while) before a drill.
     INFRA_ALERTS = ("KubeAPIDown", "KubeControllerManagerDown", "KubeSchedulerDown", "KwokControllerDown",
                     "etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdDataLoss", "TargetDown")
 
-    def wait_monitoring_settled(self, timeout: float = 60.0) -> None:
-        """Prometheus scrapes every target and no alert about the sandbox itself is firing
-        or pending — so a drill's baseline is not polluted by start-up noise."""
-        deadline = time.monotonic() + timeout
+    def wait_monitoring_settled(self, timeout: float = 60.0, *, quiet_within: float = 20.0,
+                                log: Log = _quiet) -> list[str]:
+        """Prometheus scrapes every target and has evaluated its rules; start-up noise (the
+        sandbox's own alerts, pending or firing) gets ``quiet_within`` seconds to clear.
+
+        Alerts still firing after that are returned and logged, not fatal: a sandbox that
+        is up is up, whatever its alerts say, and a drill's baseline shows them.  Only
+        monitoring that does not work (a target down, Prometheus silent) is an error.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
         problems: list[str] = ["Prometheus not answering"]
+        scraping_since: float | None = None
         while time.monotonic() < deadline:
+            noisy = None
             targets = self._get(f"{self.prometheus_url}/api/v1/targets")
-            alerts = self._get(f"{self.prometheus_url}/api/v1/alerts")
-            if targets is not None and alerts is not None and targets.ok and alerts.ok:
-                active = targets.json()["data"]["activeTargets"]
+            rules = self._get(f"{self.prometheus_url}/api/v1/rules?type=alert")
+            try:
+                active = targets.json()["data"]["activeTargets"] if targets is not None and targets.ok else None
+                groups = rules.json()["data"]["groups"] if rules is not None and rules.ok else None
+            except (HttpError, KeyError, TypeError):
+                active = groups = None
+            if active is not None and groups is not None:
                 problems = [f"target {t['labels']['job']} {t['health']}" for t in active if t["health"] != "up"]
-                problems += [f"alert {a['labels']['alertname']} {a['state']}" for a in alerts.json()["data"]["alerts"]
-                             if a["labels"].get("alertname") in self.INFRA_ALERTS]
-                if active and not problems:
-                    return
+                evaluated = all(not str(g.get("lastEvaluation", "0001")).startswith("0001") for g in groups)
+                if active and not problems and evaluated:
+                    scraping_since = scraping_since or time.monotonic()
+                    states = {a["labels"].get("alertname", "?"): a.get("state") for g in groups
+                              for r in g.get("rules", []) for a in r.get("alerts", [])}
+                    noisy = sorted(n for n, st in states.items() if n in self.INFRA_ALERTS and st in ("pending", "firing"))
+                    if not noisy or time.monotonic() - scraping_since > quiet_within:
+                        firing = sorted(n for n, st in states.items() if st == "firing" and n != "Watchdog")
+                        if firing:
+                            log(f"alerts firing: {', '.join(firing)}")
+                        return firing
             time.sleep(0.5)
-        raise TargetError(f"sandbox {self.name!r}: monitoring not settled after {timeout:.0f}s: {', '.join(problems)}")
+        raise TargetError(f"sandbox {self.name!r}: monitoring not working after {timeout:.0f}s: {', '.join(problems)}")
 
     # -- nodes ------------------------------------------------------------------------------
-    def kubectl(self, *args: str, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.binaries().kubectl), "--kubeconfig", str(self.kubeconfig), *args],
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise TargetError(f"kubectl {' '.join(args[:3])} failed: {_last_message(proc.stderr)}")
-        return proc
+    def kubectl(self, *args: str, timeout: float = 60.0, check: bool = True) -> CommandResult:
+        return self._run([str(self.binaries().kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+                         what=f"kubectl {' '.join(args[:3])}", timeout=timeout, check=check)
 
     def scale_nodes(self, count: int, *, log: Log = _quiet, timeout: float = 60.0) -> None:
         self._kwokctl("scale", "node", "--replicas", str(count))
@@ -432,8 +448,9 @@ class Sandbox:
         process.start([spec["binary"], *spec.get("args", [])], log=self.cluster_dir / "logs" / f"{name}.log",
                       pidfile=self.cluster_dir / "pids" / f"{name}.pid",
                       cwd=Path(spec.get("workDir") or self.cluster_dir), env=env)
-        if wait:
+        if wait and all(self.component_running(d) for d in DEPENDS_ON.get(name, ())):
             self.wait_healthy(60.0, (name,))
+        # else: what it needs is down (another fault); it becomes healthy once that is back
 
     # -- monitoring processes --------------------------------------------------------------
     def start_monitoring(self, *, log: Log = _quiet) -> None:
@@ -481,13 +498,13 @@ class Sandbox:
                           cwd=self.root)
 
     def reload_prometheus(self) -> None:
-        import requests
-
         try:
-            requests.post(f"{self.prometheus_url}/-/reload", timeout=10).raise_for_status()
-        except requests.RequestException as exc:
-            raise TargetError(f"sandbox {self.name!r}: Prometheus did not reload its configuration: "
-                              f"{type(exc).__name__}") from None
+            answer = http.request("POST", f"{self.prometheus_url}/-/reload", timeout=10)
+        except HttpError as exc:
+            raise TargetError(f"sandbox {self.name!r}: Prometheus did not reload its configuration: {exc}") from None
+        if not answer.ok:
+            raise TargetError(f"sandbox {self.name!r}: Prometheus did not reload its configuration "
+                              f"(HTTP {answer.status})")
 
     def _restart_monitor(self, name: str) -> None:
         argv = self.state().get("monitors", {}).get(name)
@@ -514,39 +531,52 @@ class Sandbox:
     def etcd_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports.etcd}"
 
+    def _etcdctl(self, *args: str, timeout: float = 60.0, check: bool = True) -> CommandResult:
+        return self._run([str(self.binaries().etcdctl), f"--endpoints={self.etcd_endpoint()}", *args],
+                         what=f"etcdctl {' '.join(args[:2])}", timeout=timeout, check=check,
+                         env={**os.environ, "ETCDCTL_API": "3"})
+
+    def _etcdutl(self, *args: str, timeout: float = 300.0) -> CommandResult:
+        return self._run([str(self.binaries().etcdutl), *args], what=f"etcdutl {' '.join(args[:2])}",
+                         timeout=timeout)
+
     def snapshot_save(self, path: Path) -> dict[str, Any]:
+        """``etcdctl snapshot save``; with etcd stopped (another fault), a copy of its database
+        file instead, which ``snapshot_restore`` restores without a hash check."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([str(self.binaries().etcdctl), f"--endpoints={self.etcd_endpoint()}",
-                               "snapshot", "save", str(path)], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "ETCDCTL_API": "3"})
-        if proc.returncode != 0:
-            raise TargetError(f"etcdctl snapshot save failed: {_last_message(proc.stderr)}")
+        if self.component_running("etcd"):
+            self._etcdctl("snapshot", "save", str(path), timeout=120)
+        else:
+            db = self.etcd_data / "member" / "snap" / "db"
+            if not db.is_file():
+                raise TargetError(f"sandbox {self.name!r}: etcd is stopped and has no data to snapshot ({db})")
+            shutil.copyfile(db, path)
+            Path(str(path) + DATA_DIR_COPY).write_text(str(db))
         return self.snapshot_status(path)
 
     def snapshot_status(self, path: Path) -> dict[str, Any]:
-        proc = subprocess.run([str(self.binaries().etcdutl), "snapshot", "status", str(path), "-w", "json"],
-                              capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            raise TargetError(f"etcdutl snapshot status {path}: {_last_message(proc.stderr)}")
-        return json.loads(proc.stdout)
+        result = self._etcdutl("snapshot", "status", str(path), "-w", "json", timeout=60)
+        try:
+            return dict(json.loads(result.stdout))
+        except (ValueError, TypeError):
+            raise TargetError(f"etcdutl snapshot status {path}: not JSON: {result.stdout[:100]!r}") from None
 
     def snapshot_restore(self, path: Path, *, log: Log = _quiet) -> dict[str, Any]:
         """The documented etcd recovery: verify, stop the API server, restore into a new
-        data dir, start etcd on it, start the API server, restart the controllers."""
+        data dir, start etcd on it, start the API server, restart the controllers.  Every
+        control-plane component runs afterwards, whatever was stopped before."""
         status = self.snapshot_status(path)  # a corrupt snapshot fails here, before anything stops
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller", "etcd"):
             self.stop_component(component)
         peer = f"http://127.0.0.1:{self.ports.etcd_peer}"
         fresh = self.cluster_dir / "etcd-restore"
         shutil.rmtree(fresh, ignore_errors=True)
-        proc = subprocess.run(
-            [str(self.binaries().etcdutl), "snapshot", "restore", str(path), f"--data-dir={fresh}",
-             "--name=node0", f"--initial-cluster=node0={peer}", f"--initial-advertise-peer-urls={peer}",
-             # Revisions must not go backwards for watchers (etcd issue 16028).
-             "--bump-revision=1000000000", "--mark-compacted"],
-            capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise TargetError(f"etcdutl snapshot restore failed: {_last_message(proc.stderr)}")
+        copied = Path(str(path) + DATA_DIR_COPY).is_file()  # a database file, not an etcdctl snapshot
+        self._etcdutl("snapshot", "restore", str(path), f"--data-dir={fresh}", "--name=node0",
+                      f"--initial-cluster=node0={peer}", f"--initial-advertise-peer-urls={peer}",
+                      # Revisions must not go backwards for watchers (etcd issue 16028).
+                      "--bump-revision=1000000000", "--mark-compacted",
+                      *(["--skip-hash-check"] if copied else []))
         shutil.rmtree(self.etcd_data, ignore_errors=True)
         fresh.rename(self.etcd_data)
         for component in CONTROL_PLANE:
@@ -558,20 +588,36 @@ class Sandbox:
         return status
 
     def etcd_wipe(self) -> None:
-        """etcd's data directory lost, as when the control-plane machine loses its disk:
-        etcd comes back empty, and the API server restarts with it (otherwise its watch
-        cache would go on serving the lost objects)."""
+        """etcd's data directory lost, as when the control-plane machine loses its disk.
+
+        What ran comes back: etcd empty, and the API server restarted with it
+        (otherwise its watch cache would go on serving the lost objects).  What
+        another fault stopped stays stopped.
+        """
+        api = self.component_running("kube-apiserver")
+        etcd = self.component_running("etcd")
         self.stop_component("kube-apiserver")
         self.stop_component("etcd")
         shutil.rmtree(self.etcd_data, ignore_errors=True)
-        self.start_component("etcd")
-        self.start_component("kube-apiserver")
+        if etcd:
+            self.start_component("etcd")
+        if api:
+            self.start_component("kube-apiserver")
+
+    def etcd_read(self, key: str) -> str | None:
+        """One key's value straight from etcd (None: no such key)."""
+        result = self._etcdctl("get", key, "--print-value-only", timeout=20)
+        return result.stdout if result.stdout.strip() else None
+
+
+#: Beside a safety snapshot taken by copying etcd's database file (etcd was stopped).
+DATA_DIR_COPY = ".from-data-dir"
 
 
 class _Alive:
     """The health of a process without an endpoint: running is healthy."""
 
-    status_code = 200
+    status = 200
 
 
 def _last_message(text: str) -> str:

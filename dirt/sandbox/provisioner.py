@@ -64,7 +64,7 @@ def wants_volume(claim: dict[str, Any]) -> bool:
 
 def reconcile(kube: Any, root: Path) -> int:
     """One pass: the StorageClass exists, every Pending claim has a volume. Returns volumes created."""
-    from dirt.errors import APIConflictError
+    from dirt.core.errors import APIConflictError
 
     if kube.find("storage.k8s.io/v1", "StorageClass", STORAGE_CLASS) is None:
         kube.apply(storage_class())
@@ -84,8 +84,8 @@ def reconcile(kube: Any, root: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dirt.errors import DirtError
-    from dirt.kube import KubeClient
+    from dirt.clients.kube import KubeClient
+    from dirt.core.errors import DirtError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True)

@@ -11,30 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from dirt.drivers import Kind
-from dirt.durations import parse_duration
-from dirt.engine.registry import Registry, default_registry
-from dirt.errors import PlaybookError, Problem, ScenarioError
-from dirt.playbooks import find_file, load_playbook
-from dirt.scenario import yamlpos
+from dirt.core.durations import parse_duration
+from dirt.core.errors import PlaybookError, Problem, ScenarioError, UsageError
+from dirt.core.templating import RUNTIME_VARS, substitute_value, unknown_names
+from dirt.documents import yamlpos
+from dirt.documents.playbooks import find_file, load_playbook
+from dirt.documents.problems import did_you_mean, problems_from_validation
+from dirt.drivers import COMMON_KEYS, DRIVER_KEY, Kind
+from dirt.drivers.registry import Registry, default_registry
 from dirt.scenario.model import (
-    COMMON_KEYS,
-    DRIVER_KEY,
     SECTIONS,
     PlaybookRef,
     Scenario,
     ScenarioDocument,
     StepSpec,
 )
-from dirt.templating import RUNTIME_VARS, substitute_value, unknown_names
-from dirt.validation import did_you_mean, problems_from_validation
 
 SCENARIO_MARKER = re.compile(rb"^apiVersion:\s*['\"]?dirt/", re.MULTILINE)
 KIND_MARKER = re.compile(rb"^kind:\s*['\"]?Scenario['\"]?\s*$", re.MULTILINE)
@@ -48,6 +46,22 @@ def looks_like_scenario(path: Path) -> bool:
     except OSError:
         return False
     return bool(SCENARIO_MARKER.search(head) and KIND_MARKER.search(head))
+
+
+def scenario_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The scenario files named: files as given, folders searched for scenario YAML."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for pattern in ("*.yaml", "*.yml") for p in path.rglob(pattern)
+                           if looks_like_scenario(p))
+            if not found:
+                raise UsageError(f"{path}: no scenario files (YAML with 'apiVersion: dirt/v1', 'kind: Scenario')")
+            yield from found
+        elif path.exists():
+            yield path
+        else:
+            raise UsageError(f"{path}: no such file or folder")
 
 
 @dataclass

@@ -12,19 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
 
+from dirt.core.durations import Duration
+from dirt.documents.base import Model
 from dirt.drivers import Kind, Params
-from dirt.durations import Duration
 
 API_VERSION = "dirt/v1"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 VarValue = str | int | float | bool
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Metadata(Model):
@@ -143,7 +140,6 @@ SECTIONS: dict[str, Kind] = {
     "rollback": "step",
     "cleanup": "step",
 }
-DRIVER_KEY: dict[Kind, str] = {"fault": "fault", "check": "check", "step": "step", "backup": "backup"}
 
 
 class PlaybookRef(Model):
@@ -170,38 +166,6 @@ class StepSpec(Model):
     rollback: bool = True  # faults: may rollback revert it?
     line: int = 0
     column: int = 0
-
-
-#: Keys every step of a kind accepts besides the driver's own parameters.  A driver
-#: may declare a ``name`` parameter of its own (``deployment.available`` does: the
-#: Deployment's name); its steps are then labelled with ``label`` only.
-COMMON_KEYS: dict[Kind, dict[str, str]] = {
-    "fault": {
-        "name": "a label for the report (unless the driver has a 'name' parameter)",
-        "label": "a label for the report",
-        "playbook": "playbook link: '#section' or 'path.md#section'",
-        "within": "deadline for the fault to take effect",
-        "rollback": "whether rollback may revert this fault (default true)",
-    },
-    "check": {
-        "name": "a label for the report (unless the driver has a 'name' parameter)",
-        "label": "a label for the report",
-        "playbook": "playbook link",
-        "within": "deadline: the check is retried until it passes or this runs out",
-        "interval": "time between attempts (default 1s)",
-    },
-    "step": {
-        "name": "a label for the report (unless the driver has a 'name' parameter)",
-        "label": "a label for the report",
-        "playbook": "playbook link",
-        "within": "deadline for the step",
-    },
-    "backup": {
-        "name": "the backup's name, used by backup.restore (required)",
-        "playbook": "playbook link",
-        "within": "deadline for taking the backup",
-    },
-}
 
 
 class Scenario(Model):

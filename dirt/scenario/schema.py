@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dirt.engine.registry import Registry, default_registry
-from dirt.scenario.model import COMMON_KEYS, DRIVER_KEY, SECTIONS, ScenarioDocument
+from dirt.drivers import COMMON_KEYS, DRIVER_KEY
+from dirt.drivers.registry import Registry, default_registry
+from dirt.scenario.model import SECTIONS, ScenarioDocument
 
 _COMMON_TYPES: dict[str, dict[str, Any]] = {
     "name": {"type": "string"},

@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dirt.config import Endpoint, TargetConfig
-from dirt.errors import ConfigError, TargetError
+from dirt.clients.monitoring import Endpoint
+from dirt.config import TargetConfig
+from dirt.core.errors import ConfigError, TargetError
+from dirt.core.plugins import target_providers
+from dirt.documents.problems import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dirt.kube import KubeClient
-    from dirt.monitoring import AlertSource, MonitoringClient
+    from dirt.clients.kube import KubeClient
+    from dirt.clients.monitoring import AlertSource, MonitoringClient
 
 #: The control-plane components a target may be asked to stop and start.
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok-controller")
@@ -110,7 +113,7 @@ class Target:
             path = self.kubeconfig_path()
             if path is None:
                 raise TargetError(f"target {self.name!r} has no kubeconfig")
-            from dirt.kube import KubeClient
+            from dirt.clients.kube import KubeClient
 
             self._kube = KubeClient.from_kubeconfig(path, self.kube_context())
         return self._kube
@@ -146,7 +149,7 @@ class Target:
         return self.config.alertmanager
 
     def alert_sources(self) -> list[AlertSource]:
-        from dirt.monitoring import AlertmanagerSource, PrometheusSource
+        from dirt.clients.monitoring import AlertmanagerSource, PrometheusSource
 
         sources: list[AlertSource] = []
         if self.prometheus:
@@ -156,7 +159,7 @@ class Target:
         return sources
 
     def monitoring(self) -> MonitoringClient:
-        from dirt.monitoring import MonitoringClient
+        from dirt.clients.monitoring import MonitoringClient
 
         if not self.prometheus:
             raise TargetError(f"target {self.name!r} has no Prometheus configured")
@@ -180,10 +183,19 @@ class Target:
         raise self._cannot("save an etcd snapshot")
 
     def etcd_snapshot_restore(self, path: Path) -> None:
+        """Restore etcd from ``path`` by the documented procedure, which leaves every
+        control-plane component running on the restored data (recovery steps count on it)."""
         raise self._cannot("restore an etcd snapshot")
 
     def etcd_wipe(self) -> None:
+        """etcd's data lost.  Components that ran keep running (etcd empty, the API server
+        restarted on it); components another fault stopped stay stopped."""
         raise self._cannot("wipe etcd's data")
+
+    def etcd_read(self, key: str) -> str | None:
+        """The value of one etcd key (as text, undecodable bytes replaced), None if absent —
+        straight from etcd, for when the API server cannot answer (capability ``etcd_read``)."""
+        raise self._cannot("read etcd directly")
 
     def delete_cluster(self) -> None:
         raise self._cannot("delete the cluster")
@@ -195,19 +207,25 @@ class Target:
         raise self._cannot("tell whether the cluster exists")
 
 
-_PROVIDERS = {
-    "sandbox": "dirt.targets.sandbox:SandboxTarget",
-    "kind": "dirt.targets.kind:KindTarget",
-    "kubeconfig": "dirt.targets.kubeconfig:KubeconfigTarget",
-    "fake": "dirt.testing.target:FakeTarget",
-}
-
-
 def provider_class(provider: str) -> type[Target]:
+    """The class of a provider; a ``ConfigError`` naming the known ones if there is none."""
     import importlib
 
-    module_name, _, attr = _PROVIDERS[provider].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    known = target_providers()
+    where = known.get(provider)
+    if where is None:
+        hint = did_you_mean(provider, known)
+        raise ConfigError(f"unknown target provider {provider!r} (known: {', '.join(sorted(known))})"
+                          + (f"; {hint}" if hint else ""))
+    module_name, _, attr = where.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is a configuration problem, said in one line
+        raise ConfigError(f"target provider {provider!r} ({where}) cannot be loaded: {type(exc).__name__}: {exc}") \
+            from None
+    if not (isinstance(cls, type) and issubclass(cls, Target)):
+        raise ConfigError(f"target provider {provider!r} ({where}) is not a dirt Target class")
+    return cls
 
 
 def make_target(name: str, config: TargetConfig, root: Path) -> Target:

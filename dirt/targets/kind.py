@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,9 +44,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field
 
+from dirt.clients.commands import CommandResult, run
 from dirt.config import TargetConfig
-from dirt.durations import Duration
-from dirt.errors import TargetError
+from dirt.core.durations import Duration
+from dirt.core.errors import CommandError, TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target
 
 #: Components that run as static pods on a kind control-plane node.
@@ -93,7 +93,7 @@ class KindSettings(Settings):
 class KindTarget(Target):
     provider = "kind"
     Settings = KindSettings
-    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "cluster"})
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"})
 
     def __init__(self, name: str, config: TargetConfig, root: Path) -> None:
         super().__init__(name, config, root)
@@ -285,12 +285,21 @@ class KindTarget(Target):
         self.reset_kube()
 
     def etcd_wipe(self) -> None:
-        """etcd loses its data: stopped, ``member`` deleted, started again empty."""
-        if "etcd.yaml" in self._manifests():
+        """etcd loses its data: stopped, ``member`` deleted, started again empty — unless
+        another fault had stopped it, in which case it stays stopped."""
+        was_running = "etcd.yaml" in self._manifests()
+        if was_running:
             self._node("stop etcd", "mv", _manifest("etcd"), _parked("etcd"))
         self._wait("etcd to stop", lambda: not self._container_running("etcd"))
         self._node("delete etcd's data", "rm", "-rf", f"{ETCD_DATA}/member")
-        self._node("start etcd", "mv", _parked("etcd"), _manifest("etcd"))
+        if was_running:
+            self._node("start etcd", "mv", _parked("etcd"), _manifest("etcd"))
+
+    def etcd_read(self, key: str) -> str | None:
+        self._install_etcd_tools()
+        out = self._node("etcdctl get", "etcdctl", *ETCDCTL_TLS, "get", key, "--print-value-only",
+                         env={"ETCDCTL_API": "3"}).stdout
+        return out if out.strip() else None
 
     def _snapshot_status(self, node_path: str) -> dict[str, Any]:
         out = self._node("etcdutl snapshot status", "etcdutl", "snapshot", "status", node_path, "-w", "json").stdout
@@ -337,29 +346,30 @@ class KindTarget(Target):
         self._tools_installed = True
 
     # -- running the CLIs ---------------------------------------------------------------
-    def _kind(self, what: str, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    def _kind(self, what: str, *args: str, timeout: float | None = None) -> CommandResult:
         return self._run(what, [self.settings.kind_binary, *args], timeout=timeout)
 
-    def _docker(self, what: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _docker(self, what: str, *args: str, check: bool = True) -> CommandResult:
         return self._run(what, [self.settings.docker_binary, *args], check=check)
 
     def _node(self, what: str, *command: str, env: dict[str, str] | None = None,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+              check: bool = True) -> CommandResult:
         """Run ``command`` inside the control-plane container."""
         flags = [part for k, v in (env or {}).items() for part in ("-e", f"{k}={v}")]
         return self._docker(what, "exec", *flags, self.control_plane, *command, check=check)
 
     def _run(self, what: str, argv: Sequence[str], *, timeout: float | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The one place a CLI runs: a timeout, output captured, failures as one clean line."""
+             check: bool = True) -> CommandResult:
+        """The kind and docker CLIs, through dirt's one command runner; failures as one clean line."""
         limit = timeout or self.settings.timeout
         try:
-            result = subprocess.run(list(argv), capture_output=True, text=True, timeout=limit,
-                                    stdin=subprocess.DEVNULL, cwd=self.root)
-        except FileNotFoundError:
-            raise TargetError(f"kind: {what} failed: {argv[0]!r} not found on PATH") from None
-        except subprocess.TimeoutExpired:
-            raise TargetError(f"kind: {what} timed out after {limit:g}s") from None
+            result = run(list(argv), timeout=limit, cwd=self.root, what=what)
+        except CommandError as exc:
+            if exc.missing:
+                raise TargetError(f"kind: {what} failed: {argv[0]!r} not found on PATH") from None
+            if exc.timed_out:
+                raise TargetError(f"kind: {what} timed out after {limit:g}s") from None
+            raise TargetError(f"kind: {what} failed: {exc}") from None
         if check and result.returncode != 0:
             raise TargetError(
                 f"kind: {what} failed (exit {result.returncode}): {_last_line(result.stderr.strip() or result.stdout)}"

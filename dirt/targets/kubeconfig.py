@@ -42,7 +42,6 @@ import os
 import shlex
 import shutil
 import string
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,10 @@ from typing import Any
 import yaml
 from pydantic import Field
 
+from dirt.clients.commands import CommandResult, run
 from dirt.config import TargetConfig
-from dirt.durations import Duration
-from dirt.errors import ConfigError, TargetError
+from dirt.core.durations import Duration
+from dirt.core.errors import CommandError, ConfigError, TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target
 
 #: Each operation a command can be configured for, and the placeholders its template may use.
@@ -196,7 +196,7 @@ class KubeconfigTarget(Target):
     def cluster_exists(self) -> bool:
         return self._run("cluster_exists", check=False).returncode == 0
 
-    def _run(self, operation: str, *, check: bool = True, **values: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, operation: str, *, check: bool = True, **values: str) -> CommandResult:
         """Fill the operation's template, run it with ``bash -c``; failures are one clean line."""
         template = self.commands.get(operation)
         if template is None:
@@ -207,12 +207,12 @@ class KubeconfigTarget(Target):
         env = {**os.environ, "KUBECONFIG": self._kubeconfig}
         limit = self.settings.timeout
         try:
-            result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=limit,
-                                    env=env, cwd=self.root, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise TargetError(f"target {self.name!r} (kubeconfig): {operation}: bash not found") from None
-        except subprocess.TimeoutExpired:
-            raise TargetError(f"target {self.name!r} (kubeconfig): {operation} timed out after {limit:g}s") from None
+            result = run(["bash", "-c", command], timeout=limit, env=env, cwd=self.root, what=operation)
+        except CommandError as exc:
+            if exc.timed_out:
+                raise TargetError(f"target {self.name!r} (kubeconfig): {operation} timed out after {limit:g}s") \
+                    from None
+            raise TargetError(f"target {self.name!r} (kubeconfig): {operation}: {exc}") from None
         if check and result.returncode != 0:
             raise TargetError(f"target {self.name!r} (kubeconfig): {operation} failed (exit {result.returncode}): "
                               f"{_last_line(result.stderr.strip() or result.stdout)}")
@@ -280,10 +280,9 @@ def _etcdutl_status(path: Path) -> dict[str, Any]:
     if etcdutl is None:
         return {}
     try:
-        proc = subprocess.run([etcdutl, "snapshot", "status", str(path), "-w", "json"], capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
-        status = json.loads(proc.stdout) if proc.returncode == 0 else {}
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+        result = run([etcdutl, "snapshot", "status", str(path), "-w", "json"], timeout=60, what="etcdutl")
+        status = json.loads(result.stdout) if result.ok else {}
+    except (CommandError, ValueError):
         return {}
     return status if isinstance(status, dict) else {}
 

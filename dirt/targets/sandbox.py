@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import Field
 
-from dirt.config import Endpoint
-from dirt.durations import Duration
-from dirt.errors import TargetError
+from dirt.clients.monitoring import Endpoint
+from dirt.core.durations import Duration
+from dirt.core.errors import TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target
 
 
@@ -38,7 +38,7 @@ class SandboxSettings(Settings):
 class SandboxTarget(Target):
     provider = "sandbox"
     Settings = SandboxSettings
-    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "cluster"})
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"})
 
     def __init__(self, name: str, config: Any, root: Path) -> None:
         super().__init__(name, config, root)
@@ -128,6 +128,9 @@ class SandboxTarget(Target):
 
     def etcd_wipe(self) -> None:
         self.sandbox.etcd_wipe()
+
+    def etcd_read(self, key: str) -> str | None:
+        return self.sandbox.etcd_read(key)
 
     def delete_cluster(self) -> None:
         self.sandbox.delete_cluster()

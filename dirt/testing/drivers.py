@@ -2,7 +2,8 @@
 
 Each behaves like its real counterpart against the fake world, with knobs to
 make it fail, hang or flap, so engine behaviour (deadlines, rollback, aborts,
-signals) can be tested deterministically.  They only work on the fake target.
+signals) can be tested deterministically.  They only work on the fake target,
+and load only with ``DIRT_TESTING=1`` (``dirt.core.plugins``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
+from dirt.core.durations import Duration
+from dirt.core.errors import StepFailed, TargetError
 from dirt.drivers import Backup, BackupRecord, Check, CheckResult, Fault, Params, RecoveryStep, StepOutcome
-from dirt.durations import Duration
-from dirt.errors import StepFailed, TargetError
+from dirt.journal.faults import FaultLife
 
 
 def _fake(ctx: Any) -> Any:
@@ -32,6 +34,7 @@ class FakeFaultParams(Params):
     takes: Duration = Field(0.0, description="How long injection takes.")
     fail: bool = Field(False, description="Raise instead of injecting.")
     takes_effect: bool = Field(True, description="False: verify_injected never passes.")
+    fail_revert: bool = Field(False, description="Raise instead of reverting.")
 
 
 class FakeFault(Fault):
@@ -56,12 +59,25 @@ class FakeFault(Fault):
         self.state = {"cause": self.params.cause}
 
     def verify_injected(self) -> CheckResult:
-        return CheckResult(self.params.takes_effect, "broken" if self.params.takes_effect else "not broken")
+        broken = self.params.takes_effect and self._broken()
+        return CheckResult(broken, "broken" if broken else "not broken")
 
-    def revert(self) -> None:
+    def in_effect(self) -> CheckResult:
+        broken = self._broken()
+        return CheckResult(broken, f"{self.params.cause} {'broken' if broken else 'repaired'}")
+
+    def _broken(self) -> bool:
         target = _fake(self.ctx)
+        with target.lock:
+            return self.params.cause in target.broken
+
+    def revert(self) -> str:
+        target = _fake(self.ctx)
+        if self.params.fail_revert:
+            raise StepFailed(f"fake revert of {self.params.cause!r} configured to fail")
         target.calls.append(f"revert {self.params.cause}")
         target.repairs(self.params.cause)
+        return f"repaired {self.params.cause}"
 
 
 class FakeOutage(FakeFault):
@@ -109,6 +125,7 @@ class FakeCheck(Check):
 
 class FakeStepParams(Params):
     repairs: str | None = Field("*", description="Cause to repair ('*': everything; null: nothing).")
+    claims: bool = Field(True, description="Say which faults it undid (RecoveryStep.resolves).")
     takes: Duration = Field(0.0, description="How long the step takes.")
     fail: bool = False
     message: str = "done"
@@ -132,6 +149,12 @@ class FakeStep(RecoveryStep):
             target.repairs(None if self.params.repairs == "*" else self.params.repairs)
         target.calls.append(f"step {self.params.message}")
         return StepOutcome(self.params.message)
+
+    def resolves(self, fault: FaultLife) -> str | None:
+        if not self.params.claims or self.params.repairs is None or not fault.driver.startswith("fake."):
+            return None
+        cause = fault.params.get("cause", "fake")
+        return f"repaired {cause}" if self.params.repairs in ("*", cause) else None
 
 
 class FakeBackupParams(Params):
@@ -160,6 +183,9 @@ class FakeBackup(Backup):
 
         target.etcd_snapshot_restore(Path(record.location))
         return StepOutcome(f"restored {len(target.objects)} objects")
+
+    def resolves(self, fault: FaultLife, record: BackupRecord | None) -> str | None:
+        return "the store restored" if fault.driver in ("etcd.wipe", "cluster.delete") else None
 
 
 DRIVERS = [FakeFault, FakeOutage, FakeCheck, FakeStep, FakeBackup]

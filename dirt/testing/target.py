@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import Field
 
+from dirt.clients.monitoring import ActiveAlert, AlertSource
 from dirt.config import TargetConfig
-from dirt.monitoring import ActiveAlert, AlertSource
 from dirt.targets.base import COMPONENTS, Settings, SnapshotInfo, Target
 
 
@@ -64,7 +64,7 @@ class FakeAlertSource(AlertSource):
 class FakeTarget(Target):
     provider = "fake"
     Settings = FakeSettings
-    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "cluster"})
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"})
 
     def __init__(self, name: str = "fake", config: TargetConfig | None = None, root: Path | None = None) -> None:
         super().__init__(name, config or TargetConfig(provider="fake"), root or Path.cwd())
@@ -87,7 +87,7 @@ class FakeTarget(Target):
     def prepare(self) -> None:
         self.prepared += 1
         if self.settings.prepare_fails:
-            from dirt.errors import TargetError
+            from dirt.core.errors import TargetError
 
             raise TargetError("fake target configured to fail in prepare")
 
@@ -142,11 +142,17 @@ class FakeTarget(Target):
         self.calls.append(f"snapshot restore {path.name}")
         self.objects = json.loads(path.read_text())
         self.repairs("etcd:wiped")
+        for component in COMPONENTS:  # the restore procedure leaves the control plane running
+            if component not in self.running:
+                self.start_component(component)
 
     def etcd_wipe(self) -> None:
         self.calls.append("etcd wipe")
         self.objects = {}
         self.breaks("etcd:wiped", ["etcdMembersDown"])
+
+    def etcd_read(self, key: str) -> str | None:
+        return self.objects.get(key)
 
     def delete_cluster(self) -> None:
         self.calls.append("delete cluster")

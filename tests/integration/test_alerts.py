@@ -21,14 +21,15 @@ from typing import Any
 
 import pytest
 
-from dirt.config import Endpoint, TargetConfig
-from dirt.engine.journal import read_journal
-from dirt.engine.runner import RunOptions, RunResult, run_scenario
-from dirt.errors import MonitoringError
-from dirt.monitoring import MonitoringClient, parse_time
+from dirt.app.run import run_one
+from dirt.clients.monitoring import Endpoint, MonitoringClient, parse_time
+from dirt.config import TargetConfig
+from dirt.core.errors import MonitoringError
+from dirt.engine.runner import RunOptions, RunResult
 from dirt.scenario import load_scenario
 from dirt.targets.base import Target
 from dirt.testing import FakeTarget
+from tests.conftest import journal_lines
 from tests.integration.promstack import (  # noqa: F401 - promstack is a fixture
     EVALUATION_INTERVAL,
     AlertWatcher,
@@ -72,8 +73,8 @@ def drill(project: Any, stack: PromStack, *sections: str, prometheus: Endpoint |
                           prometheus=prometheus or Endpoint(url=stack.prometheus_url),
                           alertmanager=alertmanager or Endpoint(url=stack.alertmanager_url))
     target = StackTarget("stack", config, project.root)
-    result = run_scenario(scenario, target, RunOptions(report_dir=project.reports, handle_signals=False))
-    return result, read_journal(result.run_dir)
+    result = run_one(scenario, target, RunOptions(report_dir=project.reports, handle_signals=False))
+    return result, journal_lines(result.run_dir)
 
 
 def events(journal: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

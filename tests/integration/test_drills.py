@@ -136,8 +136,9 @@ verify:
     assert dirt_sandbox.component_running("kube-scheduler"), "rollback started the scheduler again"
     data = report(result)
     assert data["rollback"]["ran"] is True
-    assert data["rollback"]["actions"] == [{"name": "control_plane.stop", "action": "revert", "status": "passed",
-                                            "detail": None}]
+    assert data["rollback"]["actions"] == [{"index": 0, "name": "control_plane.stop", "action": "revert",
+                                            "status": "passed", "detail": "started kube-scheduler"}]
+    assert data["faults"][0]["life"] == "reverted by rollback (started kube-scheduler)"
     assert [p["name"] for p in data["phases"]] == ["preflight", "inject", "detect", "recover", "rollback"]
     for name in ("report.md", "report.html", "junit.xml"):
         assert (result.run_dir / name).stat().st_size > 0
@@ -193,7 +194,7 @@ class FakeVeleroServer:
         self.thread.join(10)
 
     def _run(self) -> None:
-        from dirt.kube import KubeClient
+        from dirt.clients.kube import KubeClient
 
         kube = KubeClient.from_kubeconfig(self.target.kubeconfig_path())
         while not self._stop.wait(0.3):

@@ -27,6 +27,13 @@ def test_control_plane_down_reports_mttd_for_kube_api_down_from_prometheus_and_a
     assert 0 < report["timings"]["mttr_seconds"] < 120
     restart = next(s for s in report["steps"] if s["driver"] == "control_plane.start")
     assert restart["playbook_url"].endswith("playbooks/control-plane-down.md#restart-the-api-server")
+    # the report tells a fault the recovery fixed from one still breaking the cluster
+    fault = report["faults"][0]
+    assert fault["status"] == "recovered" and fault["in_effect"] is False
+    assert fault["life"] == "recovered by step 'restart kube-apiserver' (started kube-apiserver)"
+    assert fault["resolved_offset"] >= restart["start_offset"]
+    assert "recovered by step &#39;restart kube-apiserver&#39;" in (result.run_dir / "report.html").read_text()
+    assert "**recovered by step 'restart kube-apiserver'" in (result.run_dir / "report.md").read_text()
 
 
 def test_the_sandbox_rules_and_the_shop_alerts_pass_promtool() -> None:

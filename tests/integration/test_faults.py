@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
+from dirt.core.errors import StepFailed
 from dirt.drivers import Context
-from dirt.engine.registry import default_registry
-from dirt.errors import StepFailed
+from dirt.drivers.registry import default_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from dirt.checks.alerts import AlertMonitor
+from dirt.clients.monitoring import ActiveAlert, AlertSource
+from dirt.core.errors import MonitoringError
 from dirt.drivers import CancelToken
-from dirt.errors import MonitoringError
-from dirt.monitoring import ActiveAlert, AlertSource
+from dirt.engine.detection import AlertMonitor
+from dirt.journal.events import AlertFiring, AlertsNoise, Event
 from dirt.scenario import load_scenario
 from dirt.scenario.model import AlertMatch, Expect
 from dirt.testing import FakeTarget
@@ -39,19 +40,19 @@ def alert(name: str, source: str, fired_at: float) -> ActiveAlert:
 
 
 def monitor(*sources: ScriptedSource, interval: float = 0.05, expect: Expect | None = None
-            ) -> tuple[AlertMonitor, list[tuple[str, dict[str, Any]]], list[tuple[Any, ...]]]:
-    events: list[tuple[str, dict[str, Any]]] = []
+            ) -> tuple[AlertMonitor, list[Event], list[tuple[Any, ...]]]:
+    events: list[Event] = []
     expectations: list[tuple[Any, ...]] = []
     m = AlertMonitor(target=FakeTarget(), expect=expect or Expect(), abort_when=[], interval=interval,
-                     emit=lambda event, **fields: events.append((event, fields)), cancel=CancelToken(),
+                     emit=events.append, cancel=CancelToken(),
                      wall=time.time, expectation=lambda *args, **kw: expectations.append(args),
                      sources=list(sources))
     return m, events, expectations
 
 
-def noise(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
-    fields = next(f for e, f in events if e == "alerts.noise")
-    return [(a["name"], a["source"]) for a in fields["alerts"]]
+def noise(events: list[Event]) -> list[tuple[str, str]]:
+    found = next(e for e in events if isinstance(e, AlertsNoise))
+    return [(a["name"], a["source"]) for a in found.alerts]
 
 
 def test_an_alert_that_fired_before_the_drill_is_baseline_even_when_it_reaches_alertmanager_late() -> None:
@@ -68,7 +69,7 @@ def test_an_alert_that_fired_before_the_drill_is_baseline_even_when_it_reaches_a
     m.stop()
     m.finish()
     assert noise(events) == [("Fresh", "prometheus")]
-    assert [f["name"] for e, f in events if e == "alert.firing"] == ["Fresh"]
+    assert [e.name for e in events if isinstance(e, AlertFiring)] == ["Fresh"]
 
 
 def test_an_alert_firing_when_the_drill_ends_between_two_polls_is_still_judged() -> None:

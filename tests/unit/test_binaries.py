@@ -44,7 +44,7 @@ def test_a_binary_on_path_at_another_version_is_not_used(tmp_path, monkeypatch) 
 def test_a_failed_build_names_the_component_the_reason_and_how_to_retry(tmp_path, monkeypatch) -> None:
     import pytest
 
-    from dirt.errors import BinaryError
+    from dirt.core.errors import BinaryError
 
     go = fake_binary(tmp_path, "go", "go: module lookup disabled")
     go.write_text("#!/bin/sh\necho 'go: sigs.k8s.io/kwok@v0.8.0: no route to host' >&2\nexit 1\n")

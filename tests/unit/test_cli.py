@@ -49,7 +49,7 @@ def test_plan_shows_steps_and_blast_radius_and_touches_nothing(project) -> None:
 def test_plan_shows_which_faults_a_target_refuses(project) -> None:
     project.scenario("p", basic_scenario(inject="inject:\n  - fault: fake.outage\n"))
     proc = dirt(project, "plan", "p.yaml", "--target", "guarded")
-    assert "REFUSED: target does not allow 'cluster' faults" in proc.stdout
+    assert "REFUSED: target 'guarded' does not allow 'cluster' faults" in proc.stdout
 
 
 def test_run_exit_codes_follow_the_verdict(project) -> None:

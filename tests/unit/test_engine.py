@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from dirt.engine.journal import read_journal
-from dirt.engine.runner import RunOptions, run_scenario
-from dirt.errors import DrillAborted, GuardrailError
+from dirt.app.run import run_one
+from dirt.core.errors import DrillAborted, GuardrailError
+from dirt.engine.runner import RunOptions
 from dirt.scenario import load_scenario
 from dirt.testing import FakeTarget
-from tests.conftest import basic_scenario
+from dirt.testing.target import FakeAlert
+from tests.conftest import basic_scenario, journal_lines
 
 
-def run(project, text: str, *, target_name: str = "fake", **options):
+def run(project, text: str, *, target_name: str = "fake", before=None, **options):
     scenario = load_scenario(project.scenario("drill", text))
     loaded = project.loaded()
     name, config = loaded.target(target_name)
     target = FakeTarget(name, config, project.root)
-    result = run_scenario(scenario, target, RunOptions(report_dir=project.reports, handle_signals=False, **options))
-    return result, target, read_journal(result.run_dir)
+    if before is not None:
+        before(target)
+    result = run_one(scenario, target, RunOptions(report_dir=project.reports, handle_signals=False, **options))
+    return result, target, journal_lines(result.run_dir)
 
 
 def events(journal, kind):
@@ -195,8 +199,8 @@ def test_guardrails_refuse_a_fault_family_the_target_does_not_allow(project) -> 
 
 def test_destructive_faults_off_sandbox_need_confirmation(project) -> None:
     from dirt.config import TargetConfig
-    from dirt.engine.registry import default_registry
-    from dirt.engine.runner import check_guardrails
+    from dirt.drivers.registry import default_registry
+    from dirt.engine.guardrails import check_guardrails
 
     scenario = load_scenario(project.scenario("d", basic_scenario(inject="inject:\n  - fault: fake.outage\n")))
 
@@ -207,12 +211,12 @@ def test_destructive_faults_off_sandbox_need_confirmation(project) -> None:
 
     target = RealCluster("prod", TargetConfig(provider="fake", allow=["cluster"]), project.root)
     registry = default_registry()
-    with pytest.raises(DrillAborted, match="need --yes or typing the cluster name 'prod'"):
-        check_guardrails(scenario, target, registry, RunOptions(confirm=lambda t, f: False))
+    with pytest.raises(DrillAborted, match="needs --yes or typing the cluster name 'prod'"):
+        check_guardrails(scenario, target, registry, assume_yes=False, confirm=lambda t, f: False)
     asked = []
-    check_guardrails(scenario, target, registry, RunOptions(confirm=lambda t, f: asked.append(f) or True))
+    check_guardrails(scenario, target, registry, assume_yes=False, confirm=lambda t, f: asked.append(f) or True)
     assert asked == [["fake.outage (cluster)"]]
-    check_guardrails(scenario, target, registry, RunOptions(assume_yes=True))
+    check_guardrails(scenario, target, registry, assume_yes=True, confirm=None)
 
 
 def test_secrets_never_reach_the_journal_or_report(project) -> None:
@@ -268,12 +272,15 @@ def test_fault_revert_undoes_a_fault_once_even_when_rollback_follows(project) ->
         """))
     assert result.verdict == "failed"
     assert target.calls.count("revert fake") == 1
-    skipped = [e for e in events(journal, "rollback.action") if e["action"] == "skip"]
-    assert skipped and skipped[0]["detail"] == "already reverted"
+    recovered = events(journal, "fault.recovered")
+    assert [(e["index"], e["step"]["driver"]) for e in recovered] == [(0, "fault.revert")]
+    assert not events(journal, "fault.reverted")  # rollback left the recovered fault alone
+    fault = result.report["faults"][0]
+    assert fault["status"] == "recovered" and fault["life"] == "recovered by step 'fault.revert' (repaired fake)"
 
 
 def test_fault_revert_must_name_an_injected_fault(project) -> None:
-    from dirt.errors import ScenarioError
+    from dirt.core.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="no injected fault named 'nope'"):
         load_scenario(project.scenario("r", basic_scenario(recover="""\
@@ -281,3 +288,24 @@ def test_fault_revert_must_name_an_injected_fault(project) -> None:
               - step: fault.revert
                 faults: [nope]
             """)))
+
+
+def test_an_expected_alert_still_firing_from_before_is_waited_out(project) -> None:
+    def left_over(target):  # the previous drill's alert, resolving in a moment
+        target.alerts.append(FakeAlert("FakeDown", {}, time.time() - 60, "earlier", resolved_at=time.time() + 0.8))
+
+    result, _, journal = run(project, basic_scenario(), before=left_over)
+    assert result.passed, result.failures
+    wait = next(e for e in events(journal, "step.end") if e["driver"] == "alerts.silent")
+    assert wait["status"] == "passed" and wait["seconds"] >= 0.5
+
+
+def test_an_expected_alert_that_never_clears_stops_the_drill_before_any_fault(project) -> None:
+    result, target, journal = run(project, basic_scenario(timing="timing:\n  poll_interval: 100ms\n"
+                                                                 "  steady_state_within: 1s\n"),
+                                  before=lambda target: target.alerts.append(  # an incident, elsewhere
+                                      FakeAlert("FakeDown", {}, time.time() - 60, "incident")))
+    assert result.verdict == "failed"
+    assert result.failures[0].startswith("expected alerts did not clear within 1s before the fault "
+                                         "(already firing: FakeDown in alertmanager, FakeDown in prometheus)")
+    assert not events(journal, "fault.injecting") and target.calls == ["snapshot save store.json"]  # backup only

@@ -6,9 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dirt.config import Endpoint
-from dirt.errors import MonitoringError
-from dirt.monitoring import parse_time, safe_url, session_for
+from dirt.clients.monitoring import Endpoint, parse_time, safe_url, session_for
+from dirt.core.errors import MonitoringError
 
 BASE = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 

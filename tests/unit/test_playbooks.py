@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dirt.playbooks import link_url, parse_playbook, slugify
+from dirt.documents.playbooks import link_url, parse_playbook, slugify
 
 
 @pytest.mark.parametrize("title,anchor", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 
 from dirt.drivers import Check, CheckResult, Fault
-from dirt.engine.registry import Registry, default_registry
+from dirt.drivers.registry import Registry, default_registry
 
 
 class GoodCheck(Check):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dirt.engine.journal import read_journal
+from dirt.journal import read_journal
 from dirt.report import render_run, update_index
 from dirt.report.model import build_report
 from dirt.report.render import timeline_svg
@@ -19,11 +19,11 @@ RECORDED = Path(__file__).parent / "data" / "recorded-journal.jsonl"
 
 @pytest.fixture
 def report() -> dict:
-    return build_report(read_journal(RECORDED))
+    return build_report(read_journal(RECORDED).events)
 
 
 def test_report_json_has_the_documented_fields(report) -> None:
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     for key in ("scenario", "target", "verdict", "started_at", "ended_at", "phases", "expectations",
                 "timings", "steps", "errors"):
         assert key in report, key
@@ -41,8 +41,17 @@ def test_report_json_has_the_documented_fields(report) -> None:
     assert {a["name"] for a in report["alerts"]["noise"]} == {"NoisyNeighbour"}
 
 
+def test_a_journal_written_by_dirt_0_1_still_renders_with_its_faults(report) -> None:
+    assert read_journal(RECORDED).schema_version == 1
+    fault = report["faults"][0]
+    assert (fault["index"], fault["name"], fault["driver"]) == (0, "break it", "fake.fault")
+    assert fault["plan"] == ["break fake 'fake', firing FakeDown, NoisyNeighbour"] and fault["verified"] is True
+    assert fault["status"] == "verified" and fault["life"] == "still in effect"  # 0.1 recorded no resolutions
+    assert report["journal_problems"] == []
+
+
 def test_report_is_deterministic_from_the_journal(report) -> None:
-    again = build_report(read_journal(RECORDED))
+    again = build_report(read_journal(RECORDED).events)
     assert again == report
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dirt.errors import ScenarioError
+from dirt.core.errors import ScenarioError
 from dirt.scenario import LoadOptions, load_scenario, looks_like_scenario
 from dirt.scenario.schema import scenario_schema
 from tests.conftest import DIRT, basic_scenario
@@ -74,7 +74,7 @@ def test_a_valid_scenario_loads_into_typed_steps(project) -> None:
 
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("2m", 120), ("1h30m", 5400), ("500ms", 0.5), (3, 3)])
 def test_durations_are_written_the_way_people_write_them(text, seconds) -> None:
-    from dirt.durations import parse_duration
+    from dirt.core.durations import parse_duration
 
     assert parse_duration(text) == seconds
 

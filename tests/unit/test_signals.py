@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dirt.engine.journal import read_journal
-from tests.conftest import DIRT, basic_scenario
+from dirt.journal import read_journal
+from tests.conftest import DIRT, basic_scenario, journal_lines
 
 LONG_RECOVERY = """\
     recover:
@@ -44,7 +44,7 @@ def wait_for_event(project, predicate, timeout: float = 30.0) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for journal in project.reports.glob("*/journal.jsonl"):
-            if any(predicate(e) for e in read_journal(journal)):
+            if any(predicate(e) for e in journal_lines(journal)):
                 return journal.parent
         time.sleep(0.1)
     raise AssertionError("the run never reached the expected event")
@@ -63,7 +63,7 @@ def test_a_signal_aborts_the_drill_rolls_back_and_reports(project, sig) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
     assert "Traceback" not in err
-    events = read_journal(run_dir)
+    events = journal_lines(run_dir)
     kinds = [e["event"] for e in events]
     assert {"event": "signal", "signal": sig.name}.items() <= next(e for e in events if e["event"] == "signal").items()
     assert kinds.index("rollback.start") < kinds.index("run.end")
@@ -79,7 +79,7 @@ def test_a_killed_run_leaves_a_journal_that_renders_and_rolls_back(project) -> N
     run_dir = wait_for_event(project, in_slow_step)
     proc.kill()  # SIGKILL: no handler, no rollback, no run.end
     proc.communicate(timeout=10)
-    events = read_journal(run_dir)
+    events = journal_lines(run_dir)
     assert events[-1]["event"] == "step.start"
     assert any(e["event"] == "fault.injected" for e in events)
     assert (project.root / "broken.flag").exists()
@@ -95,7 +95,7 @@ def test_a_killed_run_leaves_a_journal_that_renders_and_rolls_back(project) -> N
     assert rolled.returncode == 0, rolled.stderr
     assert "reverted break-file" in rolled.stdout
     assert not (project.root / "broken.flag").exists()
-    after = read_journal(run_dir)
+    after = journal_lines(run_dir)
     assert after[-1]["event"] == "run.end" and after[-1]["verdict"] == "aborted"
     assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
     again = subprocess.run([*DIRT, "rollback", str(run_dir), "--yes"], cwd=project.root,
@@ -105,5 +105,7 @@ def test_a_killed_run_leaves_a_journal_that_renders_and_rolls_back(project) -> N
 
 def test_a_torn_last_line_is_skipped(tmp_path) -> None:
     journal = tmp_path / "journal.jsonl"
-    journal.write_text('{"seq": 1, "ts": 1.0, "t": 0.0, "event": "run.start"}\n{"seq": 2, "ts": 1.1, "t": 0.1, "ev')
-    assert [e["seq"] for e in read_journal(journal)] == [1]
+    journal.write_text('{"seq": 1, "ts": 1.0, "t": 0.0, "event": "run.start", "run_id": "r", "schema_version": 2}\n'
+                       '{"seq": 2, "ts": 1.1, "t": 0.1, "ev')
+    contents = read_journal(journal)
+    assert [e.seq for e in contents.events] == [1] and contents.torn and not contents.problems

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from dirt.config import TargetConfig
-from dirt.errors import ConfigError, TargetError
+from dirt.core.errors import ConfigError, TargetError
 from dirt.targets.base import make_target
 from dirt.targets.kind import KindTarget
 
@@ -351,7 +351,7 @@ def test_identity_and_description(fakes: Fakes) -> None:
 
     assert target.cluster_name() == "drill"
     assert target.is_sandbox is False
-    assert target.capabilities == {"components", "etcd_snapshot", "etcd_wipe", "cluster"}
+    assert target.capabilities == {"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"}
     assert target.describe() == {"name": "kind-ci", "provider": "kind", "cluster": "drill", "control_plane": CP,
                                  "image": "kindest/node:v1.36.0", "component_mode": "manifest"}
 

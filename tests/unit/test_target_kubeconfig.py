@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dirt.config import TargetConfig
-from dirt.errors import ConfigError, TargetError
+from dirt.core.errors import ConfigError, TargetError
 from dirt.targets.base import make_target
 from dirt.targets.kubeconfig import KubeconfigTarget
 

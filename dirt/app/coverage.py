@@ -11,13 +11,13 @@ that no rule defines get a warning: such a guard can never trip.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dirt.clients.commands import run
 from dirt.config import LoadedConfig
-from dirt.errors import ScenarioError, UsageError
-from dirt.validation import did_you_mean
+from dirt.core.errors import ScenarioError, UsageError
+from dirt.documents.problems import did_you_mean
 
 SANDBOX_RULES = Path(__file__).parent / "sandbox" / "rules"
 
@@ -43,7 +43,7 @@ def rule_files(paths: list[Path]) -> list[Path]:
 
 
 def read_rules(paths: list[Path]) -> list[RuleRef]:
-    from dirt.scenario import yamlpos
+    from dirt.documents import yamlpos
 
     refs: list[RuleRef] = []
     for path in rule_files(paths):
@@ -68,21 +68,21 @@ def promtool_check(files: list[Path]) -> tuple[bool, str]:
     promtool = shutil.which("promtool")
     if promtool is None:
         return False, "promtool not found (it comes with the Debian package 'prometheus'; `make deps` installs it)"
-    proc = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
-                          timeout=120)
-    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+    result = run([promtool, "check", "rules", *map(str, files)], timeout=120, what="promtool check rules")
+    return result.ok, (result.stdout + result.stderr).strip()
 
 
 def default_rule_paths(loaded: LoadedConfig) -> list[Path]:
     return loaded.rule_paths() or [SANDBOX_RULES]
 
 
-def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: list[Path]) -> int:
+def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: list[Path]) -> None:
+    """Print the coverage tables; raise ``UsageError`` (exit 2) for a broken rule file, an invalid
+    scenario, or an expected alert that no rule defines."""
     from rich.console import Console
     from rich.table import Table
 
-    from dirt.cli import _iter_scenario_files
-    from dirt.scenario import LoadOptions, load_scenario
+    from dirt.scenario import LoadOptions, load_scenario, scenario_files
 
     console = Console()
     err = Console(stderr=True)
@@ -92,8 +92,8 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
         raise UsageError(f"no rule files (*.yml, *.yaml) in {', '.join(map(str, paths))}")
     ok, output = promtool_check(files)
     if not ok:
-        err.print(f"[bold red]promtool check rules failed[/]\n{output}", markup=True, highlight=False)
-        return 2
+        err.print(output, markup=False, highlight=False)
+        raise UsageError("promtool check rules failed on the rule files (output above)")
     console.print(f"promtool check rules: {len(files)} file(s) OK", highlight=False)
     rules = read_rules(paths)
     by_alert: dict[str, list[RuleRef]] = {}
@@ -104,7 +104,7 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
     guards: dict[str, list[str]] = {}  # silent and abort_when alerts
     options = LoadOptions(known_targets=list(loaded.config.targets))
     bad_files = 0
-    for path in _iter_scenario_files(scenario_paths):
+    for path in scenario_files(scenario_paths):
         try:
             scenario = load_scenario(path, options)
         except ScenarioError as exc:
@@ -144,4 +144,6 @@ def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: li
         hint = did_you_mean(alert, by_alert)
         err.print(f"warning: alert {alert!r} (silent or abort_when in {', '.join(sorted(set(guards[alert])))}) "
                   f"has no rule, so it can never fire{'; ' + hint if hint else ''}", markup=False, highlight=False)
-    return 2 if missing or bad_files else 0
+    if missing or bad_files:
+        raise UsageError(", ".join(([f"{len(missing)} expected alert(s) without a rule"] if missing else [])
+                                   + ([f"{bad_files} invalid scenario file(s)"] if bad_files else [])))

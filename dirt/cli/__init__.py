@@ -1,39 +1,24 @@
-"""The ``dirt`` command line.
+"""The ``dirt`` command line: parse, call ``dirt.app``, show the result.
 
 Exit codes: 0 passed / valid, 1 drill failed (or a target/runtime error),
-2 usage or validation error, 3 aborted.  Every ``DirtError`` is printed as one
-clean line per problem; tracebacks are for dirt's own bugs only.  Imports of
-heavy modules happen inside the commands so ``dirt --help`` starts fast.
+2 usage or validation error, 3 aborted.  They come from one place: a command
+either returns a verdict's code (``dirt.core.errors.exit_code_for``) or raises
+a ``DirtError``, whose class carries its code; ``main`` exits with it.  Every
+``DirtError`` is printed as one clean line per problem; tracebacks are for
+dirt's own bugs only.  Imports of heavy modules happen inside the commands so
+``dirt --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from dirt import __version__
-from dirt.errors import DirtError, ScenarioError, UsageError
-
-
-def _iter_scenario_files(paths: Iterable[str]) -> Iterator[Path]:
-    from dirt.scenario import looks_like_scenario
-
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for pattern in ("*.yaml", "*.yml") for p in path.rglob(pattern)
-                           if looks_like_scenario(p))
-            if not found:
-                raise UsageError(f"{path}: no scenario files (YAML with 'apiVersion: dirt/v1', 'kind: Scenario')")
-            yield from found
-        elif path.exists():
-            yield path
-        else:
-            raise UsageError(f"{path}: no such file or folder")
+from dirt.core.errors import DirtError, DrillAborted, ScenarioError, UsageError
 
 
 class _State:
@@ -55,7 +40,7 @@ def _load_options(state: _State, variables: dict[str, str] | None = None, with_r
 
     rules = None
     if with_rules and state.loaded.config.rules:
-        from dirt.coverage import alert_names_in_rules
+        from dirt.app.coverage import alert_names_in_rules
 
         rules = alert_names_in_rules(state.loaded.rule_paths())
     return LoadOptions(known_targets=list(state.loaded.config.targets), variables=dict(variables or {}),
@@ -89,12 +74,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_obj
 def validate(state: _State, paths: tuple[str, ...], quiet: bool) -> None:
     """Check scenario files (and the playbook links in them); exit 2 on any problem."""
-    from dirt.scenario import load_scenario
+    from dirt.scenario import load_scenario, scenario_files
 
     options = _load_options(state)
     bad = 0
     total = 0
-    for path in _iter_scenario_files(paths):
+    for path in scenario_files(paths):
         total += 1
         try:
             scenario = load_scenario(path, options)
@@ -108,8 +93,7 @@ def validate(state: _State, paths: tuple[str, ...], quiet: bool) -> None:
             click.echo(f"ok  {path}  ({scenario.name}: {len(scenario.inject)} fault(s), "
                        f"{len(scenario.recover)} recovery step(s), {len(scenario.verify)} check(s))")
     if bad:
-        click.echo(f"{bad} of {total} scenario file(s) invalid", err=True)
-        sys.exit(2)
+        raise UsageError(f"{bad} of {total} scenario file(s) invalid")
     if not quiet:
         click.echo(f"{total} scenario file(s) valid")
 
@@ -131,10 +115,11 @@ def schema() -> None:
 @click.pass_obj
 def plan(state: _State, scenario_paths: tuple[str, ...], target_name: str | None, variables: tuple[str, ...]) -> None:
     """Show every step of a drill and its blast radius; touches nothing."""
-    from dirt.plan import render_plan
+    from dirt.app.plan import render_plan
+    from dirt.scenario import scenario_files
 
     options = _load_options(state, _parse_vars(variables), with_rules=False)
-    for path in _iter_scenario_files(scenario_paths):
+    for path in scenario_files(scenario_paths):
         click.echo(render_plan(path, state.loaded, options, target_name))
 
 
@@ -147,15 +132,17 @@ def plan(state: _State, scenario_paths: tuple[str, ...], target_name: str | None
 @click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True)
 @click.pass_obj
 def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None, report_dir: str | None,
-        yes: bool, variables: tuple[str, ...], display: str) -> None:
+        yes: bool, variables: tuple[str, ...], display: str) -> int:
     """Run drills: inject, detect, recover, verify, and write the report.
 
     Exit status: 0 all passed, 1 a drill failed, 2 bad input, 3 aborted.
     """
-    from dirt.session import run_files
+    from dirt.app.run import run_files
+    from dirt.core.errors import exit_code_for
+    from dirt.scenario import scenario_files
 
     results = run_files(
-        [*_iter_scenario_files(scenario_paths)], state.loaded, target_name=target_name,
+        [*scenario_files(scenario_paths)], state.loaded, target_name=target_name,
         report_dir=Path(report_dir) if report_dir else None, assume_yes=yes,
         variables=_parse_vars(variables), display=display, confirm=_confirm,
     )
@@ -163,8 +150,9 @@ def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None,
         click.echo(f"{result.verdict.upper():8} {result.run_dir / 'report.html'}")
         for failure in result.failures:
             click.echo(f"         - {failure}")
-    codes = [r.exit_code for r in results]
-    sys.exit(3 if 3 in codes else (1 if 1 in codes else 0))
+        for fault in result.still_in_effect:
+            click.echo(f"         ! still in effect: {fault} — `dirt rollback {result.run_dir}` undoes it")
+    return exit_code_for(r.verdict for r in results)
 
 
 def _confirm(target: Any, faults: list[str]) -> bool:
@@ -186,26 +174,38 @@ def report(run_dirs: tuple[str, ...]) -> None:
         data = render_run(Path(run_dir))
         update_index(Path(run_dir).resolve().parent)
         click.echo(f"{data['verdict'].upper():8} {Path(run_dir) / 'report.html'}")
+        for problem in data.get("journal_problems", [])[:10]:
+            click.echo(f"warning: {problem}", err=True)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--target", "-t", "target_name", help="Target the run used (default: from the journal).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@click.option("--restore-safety-snapshot", is_flag=True,
+              help="Also put back the pre-drill etcd snapshot of destructive faults a recovery already undid "
+                   "(every write since the drill is lost).")
 @click.pass_obj
-def rollback(state: _State, run_dir: str, target_name: str | None, yes: bool) -> None:
-    """Revert faults a crashed or killed run left in effect (read from its journal)."""
-    from dirt.session import rollback_run
+def rollback(state: _State, run_dir: str, target_name: str | None, yes: bool, restore_safety_snapshot: bool) -> None:
+    """Revert what a run left in effect (read from its journal alone); nothing else."""
+    from dirt.app.rollback import rollback_run
+    from dirt.core.errors import RollbackFailed
 
-    for line in rollback_run(Path(run_dir), state.loaded, target_name, assume_yes=yes, confirm=_confirm):
+    outcome = rollback_run(Path(run_dir), state.loaded, target_name, assume_yes=yes, confirm=_confirm,
+                           restore_snapshots=restore_safety_snapshot,
+                           say=lambda text: click.echo(f"warning: {text}", err=True))
+    for line in outcome.lines:
         click.echo(line)
+    if outcome.failed:
+        raise RollbackFailed(f"{len(outcome.failed)} revert(s) failed, still in effect: "
+                             + "; ".join(outcome.failed))
 
 
 @cli.command()
 @click.pass_obj
 def drivers(state: _State) -> None:
     """List the faults, checks, recovery steps and backups available."""
-    from dirt.engine.registry import default_registry
+    from dirt.drivers.registry import default_registry
 
     registry = default_registry()
     for kind, name, cls in registry.all():
@@ -234,40 +234,42 @@ def targets(state: _State) -> None:
 @click.pass_obj
 def coverage(state: _State, paths: tuple[str, ...], rule_paths: tuple[str, ...]) -> None:
     """Which expected alerts have rules, and which rules no scenario exercises."""
-    from dirt.coverage import run_coverage
+    from dirt.app.coverage import run_coverage
 
-    code = run_coverage(state.loaded, list(paths) or ["scenarios"], [Path(p) for p in rule_paths])
-    sys.exit(code)
+    run_coverage(state.loaded, list(paths) or ["scenarios"], [Path(p) for p in rule_paths])
 
 
 def _register_sandbox() -> None:
-    from dirt.sandbox.cli import sandbox
+    from dirt.cli.sandbox import sandbox
 
     cli.add_command(sandbox)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning dirt's errors into one-line messages."""
+    """Entry point: run the CLI, turning dirt's errors into one-line messages and exit codes."""
+    sys.exit(exit_code(argv))
+
+
+def exit_code(argv: list[str] | None = None) -> int:
+    """Run the CLI; the exit code comes from the command's verdict or from the error's class."""
     _register_sandbox()
     try:
-        cli.main(args=argv, prog_name="dirt", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(3)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        code = cli.main(args=argv, prog_name="dirt", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
+    except click.ClickException as exc:  # click's usage errors: exit 2, like ours
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        return DrillAborted.exit_code
     except DirtError as exc:
         prefix = "" if isinstance(exc, ScenarioError) else "dirt: error: "
         click.echo(f"{prefix}{exc.show()}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(3)
+        return exc.exit_code
     except BrokenPipeError:
-        sys.exit(1)
+        return DirtError.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

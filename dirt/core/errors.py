@@ -1,8 +1,10 @@
 """Every error dirt raises on purpose, in one tree.
 
 The CLI catches ``DirtError`` and prints ``str(error)``: one clean line (or one
-line per problem for a scenario file), never a traceback.  Each class carries the
-exit code the CLI uses, so the code that raises decides what the user sees::
+line per problem for a scenario file), never a traceback.  Exit codes come from
+here alone: each class carries the code the CLI exits with, so the code that
+raises decides what the user sees, and a finished drill's verdict maps to its
+code through ``VERDICT_EXIT``::
 
     DirtError                       exit 1 unless a subclass says otherwise
     ├── UsageError                  exit 2: the user asked for something malformed
@@ -15,6 +17,7 @@ exit code the CLI uses, so the code that raises decides what the user sees::
     │   ├── StepFailed              a recovery step (or fault injection) failed
     │   └── DeadlineExceeded        something took longer than its objective
     ├── DrillAborted                exit 3: an abort condition, a signal, a refusal
+    ├── RollbackFailed              exit 1: a revert failed; the faults still in effect are named
     ├── TargetError                 exit 1: the target could not do what was asked
     │   ├── BinaryError             a sandbox binary is missing or failed to build
     │   └── KubeError               the Kubernetes API refused or failed a request
@@ -22,13 +25,17 @@ exit code the CLI uses, so the code that raises decides what the user sees::
     │       ├── APIConflictError
     │       ├── APIForbiddenError
     │       └── APIUnavailableError
+    ├── CommandError                a program dirt runs could not start or ran out of time
+    ├── HttpError                   an HTTP endpoint could not be reached
     ├── MonitoringError             Prometheus/Alertmanager unreachable or refused
     └── ReportError                 a run folder cannot be read or rendered
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -147,9 +154,48 @@ class APIUnavailableError(KubeError):
     pass
 
 
+class CommandError(DirtError):
+    """A program could not be run: ``missing`` (not found), ``timed_out``, or another reason."""
+
+    def __init__(self, message: str, *, missing: bool = False, timed_out: bool = False) -> None:
+        self.missing = missing
+        self.timed_out = timed_out
+        super().__init__(message)
+
+
+class HttpError(DirtError):
+    pass
+
+
 class MonitoringError(DirtError):
     pass
 
 
 class ReportError(DirtError):
     pass
+
+
+class RollbackFailed(DirtError):
+    """One or more reverts failed: the faults named are still in effect."""
+
+
+class Verdict(StrEnum):
+    """How a drill ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+#: A finished drill's exit code, by verdict (the same as its error class's).
+VERDICT_EXIT: dict[str, int] = {Verdict.PASSED: 0, Verdict.FAILED: DrillFailed.exit_code,
+                                Verdict.ABORTED: DrillAborted.exit_code}
+
+
+def exit_code_for(verdicts: Iterable[str]) -> int:
+    """The exit code of several drills: aborted beats failed beats passed."""
+    codes = {VERDICT_EXIT.get(v, 1) for v in verdicts}
+    for code in (DrillAborted.exit_code, DrillFailed.exit_code):
+        if code in codes:
+            return code
+    return 0

@@ -8,36 +8,15 @@ it is a sandbox, else the first sandbox target), else the built-in defaults.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
 
 def _sandbox(ctx: click.Context, name: str | None, target: str | None, nodes: int | None = None) -> Any:
-    from dirt.targets.sandbox import SandboxTarget
+    from dirt.app.sandbox import sandbox_target
 
-    loaded = ctx.obj.loaded if ctx.obj is not None else None
-    chosen = None
-    if loaded is not None:
-        targets = loaded.config.targets
-        if target:
-            chosen_name, chosen = loaded.target(target)
-        elif targets.get(loaded.config.default_target) and targets[loaded.config.default_target].provider == "sandbox":
-            chosen_name, chosen = loaded.config.default_target, targets[loaded.config.default_target]
-        else:
-            chosen_name, chosen = next(((n, t) for n, t in targets.items() if t.provider == "sandbox"), (None, None))
-    from dirt.config import TargetConfig
-
-    if chosen is None or chosen.provider != "sandbox":
-        chosen_name, chosen = "sandbox", TargetConfig(provider="sandbox")
-    settings = dict(chosen.settings)
-    if name:
-        settings["name"] = name
-    if nodes is not None:
-        settings["nodes"] = nodes
-    config = chosen.model_copy(update={"settings": settings})
-    return SandboxTarget(chosen_name, config, loaded.root if loaded else __import__("pathlib").Path.cwd()).sandbox
+    return sandbox_target(ctx.obj.loaded, target, name=name, nodes=nodes).sandbox
 
 
 _name = click.option("--name", help="Sandbox name (default: from dirt.yaml, else 'dirt').")
@@ -100,7 +79,10 @@ def status(ctx: click.Context, name: str | None, target: str | None, as_json: bo
     else:
         _print_status(data)
     if not data["exists"] or not all(c["healthy"] for c in data["components"]):
-        sys.exit(1)
+        from dirt.core.errors import TargetError
+
+        down = [c["name"] for c in data["components"] if not c["healthy"]]
+        raise TargetError(f"sandbox {data['name']!r} is not up" + (f": {', '.join(down)} not healthy" if down else ""))
 
 
 @sandbox.command()
@@ -111,7 +93,9 @@ def kubeconfig(ctx: click.Context, name: str | None, target: str | None) -> None
     """Print the path of the sandbox's kubeconfig (export KUBECONFIG=$(dirt sandbox kubeconfig))."""
     box = _sandbox(ctx, name, target)
     if not box.exists():
-        raise click.ClickException(f"sandbox {box.name!r} does not exist: run `dirt sandbox up`")
+        from dirt.core.errors import TargetError
+
+        raise TargetError(f"sandbox {box.name!r} does not exist: run `dirt sandbox up`")
     click.echo(str(box.kubeconfig))
 
 
@@ -126,7 +110,9 @@ def logs(ctx: click.Context, component: str, name: str | None, target: str | Non
     box = _sandbox(ctx, name, target)
     path = box.log_path(component)
     if not path.exists():
-        raise click.ClickException(f"no log for {component} yet ({path})")
+        from dirt.core.errors import TargetError
+
+        raise TargetError(f"no log for {component} yet ({path})")
     text = path.read_text(errors="replace").splitlines()[-lines:]
     click.echo("\n".join(text))
 

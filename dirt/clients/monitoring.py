@@ -25,10 +25,24 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from dirt.config import Endpoint
-from dirt.errors import MonitoringError
+from dirt.core.errors import MonitoringError
+from dirt.documents.base import Model
 
 Source = Literal["prometheus", "alertmanager"]
+
+
+class Endpoint(Model):
+    """How to reach Prometheus or Alertmanager; credentials by reference only."""
+
+    url: str
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True)

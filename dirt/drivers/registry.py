@@ -6,6 +6,10 @@ the usual one once per process: built-in driver modules, then every entry point
 in the ``dirt.drivers`` group.  An entry point may name a module (its
 ``DRIVERS`` list is used), a driver class, or a list of classes.  One broken
 plugin is recorded in ``load_errors`` and skipped; the others still load.
+
+The test doubles of ``dirt.testing`` (``fake.*``) are not built in: they load
+only where asked for, with ``DIRT_TESTING=1`` in the environment (the test
+suite sets it), so ``dirt drivers`` never offers them to a user.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from dirt.drivers import Backup, Check, Driver, Fault, Kind, RecoveryStep
+from dirt.core.plugins import DRIVERS_GROUP, entry_points_of, testing_enabled
+from dirt.drivers.base import COMMON_KEYS, DRIVER_KEY, Backup, Check, Driver, Fault, Kind, RecoveryStep
 
 #: Modules holding the built-in drivers; each exposes ``DRIVERS``.
 BUILTIN_MODULES = (
@@ -35,11 +40,13 @@ BUILTIN_MODULES = (
     "dirt.recovery.etcd",
     "dirt.recovery.resources",
     "dirt.recovery.velero",
-    "dirt.playbooks",
-    "dirt.testing.drivers",
+    "dirt.recovery.playbook",
 )
 
-ENTRY_POINT_GROUP = "dirt.drivers"
+#: Loaded only when ``dirt.core.plugins.testing_enabled()``.
+TESTING_MODULES = ("dirt.testing.drivers",)
+
+ENTRY_POINT_GROUP = DRIVERS_GROUP
 
 _BASES: dict[Kind, type[Driver]] = {
     "fault": Fault,
@@ -62,8 +69,6 @@ class Registry:
             raise TypeError(f"{cls!r} is not a dirt driver (needs kind and name)")
         if not issubclass(cls, _BASES[kind]):
             raise TypeError(f"{cls.__qualname__} says kind={kind!r} but is not a {_BASES[kind].__name__}")
-        from dirt.scenario.model import COMMON_KEYS, DRIVER_KEY
-
         # 'name' may be a driver's own parameter (its steps are labelled with 'label')
         reserved = (set(COMMON_KEYS[kind]) - ({"name"} if kind != "backup" else set())) | {DRIVER_KEY[kind]}
         clash = sorted(reserved & {f.alias or n for n, f in cls.Params.model_fields.items()})
@@ -102,9 +107,7 @@ class Registry:
         self._register_object(module, module_name)
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=group):
+        for ep in entry_points_of(group):
             try:
                 obj = ep.load()
                 self._register_object(obj, f"entry point {ep.name!r} ({ep.value})")
@@ -133,7 +136,7 @@ class Registry:
 @functools.cache
 def default_registry() -> Registry:
     registry = Registry()
-    for module_name in BUILTIN_MODULES:
+    for module_name in BUILTIN_MODULES + (TESTING_MODULES if testing_enabled() else ()):
         registry.load_module(module_name)
     registry.load_entry_points()
     return registry

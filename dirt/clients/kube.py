@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from dirt.errors import (
+from dirt.core.errors import (
     APIConflictError,
     APIForbiddenError,
     APINotFoundError,

@@ -15,51 +15,58 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from dirt.durations import format_duration
+from dirt.core.durations import format_duration
+from dirt.journal import events as ev
+from dirt.journal.events import Event
 
 _ICONS = {"passed": "✔", "failed": "✘", "aborted": "■", "interrupted": "■", "skipped": "·"}
 
 
-def describe(event: dict[str, Any]) -> str | None:
+def describe(event: Event) -> str | None:
     """One human line for the events worth showing; None for the rest."""
-    kind = event["event"]
-    if kind == "phase.start":
-        return f"── {event['phase']}"
-    if kind == "step.end":
-        icon = _ICONS.get(event.get("status", ""), "?")
-        detail = f" — {event['detail']}" if event.get("detail") else ""
-        return f"  {icon} {event.get('name')} ({format_duration(event.get('seconds'))}){detail}"
-    if kind == "fault.injected":
-        return f"  ⚡ fault {event.get('name')} took effect"
-    if kind == "alert.firing":
-        tag = "expected" if event.get("expected") else ("FORBIDDEN" if event.get("forbidden") else "other")
-        return f"  🔔 {event.get('name')} firing in {event.get('source')} ({tag})"
-    if kind == "alert.resolved":
-        return f"  🔕 {event.get('name')} resolved in {event.get('source')}"
-    if kind == "expectation":
-        icon = "✔" if event.get("passed") else "✘"
-        measured = format_duration(event.get("measured_seconds"))
-        objective = format_duration(event.get("objective_seconds"))
-        detail = f" — {event['detail']}" if event.get("detail") and not event.get("passed") else ""
-        return f"  {icon} {event.get('kind')} {event.get('name')}: {measured} (objective {objective}){detail}"
-    if kind == "abort.breach":
-        return f"  ■ abort: {event.get('condition')} value {event.get('value')}"
-    if kind == "signal":
-        return f"  ■ {event.get('signal')}" + (f" ignored: {event['ignored']}" if event.get("ignored") else "")
-    if kind == "rollback.start":
-        return "  ↺ rolling back"
-    if kind == "rollback.action":
-        return f"  ↺ {event.get('action')} {event.get('name')}: {event.get('status') or event.get('detail')}"
-    if kind == "error":
-        return f"  ! {event.get('message')}"
-    if kind == "mttr" and event.get("seconds") is not None:
-        return f"  MTTR {format_duration(event['seconds'])}"
+    match event:
+        case ev.PhaseStarted():
+            return f"── {event.phase}"
+        case ev.StepEnded():
+            icon = _ICONS.get(event.status, "?")
+            detail = f" — {event.detail}" if event.detail else ""
+            return f"  {icon} {event.name} ({format_duration(event.seconds)}){detail}"
+        case ev.FaultInjected() if event.error is None:
+            return f"  ⚡ fault {event.name} took effect"
+        case ev.FaultRecovered():
+            by = f" by {event.step.get('name')}" if event.step else ""
+            return f"  ✚ fault {event.name} recovered{by}" + (f" — {event.detail}" if event.detail else "")
+        case ev.FaultReverted():
+            return f"  ↺ fault {event.name} reverted" + (f" — {event.detail}" if event.detail else "")
+        case ev.AlertFiring():
+            tag = "expected" if event.expected else ("FORBIDDEN" if event.forbidden else "other")
+            return f"  🔔 {event.name} firing in {event.source} ({tag})"
+        case ev.AlertResolved():
+            return f"  🔕 {event.name} resolved in {event.source}"
+        case ev.ExpectationResult():
+            icon = "✔" if event.passed else "✘"
+            measured = format_duration(event.measured_seconds)
+            objective = format_duration(event.objective_seconds)
+            detail = f" — {event.detail}" if event.detail and not event.passed else ""
+            return f"  {icon} {event.kind} {event.name}: {measured} (objective {objective}){detail}"
+        case ev.AbortBreach():
+            return f"  ■ abort: {event.condition} value {event.value}"
+        case ev.SignalReceived():
+            return f"  ■ {event.signal}" + (f" ignored: {event.ignored}" if event.ignored else "")
+        case ev.RollbackStarted():
+            return "  ↺ rolling back"
+        case ev.RollbackAction() if event.action != "revert" or event.status != "passed":
+            return f"  ↺ {event.action} {event.name}: {event.detail or event.status}"
+        case ev.ErrorRaised():
+            return f"  ! {event.message}"
+        case ev.Mttr() if event.seconds is not None:
+            return f"  MTTR {format_duration(event.seconds)}"
     return None
 
 
 class Display:
     def start(self, scenario: str, target: str) -> None: ...
-    def event(self, event: dict[str, Any]) -> None: ...
+    def event(self, event: Event) -> None: ...
     def waiting(self, what: str, elapsed: float, limit: float | None) -> None: ...
     def stop(self, verdict: str, run_dir: Path) -> None: ...
 
@@ -77,7 +84,7 @@ class PlainDisplay(Display):
     def start(self, scenario: str, target: str) -> None:
         self._print(f"dirt: drill {scenario} on target {target}")
 
-    def event(self, event: dict[str, Any]) -> None:
+    def event(self, event: Event) -> None:
         line = describe(event)
         if line:
             self._print(line)
@@ -121,12 +128,12 @@ class RichDisplay(Display):
                           transient=True)
         self._live.start()
 
-    def event(self, event: dict[str, Any]) -> None:
-        if event["event"] == "phase.start":
-            self.phase = event["phase"]
+    def event(self, event: Event) -> None:
+        if isinstance(event, ev.PhaseStarted):
+            self.phase = event.phase
             self.status = ""
-        elif event["event"] == "step.start":
-            self.status = f"{event.get('name')}"
+        elif isinstance(event, ev.StepStarted):
+            self.status = event.name
         line = describe(event)
         if line:
             self.console.print(line, highlight=False, markup=False)

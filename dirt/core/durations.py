@@ -6,6 +6,7 @@ seconds) and hold a float number of seconds, so the engine never parses text.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -34,7 +35,7 @@ def parse_duration(value: Any) -> float:
 
 def format_duration(seconds: float | None) -> str:
     """Human form used in reports and the live display: ``1m05s``, ``12.3s``."""
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
         return "-"
     if seconds < 60:
         return f"{seconds:.1f}s"

@@ -1,7 +1,7 @@
 """Turn pydantic's validation errors into located, human ``Problem``s.
 
 Shared by the scenario loader and the ``dirt.yaml`` loader: both parse YAML with
-positions (``dirt.scenario.yamlpos``) and validate with pydantic models; this is
+positions (``dirt.documents.yamlpos``) and validate with pydantic models; this is
 where a ``loc`` becomes ``file:line:col``, where "extra_forbidden" becomes
 "unknown field 'x' (did you mean 'y'?)", and where pydantic's phrasing is
 turned into what a person fixing a YAML file needs.
@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dirt.errors import Problem
-from dirt.scenario.yamlpos import Path_, Positions
+from dirt.core.errors import Problem
+from dirt.documents.yamlpos import Path_, Positions
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -1,7 +1,9 @@
-"""``dirt plan``: what a drill would do, step by step, and what it would break.
+"""``dirt plan``: what a drill would do, step by step, what it would break, and how each
+fault's life is meant to end.
 
 Nothing here connects to anything: drivers describe their blast radius from
-their parameters alone (``plan()``), and the guardrail verdict comes from
+their parameters alone (``plan()``), recovery steps say which faults they would
+undo (``resolves``) from parameters alone, and the guardrail verdict comes from
 dirt.yaml.  The output is meant to be pasted into a game-day announcement.
 """
 
@@ -11,11 +13,13 @@ import tempfile
 from pathlib import Path
 
 from dirt.config import LoadedConfig
-from dirt.drivers import Context
-from dirt.durations import format_duration
-from dirt.engine.registry import default_registry
-from dirt.scenario import LoadOptions, StepSpec, load_scenario
-from dirt.targets.base import make_target
+from dirt.core.durations import format_duration
+from dirt.drivers import Context, RecoveryStep
+from dirt.drivers.registry import Registry, default_registry
+from dirt.engine.guardrails import refusals
+from dirt.journal.faults import FaultLife
+from dirt.scenario import LoadOptions, Scenario, StepSpec, load_scenario
+from dirt.targets.base import Target, make_target
 
 TITLES = {
     "setup": "preflight: setup", "steady_state": "preflight: steady state", "backups": "preflight: backups",
@@ -32,17 +36,24 @@ def render_plan(path: Path, loaded: LoadedConfig, options: LoadOptions, target_n
     ctx = Context(target=target, run_dir=Path(tempfile.gettempdir()) / "dirt-plan-never-written",
                   scenario_dir=scenario.path.parent)
     ctx.vars = {**scenario.vars, **options.variables}
+    for spec in scenario.backups:  # so a backup.restore step can say what its restore would undo
+        cls = registry.get("backup", spec.driver)
+        if cls is not None:
+            ctx.backup_drivers[spec.name] = cls(spec.params, ctx)  # type: ignore[assignment]
     out = [f"Drill {scenario.name} ({path})"]
     if scenario.metadata.description:
         out.append(f"  {scenario.metadata.description}")
     out.append(f"Target: {name} (provider {tconfig.provider}){' — sandbox' if target.is_sandbox else ''}")
+    refused = {r.spec.index: r.reason for r in refusals(scenario, target, registry)}
     for section, title in TITLES.items():
         specs: list[StepSpec] = getattr(scenario, section)
         if not specs:
             continue
         out.append(f"\n{title}:")
         for spec in specs:
-            out.extend(_describe(spec, ctx, registry, target))
+            out.extend(_describe(spec, ctx, registry, target, refused.get(spec.index) if section == "inject" else None))
+    out.append("\nfault lives (planned):")
+    out.extend(_lives(scenario, ctx, registry))
     expect = scenario.expect
     if expect.alerts or expect.silent or expect.mttr:
         out.append("\nexpect:")
@@ -64,18 +75,19 @@ def render_plan(path: Path, loaded: LoadedConfig, options: LoadOptions, target_n
     return "\n".join(out)
 
 
-def _describe(spec: StepSpec, ctx: Context, registry: object, target: object) -> list[str]:
-    cls = registry.get(spec.kind, spec.driver)  # type: ignore[attr-defined]
+def _describe(spec: StepSpec, ctx: Context, registry: Registry, target: Target, refused: str | None) -> list[str]:
+    cls = registry.get(spec.kind, spec.driver)
+    assert cls is not None  # the loader checked
     driver = cls(spec.params, ctx)
     head = f"  - {spec.name}" + (f" [{spec.driver}]" if spec.name != spec.driver else "")
     if spec.within is not None:
         head += f" within {format_duration(spec.within)}"
     lines = [head]
     if spec.kind == "fault":
-        family = cls.family
-        if not target.allows(family):  # type: ignore[attr-defined]
-            lines.append(f"      REFUSED: target does not allow {family!r} faults")
-        elif family != "none" and not target.is_sandbox:  # type: ignore[attr-defined]
+        family = getattr(cls, "family", "cluster")
+        if refused:
+            lines.append(f"      REFUSED: {refused}")
+        elif family != "none" and not target.is_sandbox:
             lines.append(f"      destructive ({family}): needs --yes or typing the cluster name")
         else:
             lines.append(f"      family: {family}")
@@ -92,3 +104,36 @@ def _describe(spec: StepSpec, ctx: Context, registry: object, target: object) ->
         lines.append(f"      playbook: {spec.playbook.display}{anchor}"
                      + (f" ({spec.playbook.title})" if spec.playbook.title else ""))
     return lines
+
+
+def _lives(scenario: Scenario, ctx: Context, registry: Registry) -> list[str]:
+    """How each fault is meant to leave its in-effect states: which recovery step undoes it,
+    else whether rollback can."""
+    lines = []
+    for spec in scenario.inject:
+        cls = registry.get("fault", spec.driver)
+        assert cls is not None  # the loader checked
+        life = FaultLife(index=spec.index, name=spec.name, driver=spec.driver,
+                         params=spec.params.model_dump(mode="json", by_alias=True),
+                         reversible=bool(cls(spec.params, ctx).reversible),  # type: ignore[attr-defined]
+                         rollback=spec.rollback)
+        by = None
+        for step in scenario.recover:
+            how = _would_resolve(step, life, ctx, registry)
+            if how:
+                by = f"recovered by step {step.name!r} ({how})"
+                break
+        if by is None:
+            by = ("not undone by any recovery step: rollback reverts it" if life.reversible and life.rollback
+                  else "not undone by any recovery step, and rollback cannot revert it: it stays in effect")
+        lines.append(f"  - {spec.name}: planned → injected → verified → {by}")
+    return lines
+
+
+def _would_resolve(spec: StepSpec, life: FaultLife, ctx: Context, registry: Registry) -> str | None:
+    cls = registry.get("step", spec.driver)
+    try:
+        step = cls(spec.params, ctx) if cls is not None else None
+        return step.resolves(life) if isinstance(step, RecoveryStep) else None
+    except Exception:  # noqa: BLE001 - a preview never fails the plan
+        return None

@@ -1,0 +1,36 @@
+"""Which sandbox a command means: the one place that picks it, for ``dirt sandbox`` and the
+pytest plugin's ``dirt_sandbox`` fixture.
+
+``target`` picks a sandbox target of dirt.yaml by name; otherwise the default
+target if it is a sandbox, else the first sandbox target, else the built-in
+defaults.  ``name`` and ``nodes`` override that target's settings.
+"""
+
+from __future__ import annotations
+
+from dirt.config import LoadedConfig, TargetConfig
+from dirt.core.errors import ConfigError
+from dirt.targets.sandbox import SandboxTarget
+
+
+def sandbox_target(loaded: LoadedConfig, target: str | None = None, *, name: str | None = None,
+                   nodes: int | None = None) -> SandboxTarget:
+    targets = loaded.config.targets
+    chosen_name: str | None = None
+    chosen: TargetConfig | None = None
+    if target:
+        chosen_name, chosen = loaded.target(target)
+        if chosen.provider != "sandbox":
+            raise ConfigError(f"target {target!r} is a {chosen.provider} target, not a sandbox")
+    elif loaded.config.default_target in targets and targets[loaded.config.default_target].provider == "sandbox":
+        chosen_name, chosen = loaded.config.default_target, targets[loaded.config.default_target]
+    else:
+        chosen_name, chosen = next(((n, t) for n, t in targets.items() if t.provider == "sandbox"), (None, None))
+    if chosen is None or chosen_name is None:
+        chosen_name, chosen = "sandbox", TargetConfig(provider="sandbox")
+    settings = dict(chosen.settings)
+    if name:
+        settings["name"] = name
+    if nodes is not None:
+        settings["nodes"] = nodes
+    return SandboxTarget(chosen_name, chosen.model_copy(update={"settings": settings}), loaded.root)

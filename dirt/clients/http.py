@@ -1,0 +1,75 @@
+"""Plain HTTP for the parts that are not Prometheus or Kubernetes: the ``http`` check
+and the sandbox's health endpoints.  One function, one error, no response bodies in
+messages."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from dirt.core.errors import HttpError
+
+#: Keep at most this much of a body (a health page or an app's answer, not a download).
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    text: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            raise HttpError(f"the answer (HTTP {self.status}) is not JSON") from None
+
+
+def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | None = None,
+            verify: bool | str = True, cert: tuple[str, str] | None = None) -> HttpResponse:
+    """One request; a connection failure or timeout is an ``HttpError`` naming its kind only."""
+    import requests
+    import urllib3
+
+    start = time.monotonic()
+    try:
+        with warnings.catch_warnings():  # self-signed sandbox endpoints are asked with verify=False on purpose
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            with requests.request(method, url, headers=headers, timeout=timeout, verify=verify, cert=cert,
+                                  stream=True) as response:
+                body = response.raw.read(MAX_BODY, decode_content=True) or b""
+                encoding = response.encoding or "utf-8"
+                return HttpResponse(response.status_code, body.decode(encoding, errors="replace"),
+                                    time.monotonic() - start)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise HttpError(f"{method} {_safe(url)}: {type(exc).__name__}") from None
+
+
+def probe(url: str, *, timeout: float = 2.0, verify: bool | str = False,
+          cert: tuple[str, str] | None = None, method: str = "GET") -> HttpResponse | None:
+    """A health probe: the response, or None when nothing answered."""
+    try:
+        return request(method, url, timeout=timeout, verify=verify, cert=cert)
+    except HttpError:
+        return None
+
+
+def _safe(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(malformed URL)"

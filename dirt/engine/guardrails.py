@@ -1,0 +1,71 @@
+"""Guardrails: what a target refuses, and the one confirmation destructive work needs.
+
+Off the sandbox, a destructive fault runs only if its family is in the target's
+``allow`` list *and* a person confirmed (``--yes``, or typing the cluster's name
+when asked).  ``dirt rollback`` asks the same way before it touches a real
+cluster.  ``refusals`` is what ``dirt plan`` shows and what a run refuses in
+preflight, before anything is injected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dirt.core.errors import DrillAborted, GuardrailError
+from dirt.core.families import HARMLESS
+from dirt.drivers.registry import Registry
+from dirt.scenario.model import Scenario, StepSpec
+from dirt.targets.base import Target
+
+#: Asked before destructive work on a target that is not disposable; True goes on.
+Confirm = Callable[[Target, list[str]], bool]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    spec: StepSpec
+    reason: str
+
+
+def refusals(scenario: Scenario, target: Target, registry: Registry) -> list[Refusal]:
+    """Faults this target will not perform: a family it does not allow."""
+    found = []
+    for spec in scenario.inject:
+        cls = registry.get("fault", spec.driver)
+        family = getattr(cls, "family", "cluster")
+        if not target.allows(family):
+            found.append(Refusal(spec, f"target {target.name!r} does not allow {family!r} faults; add "
+                                       f"'{family}' to targets.{target.name}.allow in dirt.yaml if this is intended"))
+    return found
+
+
+def destructive(scenario: Scenario, registry: Registry) -> list[str]:
+    """The scenario's faults that change the cluster, as '<driver> (<family>)'."""
+    out = []
+    for spec in scenario.inject:
+        family = getattr(registry.get("fault", spec.driver), "family", "cluster")
+        if family != HARMLESS:
+            out.append(f"{spec.driver} ({family})")
+    return out
+
+
+def require_confirmation(target: Target, actions: list[str], *, assume_yes: bool, confirm: Confirm | None,
+                         what: str) -> None:
+    """The one confirmation: needed off the sandbox when the target asks for it; raises if refused."""
+    if not actions or target.is_sandbox or not target.config.confirm or assume_yes:
+        return
+    if confirm is None or not confirm(target, actions):
+        raise DrillAborted(f"not confirmed: {what} on target {target.name!r}: that needs --yes or typing "
+                           f"the cluster name {target.cluster_name()!r}")
+
+
+def check_guardrails(scenario: Scenario, target: Target, registry: Registry, *, assume_yes: bool,
+                     confirm: Confirm | None) -> None:
+    """Refuse what the target does not allow; ask before destructive faults off the sandbox."""
+    refused = refusals(scenario, target, registry)
+    if refused:
+        first = refused[0]
+        raise GuardrailError(f"{scenario.path.name}:{first.spec.line}: {first.spec.driver}: {first.reason}")
+    require_confirmation(target, destructive(scenario, registry), assume_yes=assume_yes, confirm=confirm,
+                         what="destructive faults")

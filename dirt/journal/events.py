@@ -1,0 +1,377 @@
+"""Every event a journal can hold, one small model each: the journal's schema in one place.
+
+A journal is JSON Lines.  Each line is one of the models below, with ``event``
+(its literal name), ``seq`` (1, 2, ...), ``ts`` (wall clock, unix seconds) and
+``t`` (seconds since the run started, from the monotonic clock).  The writer
+fills in those three; the code that emits an event builds the model, so a
+misspelt event name or field is a ``TypeError``/``ValidationError`` at the call
+site, not a silent gap in a report.
+
+Schema versions: ``run.start`` carries ``schema_version``.  2 is this one: a
+fault is known by its ``index`` in ``inject`` and lives the recorded life of
+``dirt.journal.faults``.  Journals written by dirt 0.1 (version 1, no
+``schema_version``) are read by ``dirt.journal.reader``, which upgrades them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 2
+
+JSON = dict[str, Any]
+
+
+class Event(BaseModel):
+    """Base of every event; ``seq``, ``ts`` and ``t`` are set by the writer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The event's name on disk (each subclass sets ``event`` to the same literal).
+    seq: int = 0
+    ts: float = 0.0
+    t: float = 0.0
+
+
+# -- the run and its phases -------------------------------------------------------------
+
+
+class PlannedFault(BaseModel):
+    """One fault of ``inject`` as the run starts: its life begins here, as *planned*."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int
+    name: str
+    driver: str
+    family: str = "none"
+    reversible: bool = False
+    rollback: bool = True  # the scenario allows rollback to revert it
+    snapshot_revert: bool = False  # its revert restores a safety snapshot (loses later writes)
+    plan: list[str] = Field(default_factory=list)
+
+
+class RunStarted(Event):
+    event: Literal["run.start"] = "run.start"
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    dirt_version: str = ""
+    host: str = ""
+    pid: int = 0
+    scenario: JSON = Field(default_factory=dict)
+    target: JSON = Field(default_factory=dict)
+    expect: JSON = Field(default_factory=dict)
+    abort_when: list[JSON] = Field(default_factory=list)
+    steps: list[JSON] = Field(default_factory=list)
+    faults: list[PlannedFault] = Field(default_factory=list)
+    playbook_sections: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class RunEnded(Event):
+    event: Literal["run.end"] = "run.end"
+    verdict: Literal["passed", "failed", "aborted"]
+    failures: list[str] = Field(default_factory=list)
+    aborted: str | None = None
+    #: set by ``dirt rollback`` when it ends a run whose process died
+    interrupted: bool = False
+
+
+class PhaseStarted(Event):
+    event: Literal["phase.start"] = "phase.start"
+    phase: str
+
+
+class PhaseEnded(Event):
+    event: Literal["phase.end"] = "phase.end"
+    phase: str
+    status: str = "passed"
+    error: str | None = None
+
+
+class StepFields(Event):
+    """What every step event says about the step (its place in the scenario, its link)."""
+
+    section: str
+    index: int
+    kind: str
+    driver: str
+    name: str
+    line: int = 0
+    objective_seconds: float | None = None
+    playbook: JSON | None = None
+
+
+class StepStarted(StepFields):
+    event: Literal["step.start"] = "step.start"
+
+
+class StepEnded(StepFields):
+    event: Literal["step.end"] = "step.end"
+    status: str = "passed"
+    detail: str = ""
+    data: JSON = Field(default_factory=dict)
+    seconds: float | None = None
+
+
+class ExpectationResult(Event):
+    """One expectation judged: an alert, its resolution, a silent alert, a check, a step, MTTR."""
+
+    event: Literal["expectation"] = "expectation"
+    name: str
+    kind: str
+    objective_seconds: float | None = None
+    measured_seconds: float | None = None
+    passed: bool
+    detail: str = ""
+    alert: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    sources: JSON = Field(default_factory=dict)
+    section: str | None = None
+    line: int | None = None
+    data: JSON = Field(default_factory=dict)
+
+
+class Recovered(Event):
+    event: Literal["recovered"] = "recovered"
+    seconds_since_inject: float | None = None
+
+
+class Mttr(Event):
+    event: Literal["mttr"] = "mttr"
+    seconds: float | None = None
+
+
+class DetectSkipped(Event):
+    event: Literal["detect.skipped"] = "detect.skipped"
+    reason: str
+
+
+# -- faults: the recorded life (see dirt.journal.faults) ----------------------------------
+
+
+class FaultInjecting(Event):
+    """``inject`` is about to touch the target: from here the fault may be in effect."""
+
+    event: Literal["fault.injecting"] = "fault.injecting"
+    index: int
+    name: str
+    driver: str
+
+
+class FaultInjected(Event):
+    """``inject`` returned (or failed half-way: ``error``); ``state`` is what revert needs."""
+
+    event: Literal["fault.injected"] = "fault.injected"
+    index: int
+    name: str
+    driver: str
+    params: JSON = Field(default_factory=dict)
+    state: JSON = Field(default_factory=dict)
+    reversible: bool = False
+    t_inject: float | None = None  # wall time the fault took effect
+    error: str | None = None
+
+
+class FaultVerified(Event):
+    event: Literal["fault.verified"] = "fault.verified"
+    index: int
+    name: str
+    ok: bool
+    detail: str = ""
+    seconds: float | None = None
+
+
+class FaultRecovered(Event):
+    """No longer in effect: undone by a recovery step (``step``), or found so (``step`` None)."""
+
+    event: Literal["fault.recovered"] = "fault.recovered"
+    index: int
+    name: str
+    step: JSON | None = None  # {section, index, name, driver} of the step that undid it
+    detail: str = ""
+
+
+class FaultReverted(Event):
+    """Undone by rollback (the runner's, or ``dirt rollback``)."""
+
+    event: Literal["fault.reverted"] = "fault.reverted"
+    index: int
+    name: str
+    detail: str = ""
+    by: str = "rollback"  # "rollback" (the run's own) or "dirt rollback"
+
+
+class SafetySnapshot(Event):
+    event: Literal["safety.snapshot"] = "safety.snapshot"
+    fault: str
+    path: str
+    revision: int = 0
+    total_keys: int = 0
+
+
+# -- backups ------------------------------------------------------------------------------
+
+
+class BackupTaken(Event):
+    event: Literal["backup.taken"] = "backup.taken"
+    name: str
+    type: str
+    location: str
+    created_at: float
+    objects: int | None = None
+    data: JSON = Field(default_factory=dict)
+    age_seconds: float | None = None
+
+
+class BackupRestored(Event):
+    event: Literal["backup.restored"] = "backup.restored"
+    name: str
+    type: str
+    location: str
+    detail: str = ""
+    data: JSON = Field(default_factory=dict)
+
+
+class PlaybookStepRun(Event):
+    event: Literal["playbook.step"] = "playbook.step"
+    id: str
+    line: int
+    section: str
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+class AlertFields(Event):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    source: str
+
+
+class AlertFiring(AlertFields):
+    event: Literal["alert.firing"] = "alert.firing"
+    state: str = "firing"
+    server_time: float | None = None
+    active_at: float | None = None
+    for_seconds: float | None = None
+    value: str | None = None
+    observed_at: float | None = None
+    expected: bool = False
+    forbidden: bool = False
+
+
+class AlertResolved(AlertFields):
+    event: Literal["alert.resolved"] = "alert.resolved"
+    observed_at: float | None = None
+    baseline: bool = False
+
+
+class AlertsBaseline(Event):
+    event: Literal["alerts.baseline"] = "alerts.baseline"
+    alerts: list[JSON] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+
+
+class AlertsNoise(Event):
+    event: Literal["alerts.noise"] = "alerts.noise"
+    alerts: list[JSON] = Field(default_factory=list)
+    polls: int = 0
+    errors: dict[str, int] = Field(default_factory=dict)
+
+
+class MonitorError(Event):
+    event: Literal["monitor.error"] = "monitor.error"
+    source: str
+    message: str
+    count: int = 1
+
+
+class AbortBreach(Event):
+    event: Literal["abort.breach"] = "abort.breach"
+    condition: str
+    value: float | None = None
+    at: float | None = None
+    since: float | None = None
+    promql: str | None = None
+    alert: str | None = None
+    above: float | None = None
+    below: float | None = None
+
+
+# -- endings: aborts, signals, errors, rollback --------------------------------------------
+
+
+class Aborted(Event):
+    event: Literal["abort"] = "abort"
+    reason: str
+
+
+class SignalReceived(Event):
+    event: Literal["signal"] = "signal"
+    signal: str
+    ignored: str | None = None
+
+
+class ErrorRaised(Event):
+    event: Literal["error"] = "error"
+    message: str
+    type: str | None = None
+    phase: str | None = None
+
+
+class RollbackStarted(Event):
+    event: Literal["rollback.start"] = "rollback.start"
+    reason: str = ""
+    verdict: str | None = None
+    by: str = "rollback"
+    in_effect: list[int] = Field(default_factory=list)  # fault indexes in effect when it began
+
+
+class RollbackAction(Event):
+    event: Literal["rollback.action"] = "rollback.action"
+    index: int | None = None  # the fault's; None for a scenario rollback step
+    name: str
+    action: Literal["revert", "skip", "recovered", "step"]
+    status: str = "passed"
+    detail: str = ""
+
+
+class RollbackEnded(Event):
+    event: Literal["rollback.end"] = "rollback.end"
+    failed: list[str] = Field(default_factory=list)
+
+
+class RollbackSkipped(Event):
+    event: Literal["rollback.skipped"] = "rollback.skipped"
+    reason: str
+
+
+class JournalRepaired(Event):
+    """A torn last line (a writer killed mid-line) was cut off before appending."""
+
+    event: Literal["journal.repaired"] = "journal.repaired"
+    dropped_bytes: int
+    kept_in: str | None = None
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    RunStarted, RunEnded, PhaseStarted, PhaseEnded, StepStarted, StepEnded, ExpectationResult, Recovered, Mttr,
+    DetectSkipped, FaultInjecting, FaultInjected, FaultVerified, FaultRecovered, FaultReverted, SafetySnapshot,
+    BackupTaken, BackupRestored, PlaybookStepRun, AlertFiring, AlertResolved, AlertsBaseline, AlertsNoise,
+    MonitorError, AbortBreach, Aborted, SignalReceived, ErrorRaised, RollbackStarted, RollbackAction,
+    RollbackEnded, RollbackSkipped, JournalRepaired,
+)
+
+#: Event name on disk -> its model.
+BY_NAME: dict[str, type[Event]] = {cls.model_fields["event"].default: cls for cls in EVENT_TYPES}
+
+AnyEvent = Annotated[
+    RunStarted | RunEnded | PhaseStarted | PhaseEnded | StepStarted | StepEnded | ExpectationResult | Recovered
+    | Mttr | DetectSkipped | FaultInjecting | FaultInjected | FaultVerified | FaultRecovered | FaultReverted
+    | SafetySnapshot | BackupTaken | BackupRestored | PlaybookStepRun | AlertFiring | AlertResolved
+    | AlertsBaseline | AlertsNoise | MonitorError | AbortBreach | Aborted | SignalReceived | ErrorRaised
+    | RollbackStarted | RollbackAction | RollbackEnded | RollbackSkipped | JournalRepaired,
+    Field(discriminator="event"),
+]
