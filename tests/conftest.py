@@ -49,6 +49,17 @@ Check the dashboards.
 """
 
 
+#: A fault whose effect lives outside any process: a file, removed by its revert.
+FILE_FAULT = """\
+    inject:
+      - fault: exec
+        name: break-file
+        command: "touch broken.flag"
+        verify: "test -f broken.flag"
+        revert: "rm -f broken.flag"
+    """
+
+
 def journal_lines(run_dir: Path) -> list[dict]:
     """The journal as written on disk: one JSON object per line."""
     import json

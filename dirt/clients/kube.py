@@ -95,6 +95,12 @@ class KubeClient:
                 api_client = config.new_client_from_config(config_file=path, context=context)
             except config.ConfigException as exc:
                 raise KubeError(f"kubeconfig {path}: {exc}") from exc
+        # Retry a refused connection (a restarting API server), never a read that timed out:
+        # urllib3's default (3 of each) turns one 15 s timeout into a minute while etcd is down.
+        from urllib3.util.retry import Retry
+
+        api_client.rest_client.pool_manager.connection_pool_kw["retries"] = Retry(
+            total=2, connect=2, read=0, status=0, backoff_factor=0.2)
         return cls(api_client, server=api_client.configuration.host)
 
     @property
@@ -111,21 +117,24 @@ class KubeClient:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     # -- reads -------------------------------------------------------------------------
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
+            timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
         res = self.resource(api_version, kind)
         with translated(f"get {kind} {_ref(namespace, name)}"):
-            return res.get(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT).to_dict()
+            return res.get(name=name, namespace=namespace, _request_timeout=timeout).to_dict()
 
-    def find(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def find(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
+             timeout: float = REQUEST_TIMEOUT) -> dict[str, Any] | None:
         try:
-            return self.get(api_version, kind, name, namespace)
+            return self.get(api_version, kind, name, namespace, timeout=timeout)
         except APINotFoundError:
             return None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-             label_selector: str | None = None, field_selector: str | None = None) -> list[dict[str, Any]]:
+             label_selector: str | None = None, field_selector: str | None = None,
+             timeout: float = REQUEST_TIMEOUT) -> list[dict[str, Any]]:
         res = self.resource(api_version, kind)
-        kwargs: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT}
+        kwargs: dict[str, Any] = {"_request_timeout": timeout}
         if namespace and res.namespaced:
             kwargs["namespace"] = namespace
         if label_selector:

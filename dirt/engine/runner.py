@@ -37,6 +37,7 @@ from dirt.core.errors import (
     DirtError,
     DrillAborted,
     DrillFailed,
+    MonitoringError,
     StepFailed,
     Verdict,
 )
@@ -479,8 +480,15 @@ class Drill:
                   "driver": "alerts.silent", "name": "expected alerts silent before the fault",
                   "objective_seconds": within}
         self._emit(StepStarted(**fields))
-        outcome, seconds = self.ctx.poll(probe, what="expected alerts to be silent", timeout=within,
-                                         interval=min(self.scenario.timing.poll_interval, 1.0))
+        try:
+            first = probe()  # a source that cannot be read stops the drill here, not after a long wait
+        except DirtError as exc:
+            self._emit(StepEnded(**fields, status="failed", detail=str(exc), seconds=0.0))
+            raise MonitoringError(f"cannot watch alerts, so no fault was injected: {exc}") from None
+        outcome, seconds = first, 0.0
+        if not first.ok:
+            outcome, seconds = self.ctx.poll(probe, what="expected alerts to be silent", timeout=within,
+                                             interval=min(self.scenario.timing.poll_interval, 1.0))
         self._emit(StepEnded(**fields, status="passed" if outcome.ok else "failed", detail=outcome.detail,
                              seconds=round(seconds, 3)))
         if not outcome.ok:

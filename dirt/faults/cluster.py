@@ -28,6 +28,8 @@ from dirt.journal.events import SafetySnapshot
 
 Component = Literal["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 
+#: Seconds a probe waits for the API server: a compound fault may leave it up but unable to answer.
+PROBE_TIMEOUT = 5.0
 #: Where the API server keeps the kube-system Namespace in etcd (its default --etcd-prefix).
 KUBE_SYSTEM_KEY = "/registry/namespaces/kube-system"
 _UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -122,11 +124,14 @@ def kube_system_uid(fault: Fault) -> str | None:
     "the data is gone" whoever else is down.  None: nobody could say.
     """
     target = fault.ctx.target
+    etcd_runs = _etcd_running(fault)
+    if not etcd_runs:
+        return None  # the API server cannot read what etcd does not serve, nor can we
     try:
-        return str(target.kube().get("v1", "Namespace", "kube-system")["metadata"]["uid"])
+        return str(target.kube().get("v1", "Namespace", "kube-system", timeout=PROBE_TIMEOUT)["metadata"]["uid"])
     except DirtError:
         pass
-    if "etcd_read" not in target.capabilities or not _etcd_running(fault):
+    if "etcd_read" not in target.capabilities:
         return None
     try:
         value = target.etcd_read(KUBE_SYSTEM_KEY)
@@ -137,10 +142,12 @@ def kube_system_uid(fault: Fault) -> str | None:
 
 
 def _etcd_running(fault: Fault) -> bool:
+    if "components" not in fault.ctx.target.capabilities:
+        return True  # the target cannot tell: ask and see
     try:
         return fault.ctx.target.component_running("etcd")
     except DirtError:
-        return True  # the target cannot tell: ask etcd and see
+        return True
 
 
 def _data_lost(fault: Fault, what: str) -> CheckResult:
@@ -148,7 +155,7 @@ def _data_lost(fault: Fault, what: str) -> CheckResult:
     before = fault.state.get("kube_system_uid")
     now = kube_system_uid(fault)
     if now is None:
-        if "components" in fault.ctx.target.capabilities and not _etcd_running(fault):
+        if not _etcd_running(fault):
             return CheckResult(True, f"{what}: etcd is stopped, and its data directory was deleted by the target")
         return CheckResult(True, f"{what}: neither the API server nor etcd can say; taken as still lost")
     if before and now == before:
@@ -174,11 +181,13 @@ class EtcdWipe(Fault):
 
     def inject(self) -> None:
         self.state["kube_system_uid"] = kube_system_uid(self)
-        try:
-            self.state["namespaces_before"] = sorted(
-                n["metadata"]["name"] for n in self.ctx.target.kube().list("v1", "Namespace"))
-        except DirtError:
-            pass  # the API is down (another fault): the list is only for the record
+        if self.state["kube_system_uid"]:
+            try:
+                self.state["namespaces_before"] = sorted(
+                    n["metadata"]["name"] for n in self.ctx.target.kube().list("v1", "Namespace",
+                                                                               timeout=PROBE_TIMEOUT))
+            except DirtError:
+                pass  # the API is down (another fault): the list is only for the record
         if self.params.safety_snapshot:
             _safety_snapshot(self, "before-etcd-wipe")
         self.effective_at = time.monotonic()  # the data is gone from here on

@@ -32,7 +32,7 @@ def test_control_plane_down_reports_mttd_for_kube_api_down_from_prometheus_and_a
     assert fault["status"] == "recovered" and fault["in_effect"] is False
     assert fault["life"] == "recovered by step 'restart kube-apiserver' (started kube-apiserver)"
     assert fault["resolved_offset"] >= restart["start_offset"]
-    assert "recovered by step &#39;restart kube-apiserver&#39;" in (result.run_dir / "report.html").read_text()
+    assert "recovered by step &#x27;restart kube-apiserver&#x27;" in (result.run_dir / "report.html").read_text()
     assert "**recovered by step 'restart kube-apiserver'" in (result.run_dir / "report.md").read_text()
 
 

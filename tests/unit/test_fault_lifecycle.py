@@ -21,7 +21,7 @@ from dirt.journal import JOURNAL_NAME, fold_faults, read_journal
 from dirt.journal.events import BY_NAME, EVENT_TYPES, FaultInjected
 from dirt.scenario import load_scenario
 from dirt.testing import FakeTarget
-from tests.conftest import DIRT, basic_scenario, journal_lines
+from tests.conftest import DIRT, FILE_FAULT, basic_scenario, journal_lines
 
 TWO_FAULTS = """\
     inject:
@@ -125,14 +125,8 @@ def test_dirt_rollback_of_a_passed_run_changes_nothing(project) -> None:
 
 def killed_run(project, inject: str = "") -> Path:
     """A run whose process was SIGKILLed in recovery: its fault still in effect, no run.end."""
-    path = project.scenario("drill", basic_scenario(inject=inject or """\
-        inject:
-          - fault: exec
-            name: break-file
-            command: "touch broken.flag"
-            verify: "test -f broken.flag"
-            revert: "rm -f broken.flag"
-        """, expect="", recover="recover:\n  - step: fake.step\n    name: slow\n    takes: 60s\n"))
+    slow = "recover:\n  - step: fake.step\n    name: slow\n    takes: 60s\n"
+    path = project.scenario("drill", basic_scenario(inject=inject or FILE_FAULT, expect="", recover=slow))
     proc = subprocess.Popen([*DIRT, "run", str(path), "--display", "none"], cwd=project.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

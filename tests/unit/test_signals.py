@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dirt.journal import read_journal
-from tests.conftest import DIRT, basic_scenario, journal_lines
+from tests.conftest import DIRT, FILE_FAULT, basic_scenario, journal_lines
 
 LONG_RECOVERY = """\
     recover:
@@ -23,16 +23,6 @@ LONG_RECOVERY = """\
         name: slow-restore
         takes: 60s
     """
-
-FILE_FAULT = """\
-    inject:
-      - fault: exec
-        name: break-file
-        command: "touch broken.flag"
-        verify: "test -f broken.flag"
-        revert: "rm -f broken.flag"
-    """
-
 
 def start_run(project, text: str) -> subprocess.Popen[str]:
     path = project.scenario("drill", text)
