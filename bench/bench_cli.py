@@ -44,6 +44,7 @@ def median(argv: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
+    os.environ["DIRT_TESTING"] = "1"  # the sample scenario uses the fake.* drivers
     python = sys.executable
     work = Path(tempfile.mkdtemp(prefix="dirt-bench-"))
     try:
