@@ -70,7 +70,8 @@ def render_plan(path: Path, loaded: LoadedConfig, options: LoadOptions, target_n
     if scenario.abort_when:
         out.append("\nabort when:")
         for condition in scenario.abort_when:
-            out.append(f"  - {condition.title()}" + (f" for {format_duration(condition.for_)}" if condition.for_ else ""))
+            lasting = f" for {format_duration(condition.for_)}" if condition.for_ else ""
+            out.append(f"  - {condition.title()}{lasting}")
     out.append("\n(dry run: nothing was touched)")
     return "\n".join(out)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from dirt.drivers import Fault
 from dirt.drivers.context import one_line, probe_once
@@ -43,6 +43,7 @@ from dirt.journal.events import (
 from dirt.journal.faults import FaultLedger, FaultLife, FaultState
 
 DriverFor = Callable[[FaultLife], Fault]
+Action = Literal["revert", "skip", "recovered", "step"]
 
 
 @dataclass
@@ -146,9 +147,8 @@ class Rollback:
         self.emit(FaultRecovered(index=life.index, name=life.name, step=step, detail=detail))
         return detail
 
-    def _action(self, life: FaultLife, action: str, detail: str, status: str = "passed") -> None:
-        self.emit(RollbackAction(index=life.index, name=life.name, action=action, status=status,  # type: ignore[arg-type]
-                                 detail=detail))
+    def _action(self, life: FaultLife, action: Action, detail: str, status: str = "passed") -> None:
+        self.emit(RollbackAction(index=life.index, name=life.name, action=action, status=status, detail=detail))
 
     def _failed(self, life: FaultLife, why: str, result: RollbackResult) -> None:
         self._action(life, "revert", why, status="failed")

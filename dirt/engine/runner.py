@@ -361,7 +361,7 @@ class Drill:
             if self.display is not None:
                 self.display.stop(verdict, self.run_dir)
             self.target.close()
-        left = [f"{f.name} ({f.describe()})" for f in self.ledger.in_effect()]
+        left = [f.name for f in self.ledger.in_effect()]
         return RunResult(self.run_id, self.run_dir, verdict, self.failures, still_in_effect=left)
 
     def _main_phases(self) -> None:

@@ -2,9 +2,9 @@
 
 Every fault of a run lives this life, and nothing else decides where it stands::
 
-    planned ──► injecting ──► injected ──► verified ──┬─► recovered  (by recovery step N, or found so)
-                    │             │                   └─► reverted   (by rollback)
-                    └─────────────┴─────── (either, from any state in effect)
+    planned ─► injecting ─► injected ─► verified ─┬─► recovered (by step N, or found so)
+                   │            │                 └─► reverted  (by rollback)
+                   └────────────┴──── (either, from any state in effect)
 
 *In effect* means injecting, injected or verified: ``inject`` has started to
 touch the target (a half-done injection counts: rollback must undo it) and

@@ -157,8 +157,9 @@ class Sandbox:
         return result
 
     def _kwokctl(self, *args: str, timeout: float = 180.0, check: bool = True) -> CommandResult:
-        return self._run([str(self.binaries().kwokctl), "--name", self.name, *args], what=f"kwokctl {' '.join(args[:2])}",
-                         timeout=timeout, check=check, env=self._env(), cwd=self.root)
+        return self._run([str(self.binaries().kwokctl), "--name", self.name, *args],
+                         what=f"kwokctl {' '.join(args[:2])}", timeout=timeout, check=check, env=self._env(),
+                         cwd=self.root)
 
     def _kwokctl_config(self) -> Path:
         b = self.binaries()
@@ -347,12 +348,10 @@ class Sandbox:
         is up is up, whatever its alerts say, and a drill's baseline shows them.  Only
         monitoring that does not work (a target down, Prometheus silent) is an error.
         """
-        start = time.monotonic()
-        deadline = start + timeout
+        deadline = time.monotonic() + timeout
         problems: list[str] = ["Prometheus not answering"]
         scraping_since: float | None = None
         while time.monotonic() < deadline:
-            noisy = None
             targets = self._get(f"{self.prometheus_url}/api/v1/targets")
             rules = self._get(f"{self.prometheus_url}/api/v1/rules?type=alert")
             try:
@@ -367,7 +366,7 @@ class Sandbox:
                     scraping_since = scraping_since or time.monotonic()
                     states = {a["labels"].get("alertname", "?"): a.get("state") for g in groups
                               for r in g.get("rules", []) for a in r.get("alerts", [])}
-                    noisy = sorted(n for n, st in states.items() if n in self.INFRA_ALERTS and st in ("pending", "firing"))
+                    noisy = [n for n, st in states.items() if n in self.INFRA_ALERTS and st in ("pending", "firing")]
                     if not noisy or time.monotonic() - scraping_since > quiet_within:
                         firing = sorted(n for n, st in states.items() if st == "firing" and n != "Watchdog")
                         if firing:
