@@ -95,12 +95,13 @@ class KubeClient:
                 api_client = config.new_client_from_config(config_file=path, context=context)
             except config.ConfigException as exc:
                 raise KubeError(f"kubeconfig {path}: {exc}") from exc
-        # Retry a refused connection (a restarting API server), never a read that timed out:
-        # urllib3's default (3 of each) turns one 15 s timeout into a minute while etcd is down.
+        # Retry a refused connection (a restarting API server) and a 429/503 that says when to
+        # come back (a busy one), never a read that timed out: urllib3's default (3 of each)
+        # turns one 15 s timeout into a minute while etcd is down.
         from urllib3.util.retry import Retry
 
         api_client.rest_client.pool_manager.connection_pool_kw["retries"] = Retry(
-            total=2, connect=2, read=0, status=0, backoff_factor=0.2)
+            total=5, connect=2, read=0, status=3, backoff_factor=0.2)
         return cls(api_client, server=api_client.configuration.host)
 
     @property
