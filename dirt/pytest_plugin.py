@@ -44,6 +44,7 @@ class DirtSession:
         self._loaded: Any = None
         self.results: list[Any] = []
         self.started_sandboxes: dict[str, Any] = {}  # name -> Sandbox this session brought up
+        self.skipped: list[tuple[Path, str]] = []  # YAML files collection found not to be scenarios
 
     @property
     def loaded(self) -> Any:
@@ -87,6 +88,9 @@ class DirtSession:
         if status is not None and all(c["healthy"] for c in status["components"]):
             self.started_sandboxes[sandbox.name] = None  # was up already: reuse, leave running
             return
+        from dirt.app.sandbox import refuse_while_drilling
+
+        refuse_while_drilling(target, "up")  # a drill elsewhere stopped a component on purpose
         sandbox.up(log=lambda message: None)
         self.started_sandboxes[sandbox.name] = sandbox
 
@@ -118,13 +122,31 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix not in (".yaml", ".yml") or parent.config.getoption("--dirt-no-collect"):
-        return None
-    from dirt.scenario import looks_like_scenario
+    """Scenario files become tests; broken ones (unreadable, ``kind: Scenaro``...) collection errors.
 
-    if not looks_like_scenario(file_path):
+    Detection parses each YAML file (any case of .yaml/.yml), exactly as ``dirt validate``
+    does, and the files skipped as not scenarios are counted in the terminal summary.
+    """
+    if file_path.suffix.lower() not in (".yaml", ".yml") or parent.config.getoption("--dirt-no-collect"):
+        return None
+    from dirt.scenario import classify
+
+    verdict, why = classify(file_path)
+    if verdict == "other":
+        parent.config.stash[_CONFIG_KEY].skipped.append((file_path, why))
         return None
     return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_CONFIG_KEY, None)
+    if state is None or not state.skipped:
+        return
+    terminalreporter.write_line(f"dirt: {len(state.skipped)} YAML file(s) skipped as not scenarios"
+                                + ("" if config.getoption("verbose") > 0 else " (-v lists them)"))
+    if config.getoption("verbose") > 0:
+        for path, why in state.skipped:
+            terminalreporter.write_line(f"  {path}: {why}")
 
 
 class ScenarioFile(pytest.File):
@@ -167,6 +189,11 @@ class ScenarioItem(pytest.Item):
             raise DrillFailure(self.result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        from dirt.core.redact import redact_text
+
+        return redact_text(self._failure_text(excinfo))
+
+    def _failure_text(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
         from dirt.core.errors import DirtError
 
         if isinstance(excinfo.value, DrillFailure):

@@ -34,7 +34,8 @@ def rule_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for pattern in ("*.yml", "*.yaml") for p in path.rglob(pattern)))
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in (".yml", ".yaml")
+                                and not p.is_dir()))
         elif path.is_file():
             files.append(path)
         else:
@@ -43,14 +44,18 @@ def rule_files(paths: list[Path]) -> list[Path]:
 
 
 def read_rules(paths: list[Path]) -> list[RuleRef]:
+    from dirt.core import safefile
     from dirt.documents import yamlpos
 
     refs: list[RuleRef] = []
     for path in rule_files(paths):
         try:
-            data, positions, _ = yamlpos.load(path.read_text(encoding="utf-8"))
-        except (OSError, yamlpos.YamlSyntaxError) as exc:
-            raise UsageError(f"{path}: cannot read rule file: {exc}") from None
+            data, positions, _ = yamlpos.load(safefile.read_text(path, limit=16 * safefile.MAX_DOCUMENT_BYTES))
+        except safefile.UnreadableFile as exc:
+            raise UsageError(f"{path}:{exc.line}:{exc.column}: cannot read rule file: {exc.message}") from None
+        except yamlpos.YamlSyntaxError as exc:
+            i = exc.issue
+            raise UsageError(f"{path}:{i.mark.line}:{i.mark.column}: cannot read rule file: {i.message}") from None
         groups = data.get("groups", []) if isinstance(data, dict) else []
         for gi, group in enumerate(groups if isinstance(groups, list) else []):
             for ri, rule in enumerate(group.get("rules", []) if isinstance(group, dict) else []):

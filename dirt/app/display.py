@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dirt.core.durations import format_duration
+from dirt.core.redact import redact_text
 from dirt.journal import events as ev
 from dirt.journal.events import Event
 
@@ -78,6 +79,7 @@ class PlainDisplay(Display):
         self._lock = threading.Lock()
 
     def _print(self, text: str) -> None:
+        text = redact_text(text)  # events come redacted; a waiting line names a command as written
         with self._lock:
             print(text, file=self.stream, flush=True)
 
@@ -133,13 +135,13 @@ class RichDisplay(Display):
             self.phase = event.phase
             self.status = ""
         elif isinstance(event, ev.StepStarted):
-            self.status = event.name
+            self.status = redact_text(event.name)
         line = describe(event)
         if line:
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(redact_text(line), highlight=False, markup=False)
 
     def waiting(self, what: str, elapsed: float, limit: float | None) -> None:
-        self.status = f"{what} {elapsed:.0f}s" + (f" / {limit:.0f}s" if limit else "")
+        self.status = redact_text(f"{what} {elapsed:.0f}s" + (f" / {limit:.0f}s" if limit else ""))
 
     def stop(self, verdict: str, run_dir: Path) -> None:
         if self._live is not None:

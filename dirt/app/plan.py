@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dirt.config import LoadedConfig
 from dirt.core.durations import format_duration
+from dirt.core.errors import GuardrailError
 from dirt.drivers import Context, RecoveryStep
 from dirt.drivers.registry import Registry, default_registry
 from dirt.engine.guardrails import refusals
@@ -44,14 +45,16 @@ def render_plan(path: Path, loaded: LoadedConfig, options: LoadOptions, target_n
     if scenario.metadata.description:
         out.append(f"  {scenario.metadata.description}")
     out.append(f"Target: {name} (provider {tconfig.provider}){' — sandbox' if target.is_sandbox else ''}")
-    refused = {r.spec.index: r.reason for r in refusals(scenario, target, registry)}
+    refused: dict[tuple[str, int], list[str]] = {}
+    for refusal in refusals(scenario, target, registry):
+        refused.setdefault((refusal.spec.section, refusal.spec.index), []).append(refusal.reason)
     for section, title in TITLES.items():
         specs: list[StepSpec] = getattr(scenario, section)
         if not specs:
             continue
         out.append(f"\n{title}:")
         for spec in specs:
-            out.extend(_describe(spec, ctx, registry, target, refused.get(spec.index) if section == "inject" else None))
+            out.extend(_describe(spec, ctx, registry, target, refused.get((section, spec.index), [])))
     out.append("\nfault lives (planned):")
     out.extend(_lives(scenario, ctx, registry))
     expect = scenario.expect
@@ -73,10 +76,20 @@ def render_plan(path: Path, loaded: LoadedConfig, options: LoadOptions, target_n
             lasting = f" for {format_duration(condition.for_)}" if condition.for_ else ""
             out.append(f"  - {condition.title()}{lasting}")
     out.append("\n(dry run: nothing was touched)")
+    if refused:
+        raise PlanRefused("\n".join(out), sum(len(r) for r in refused.values()))
     return "\n".join(out)
 
 
-def _describe(spec: StepSpec, ctx: Context, registry: Registry, target: Target, refused: str | None) -> list[str]:
+class PlanRefused(GuardrailError):
+    """The plan, printed in full, with steps the target refuses: ``dirt run`` would refuse it too (exit 2)."""
+
+    def __init__(self, plan: str, count: int) -> None:
+        self.plan = plan
+        super().__init__(f"the target refuses {count} step(s) of this drill (marked REFUSED above)")
+
+
+def _describe(spec: StepSpec, ctx: Context, registry: Registry, target: Target, refused: list[str]) -> list[str]:
     cls = registry.get(spec.kind, spec.driver)
     assert cls is not None  # the loader checked
     driver = cls(spec.params, ctx)
@@ -84,11 +97,10 @@ def _describe(spec: StepSpec, ctx: Context, registry: Registry, target: Target, 
     if spec.within is not None:
         head += f" within {format_duration(spec.within)}"
     lines = [head]
-    if spec.kind == "fault":
+    lines.extend(f"      REFUSED: {reason}" for reason in refused)
+    if spec.kind == "fault" and not refused:
         family = getattr(cls, "family", "cluster")
-        if refused:
-            lines.append(f"      REFUSED: {refused}")
-        elif family != "none" and not target.is_sandbox:
+        if family != "none" and not target.is_sandbox:
             lines.append(f"      destructive ({family}): needs --yes or typing the cluster name")
         else:
             lines.append(f"      family: {family}")

@@ -6,7 +6,9 @@ in effect, rebuilding each from its recorded parameters and state.  A finished,
 passed run has none: "nothing to roll back", and nothing is written.  Reverts
 that restore a safety snapshot say how old it is; off the sandbox every
 rollback needs the same confirmation a destructive drill does.  A run whose
-process is still alive is refused (it rolls back by itself on Ctrl-C).
+process is still alive is refused (it rolls back by itself on Ctrl-C).  Rollback holds
+the run's drill lock while it works (taking it over from the killed run), so no other
+drill starts on the target meanwhile, and frees it at the end.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from dirt.core.errors import ReportError, UsageError
 from dirt.drivers import Context, Fault
 from dirt.drivers.registry import default_registry
 from dirt.engine.guardrails import Confirm, require_confirmation
+from dirt.engine.lock import Holder, drill_lock
 from dirt.engine.rollback import Rollback, RollbackResult, snapshot_warning, why_left
-from dirt.journal import FaultLife, Journal, fold_faults, read_journal
+from dirt.journal import FaultLedger, FaultLife, Journal, fold_faults, read_journal
 from dirt.journal.events import RunEnded, RunStarted
 from dirt.report import render_run, update_index
 from dirt.targets.base import make_target
@@ -68,6 +71,17 @@ def rollback_run(run_dir: Path, loaded: LoadedConfig, target_name: str | None, *
         return RollbackOutcome([f"nothing to roll back in {run_dir}", *left])
     actions = [f"revert {f.name}" + (f" ({w})" if (w := snapshot_warning(f)) else "") for f in chosen]
     require_confirmation(target, actions, assume_yes=assume_yes, confirm=confirm, what="rolling back")
+    # The run's own drill lock is taken over (it may be stale: the run was killed); a live
+    # drill of another run on the target refuses the rollback, which would break it.
+    holder = Holder.here(start.run_id, str(start.scenario.get("name") or "?"), target.name, run_dir,
+                         by="dirt rollback")
+    with drill_lock(target, holder, [f.family for f in ledger.all()], take_over=[start.run_id], say=say):
+        return _roll_back(run_dir, ctx, ledger, path, chosen, left, ended)
+
+
+def _roll_back(run_dir: Path, ctx: Context, ledger: FaultLedger, path: Rollback, chosen: list[FaultLife],
+               left: list[str], ended: bool) -> RollbackOutcome:
+    target = ctx.target
     journal = Journal.resume(run_dir)
     journal.subscribe(ledger)
     path.emit = journal.emit

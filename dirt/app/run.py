@@ -34,7 +34,8 @@ def load_all(paths: list[Path], options: LoadOptions) -> list[Scenario]:
 
 
 def target_for(scenario: Scenario, loaded: LoadedConfig, target_name: str | None) -> Target:
-    name, config = loaded.target(target_name or scenario.target)
+    """The target a drill runs on; what dirt.yaml only warned about (an unset variable) is an error now."""
+    name, config = loaded.target(target_name or scenario.target, running=True)
     return make_target(name, config, loaded.root)
 
 

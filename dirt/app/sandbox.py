@@ -4,12 +4,17 @@ pytest plugin's ``dirt_sandbox`` fixture.
 ``target`` picks a sandbox target of dirt.yaml by name; otherwise the default
 target if it is a sandbox, else the first sandbox target, else the built-in
 defaults.  ``name`` and ``nodes`` override that target's settings.
+
+While a drill holds the sandbox (its drill lock, ``dirt.engine.lock``), ``up`` and
+``down`` by hand are refused: ``up`` would restart the components the drill stopped,
+``down`` would take the cluster from under it.
 """
 
 from __future__ import annotations
 
 from dirt.config import LoadedConfig, TargetConfig
-from dirt.core.errors import ConfigError
+from dirt.core.errors import ConfigError, DrillLocked
+from dirt.engine.lock import LocalLock
 from dirt.targets.sandbox import SandboxTarget
 
 
@@ -34,3 +39,17 @@ def sandbox_target(loaded: LoadedConfig, target: str | None = None, *, name: str
     if nodes is not None:
         settings["nodes"] = nodes
     return SandboxTarget(chosen_name, chosen.model_copy(update={"settings": settings}), loaded.root)
+
+
+def refuse_while_drilling(target: SandboxTarget, action: str) -> None:
+    """``DrillLocked`` (exit 2) if a live drill holds the sandbox; a stale lock does not stop ``action``
+    (starting what a killed drill stopped is a repair; its lock stays until ``dirt rollback``/``unlock``)."""
+    state = LocalLock(target.drill_lock_path()).inspect()
+    if not state.live:
+        return
+    who = state.holder.describe() if state.holder else "a drill that is starting"
+    harm = ("would restart the components it stopped and corrupt the drill" if action == "up"
+            else "would take the cluster from under it")
+    raise DrillLocked(f"sandbox {target.sandbox.name!r} is held by {who}: `dirt sandbox {action}` {harm}; "
+                      "wait for the drill to end (or stop it with Ctrl-C: it rolls back by itself)",
+                      holder=state.holder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from dirt.clients import http
@@ -10,11 +12,13 @@ from dirt.core.errors import HttpError
 from dirt.drivers import Check, CheckResult, Params
 from dirt.drivers.commands import CommandParams, run
 
+StatusCode = Annotated[int, Field(ge=100, le=599)]
+
 
 class HttpParams(Params):
     url: str = Field(description="URL to request.")
     method: str = Field("GET", pattern="^(GET|HEAD|POST|PUT|OPTIONS)$")
-    status: int | list[int] = Field(200, description="Expected status code(s).")
+    status: StatusCode | list[StatusCode] = Field(200, description="Expected status code(s).")
     body_contains: str | None = Field(None, description="Text the response body must contain.")
     max_latency: Duration | None = Field(None, description="The response must arrive within this.")
     timeout: Duration = Field(10.0)
@@ -48,7 +52,7 @@ class HttpCheck(Check):
 
 
 class ExecCheckParams(CommandParams):
-    exit_code: int = Field(0, description="Exit status that means the check passes.")
+    exit_code: int = Field(0, ge=0, le=255, description="Exit status that means the check passes.")
     stdout_contains: str | None = Field(None, description="Text the output must contain.")
 
 

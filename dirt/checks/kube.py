@@ -3,14 +3,26 @@ answering, and restored objects matching their backup."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field
 
+from dirt.core.errors import KubeError
 from dirt.drivers import Check, CheckResult, Params
 from dirt.drivers.kube import Selector, node_ready, pod_ready, selector_text
-from dirt.drivers.resources import digest, object_key, read_manifest
+from dirt.drivers.resources import (
+    backed_up,
+    backup_kinds,
+    controller_owned,
+    covered_kinds,
+    digest,
+    key_kind,
+    kind_key,
+    object_key,
+    read_manifest,
+)
 
 
 class DeploymentParams(Params):
@@ -19,7 +31,7 @@ class DeploymentParams(Params):
                              description="One Deployment by name, also written 'deployment' "
                                          "(default: every one in the namespace).")
     selector: Selector | None = None
-    min_available: int | None = Field(None, ge=0, description="Default: all of spec.replicas.")
+    min_available: int | None = Field(None, ge=0, le=1_000_000, description="Default: all of spec.replicas.")
 
 
 class DeploymentAvailable(Check):
@@ -57,7 +69,7 @@ class DeploymentAvailable(Check):
 class PodsParams(Params):
     namespace: str
     selector: Selector | None = None
-    minimum: int = Field(1, ge=0, description="At least this many pods Ready.")
+    minimum: int = Field(1, ge=0, le=1_000_000, description="At least this many pods Ready.")
 
 
 class PodsReady(Check):
@@ -77,7 +89,8 @@ class PodsReady(Check):
 
 class NodesParams(Params):
     selector: Selector | None = None
-    minimum: int | None = Field(None, ge=0, description="At least this many Ready (default: all of them).")
+    minimum: int | None = Field(None, ge=0, le=1_000_000,
+                                description="At least this many Ready (default: all of them).")
 
 
 class NodesReady(Check):
@@ -110,7 +123,8 @@ class MatchParams(Params):
 
 
 class ObjectsMatchBackup(Check):
-    """Every object of a resources backup is back, unchanged (by kind, name and a hash of its spec/data)."""
+    """Every object of a resources backup is back, unchanged (by kind, name and a hash of its spec/data),
+    and the namespaces hold no kind the backup never captured (a backup that missed a kind fails here)."""
 
     name = "objects.match_backup"
     Params = MatchParams
@@ -126,37 +140,58 @@ class ObjectsMatchBackup(Check):
         namespaces = self.params.namespaces or manifest["namespaces"]
         owned = set(manifest.get("owned", []))
         expected = {k: v for k, v in manifest["digests"].items() if k not in owned and _in(k, namespaces)}
-        live = self._live(namespaces, {k.split("/")[1] for k in expected})
+        live, live_owned = self._live(manifest, namespaces, {key_kind(k) for k in expected})
+        covered = covered_kinds(manifest)
         missing = sorted(k for k in expected if k not in live)
         changed = sorted(k for k, d in expected.items() if k in live and live[k] != d)
-        extra = sorted(k for k in live if k not in expected and k not in owned and not _generated(k))
+        extra = sorted(k for k in live if k not in expected and k not in owned and k not in live_owned)
+        uncaptured = sorted(k for k in extra if key_kind(k) not in covered)
         data: dict[str, Any] = {"objects_expected": len(expected), "objects_missing": len(missing),
                                 "objects_changed": len(changed), "objects_extra": len(extra),
+                                "objects_uncaptured": len(uncaptured),
                                 "objects_controller_owned": len(owned), "missing": missing[:200],
-                                "changed": changed[:200], "extra": extra[:200]}
+                                "changed": changed[:200], "extra": extra[:200], "uncaptured": uncaptured[:200]}
+        problems = []
         if missing or changed:
             parts = []
             if missing:
                 parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
             if changed:
                 parts.append(f"{len(changed)} changed (e.g. {', '.join(changed[:3])})")
-            return CheckResult(False, f"{'; '.join(parts)} of {len(expected)} backed-up object(s)", data)
+            problems.append(f"{'; '.join(parts)} of {len(expected)} backed-up object(s)")
+        if uncaptured:
+            kinds = Counter(key_kind(k) for k in uncaptured)
+            problems.append(f"{len(uncaptured)} live object(s) of kind(s) the backup never captured: "
+                            + ", ".join(f"{kind} ({n})" for kind, n in sorted(kinds.items())))
+        if problems:
+            return CheckResult(False, "; ".join(problems), data)
         return CheckResult(True, f"all {len(expected)} backed-up object(s) present and unchanged", data)
 
-    def _live(self, namespaces: list[str], kinds: set[str]) -> dict[str, str]:
+    def _live(self, manifest: dict[str, Any], namespaces: list[str],
+              cluster_kinds: set[str]) -> tuple[dict[str, str], set[str]]:
+        """Digests of what the namespaces hold now, every kind a backup would list (a fresh discovery),
+        plus the cluster-scoped kinds the backup holds; and the keys of controller-owned objects."""
         kube = self.ctx.target.kube()
-        out: dict[str, str] = {}
         served = kube.served_kinds()
+        live: dict[str, str] = {}
+        owned: set[str] = set()
+        for api_version, kind in backup_kinds(served, manifest.get("selected_kinds")):
+            for ns in namespaces:
+                try:
+                    items = kube.list(api_version, kind, ns)
+                except KubeError:
+                    continue  # not listable by this identity: the backup could not hold it either
+                for obj in filter(backed_up, items):
+                    live[object_key(obj)] = digest(obj)
+                    if controller_owned(obj):
+                        owned.add(object_key(obj))
         for api_version, kind, namespaced in served:
-            if kind not in kinds:
+            if namespaced or kind_key(api_version, kind) not in cluster_kinds:
                 continue
-            scopes = namespaces if namespaced else [None]
-            for ns in scopes:
-                for obj in kube.list(api_version, kind, ns):
-                    if not namespaced and kind == "Namespace" and obj["metadata"]["name"] not in namespaces:
-                        continue
-                    out[object_key(obj)] = digest(obj)
-        return out
+            for obj in kube.list(api_version, kind):
+                if kind != "Namespace" or obj["metadata"]["name"] in namespaces:
+                    live[object_key(obj)] = digest(obj)
+        return live, owned
 
     @classmethod
     def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:
@@ -169,11 +204,6 @@ class ObjectsMatchBackup(Check):
 def _in(key: str, namespaces: list[str]) -> bool:
     _group, kind, namespace, name = key.split("/", 3)
     return namespace in namespaces or (kind == "Namespace" and name in namespaces) or namespace == "-"
-
-
-def _generated(key: str) -> bool:
-    _group, kind, _namespace, name = key.split("/", 3)
-    return (kind, name) in {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
 
 
 DRIVERS = [DeploymentAvailable, PodsReady, NodesReady, ApiAvailable, ObjectsMatchBackup]

@@ -20,9 +20,9 @@ from dirt.drivers import Check, CheckResult, Context, Params
 
 class PromQLParams(Params):
     query: str = Field(description="PromQL instant query.")
-    min: float | None = Field(None, description="Every value must be >= this.")
-    max: float | None = Field(None, description="Every value must be <= this.")
-    equals: float | None = Field(None, description="Every value must equal this.")
+    min: float | None = Field(None, allow_inf_nan=False, description="Every value must be >= this.")
+    max: float | None = Field(None, allow_inf_nan=False, description="Every value must be <= this.")
+    equals: float | None = Field(None, allow_inf_nan=False, description="Every value must equal this.")
     for_: Duration = Field(0.0, alias="for", description="The condition must hold this long.")
     empty: Literal["fail", "pass"] = Field("fail", description="What an empty result means.")
 

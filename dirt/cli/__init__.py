@@ -19,6 +19,7 @@ import click
 
 from dirt import __version__
 from dirt.core.errors import DirtError, DrillAborted, ScenarioError, UsageError
+from dirt.core.redact import redact_text
 
 
 class _State:
@@ -32,6 +33,8 @@ class _State:
             from dirt.config import load_config
 
             self._loaded = load_config(self.config_path)
+            for warning in self._loaded.warnings:  # e.g. a token's variable not set here (CI may set it)
+                click.echo(str(warning), err=True)
         return self._loaded
 
 
@@ -71,16 +74,21 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--quiet", "-q", is_flag=True, help="Print problems only.")
+@click.option("--verbose", "-v", is_flag=True, help="Also list the YAML files skipped as not scenarios, and why.")
 @click.pass_obj
-def validate(state: _State, paths: tuple[str, ...], quiet: bool) -> None:
-    """Check scenario files (and the playbook links in them); exit 2 on any problem."""
-    from dirt.scenario import load_scenario, scenario_files
+def validate(state: _State, paths: tuple[str, ...], quiet: bool, verbose: bool) -> None:
+    """Check scenario files (and the playbook links in them); exit 2 on any problem.
+
+    Folders are searched for YAML files of any case (.yaml, .yml, .YAML); each is
+    parsed to decide whether it is a scenario.  Files that cannot be read, and dirt
+    documents of an unknown kind (``kind: Scenaro``), are errors, never skipped.
+    """
+    from dirt.scenario import discover, load_scenario
 
     options = _load_options(state)
+    found = discover(paths)
     bad = 0
-    total = 0
-    for path in scenario_files(paths):
-        total += 1
+    for path in found.files:
         try:
             scenario = load_scenario(path, options)
         except ScenarioError as exc:
@@ -92,10 +100,15 @@ def validate(state: _State, paths: tuple[str, ...], quiet: bool) -> None:
         if not quiet:
             click.echo(f"ok  {path}  ({scenario.name}: {len(scenario.inject)} fault(s), "
                        f"{len(scenario.recover)} recovery step(s), {len(scenario.verify)} check(s))")
+    if verbose:
+        for path, why in found.skipped:
+            click.echo(f"skipped  {path}  (not a scenario: {why})")
+    good = len(found.files) - bad
+    summary = f"{good} valid, {bad} invalid, {len(found.skipped)} not scenarios"
     if bad:
-        raise UsageError(f"{bad} of {total} scenario file(s) invalid")
+        raise UsageError(summary)
     if not quiet:
-        click.echo(f"{total} scenario file(s) valid")
+        click.echo(summary)
 
 
 @cli.command()
@@ -115,12 +128,19 @@ def schema() -> None:
 @click.pass_obj
 def plan(state: _State, scenario_paths: tuple[str, ...], target_name: str | None, variables: tuple[str, ...]) -> None:
     """Show every step of a drill and its blast radius; touches nothing."""
-    from dirt.app.plan import render_plan
+    from dirt.app.plan import PlanRefused, render_plan
     from dirt.scenario import scenario_files
 
     options = _load_options(state, _parse_vars(variables), with_rules=False)
+    refused: list[PlanRefused] = []
     for path in scenario_files(scenario_paths):
-        click.echo(render_plan(path, state.loaded, options, target_name))
+        try:
+            click.echo(redact_text(render_plan(path, state.loaded, options, target_name)))
+        except PlanRefused as exc:  # shown in full; `dirt run` would refuse it, so exit 2 after every plan
+            click.echo(redact_text(exc.plan))
+            refused.append(exc)
+    if refused:
+        raise refused[0] if len(refused) == 1 else UsageError(f"the target refuses steps of {len(refused)} drills")
 
 
 @cli.command()
@@ -135,7 +155,12 @@ def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None,
         yes: bool, variables: tuple[str, ...], display: str) -> int:
     """Run drills: inject, detect, recover, verify, and write the report.
 
-    Exit status: 0 all passed, 1 a drill failed, 2 bad input, 3 aborted.
+    One drill per target at a time: a drill takes the target's drill lock (a Lease
+    kube-system/dirt-drill-lock, and a local lock file) before it touches anything and
+    holds it to the end of its cleanup; a drill on a locked target is refused with exit 2,
+    naming the holder (see `dirt unlock`).
+
+    Exit status: 0 all passed, 1 a drill failed, 2 bad input or target locked, 3 aborted.
     """
     from dirt.app.run import run_files
     from dirt.core.errors import exit_code_for
@@ -170,12 +195,20 @@ def report(run_dirs: tuple[str, ...]) -> None:
     """Re-render a run's reports from its journal."""
     from dirt.report import render_run, update_index
 
+    damaged = 0
     for run_dir in run_dirs:
         data = render_run(Path(run_dir))
         update_index(Path(run_dir).resolve().parent)
         click.echo(f"{data['verdict'].upper():8} {Path(run_dir) / 'report.html'}")
-        for problem in data.get("journal_problems", [])[:10]:
+        problems = data.get("journal_problems", [])
+        for problem in problems[:10]:
             click.echo(f"warning: {problem}", err=True)
+        if len(problems) > 10:
+            click.echo(f"warning: ... and {len(problems) - 10} more (listed in the report)", err=True)
+        damaged += bool(problems)
+    if damaged:
+        # Rendered anyway, with every unreadable line listed in the report; the exit says the input was bad.
+        raise UsageError(f"{damaged} of {len(run_dirs)} journal(s) damaged: the reports show what could be read")
 
 
 @cli.command()
@@ -193,12 +226,45 @@ def rollback(state: _State, run_dir: str, target_name: str | None, yes: bool, re
 
     outcome = rollback_run(Path(run_dir), state.loaded, target_name, assume_yes=yes, confirm=_confirm,
                            restore_snapshots=restore_safety_snapshot,
-                           say=lambda text: click.echo(f"warning: {text}", err=True))
+                           say=lambda text: click.echo(redact_text(f"warning: {text}"), err=True))
     for line in outcome.lines:
-        click.echo(line)
+        click.echo(redact_text(line))
     if outcome.failed:
         raise RollbackFailed(f"{len(outcome.failed)} revert(s) failed, still in effect: "
                              + "; ".join(outcome.failed))
+
+
+@cli.command()
+@click.argument("target_name", metavar="TARGET")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@click.pass_obj
+def unlock(state: _State, target_name: str, yes: bool) -> None:
+    """Break a target's drill lock left by a killed drill (its Lease and its local lock file).
+
+    One drill per target at a time: a drill holds the lock from preflight to the end of its
+    cleanup, and a second one is refused (exit 2).  A killed drill's lock blocks while its run
+    may have left a fault in effect: `dirt rollback RUN_DIR` reverts what it left and frees the
+    lock; unlock only frees it (use it when the target is known to be fine).  A lock held by a
+    drill that is still running is never broken: stop that drill instead.
+    """
+    from dirt.engine.lock import inspect_lock
+    from dirt.engine.lock import unlock as break_lock
+    from dirt.targets.base import make_target
+
+    name, config = state.loaded.target(target_name)
+    target = make_target(name, config, state.loaded.root)
+    found = inspect_lock(target)
+    for line in found.lines(name, target.drill_lock_path()):
+        click.echo(line)
+    if found.local.holder is None and found.lease is None:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"unlocking target {name!r} needs --yes when not run from a terminal")
+        if not click.confirm(f"Break the drill lock of target {name!r}?", default=False, err=True):
+            raise DrillAborted("not confirmed: nothing unlocked")
+    for line in break_lock(target):
+        click.echo(line)
 
 
 @cli.command()
@@ -218,13 +284,19 @@ def drivers(state: _State) -> None:
 @cli.command()
 @click.pass_obj
 def targets(state: _State) -> None:
-    """List the targets of dirt.yaml and what each allows."""
+    """List the targets of dirt.yaml, what each allows and what it can do beyond the Kubernetes API.
+
+    Only a dirt.yaml without problems is listed (its problems otherwise, located; exit 2).
+    """
+    from dirt.targets.base import make_target
+
     loaded = state.loaded
     click.echo(f"config: {loaded.path or '(built-in defaults)'}")
     for name, target in loaded.config.targets.items():
         default = " (default)" if name == loaded.config.default_target else ""
         allowed = ", ".join(sorted(target.allowed_families() - {"none"})) or "non-destructive only"
-        click.echo(f"{name}{default}: provider {target.provider}; allows {allowed}")
+        can = ", ".join(sorted(make_target(name, target, loaded.root).capabilities)) or "API-level faults only"
+        click.echo(f"{name}{default}: provider {target.provider}; allows {allowed}; can do {can}")
 
 
 @cli.command()
@@ -266,7 +338,7 @@ def exit_code(argv: list[str] | None = None) -> int:
         return DrillAborted.exit_code
     except DirtError as exc:
         prefix = "" if isinstance(exc, ScenarioError) else "dirt: error: "
-        click.echo(f"{prefix}{exc.show()}", err=True)
+        click.echo(redact_text(f"{prefix}{exc.show()}"), err=True)
         return exc.exit_code
     except BrokenPipeError:
         return DirtError.exit_code

@@ -13,10 +13,15 @@ from typing import Any
 import click
 
 
-def _sandbox(ctx: click.Context, name: str | None, target: str | None, nodes: int | None = None) -> Any:
-    from dirt.app.sandbox import sandbox_target
+def _sandbox(ctx: click.Context, name: str | None, target: str | None, nodes: int | None = None,
+             action: str | None = None) -> Any:
+    """The sandbox meant; for ``action`` (up, down), refused while a drill holds it."""
+    from dirt.app.sandbox import refuse_while_drilling, sandbox_target
 
-    return sandbox_target(ctx.obj.loaded, target, name=name, nodes=nodes).sandbox
+    chosen = sandbox_target(ctx.obj.loaded, target, name=name, nodes=nodes)
+    if action:
+        refuse_while_drilling(chosen, action)
+    return chosen.sandbox
 
 
 _name = click.option("--name", help="Sandbox name (default: from dirt.yaml, else 'dirt').")
@@ -49,8 +54,11 @@ def build(force: bool) -> None:
 @click.option("--nodes", type=int, help="Number of KWOK nodes (default 3).")
 @click.pass_context
 def up(ctx: click.Context, name: str | None, target: str | None, nodes: int | None) -> None:
-    """Create or resume a sandbox; idempotent. Prints where everything is."""
-    box = _sandbox(ctx, name, target, nodes)
+    """Create or resume a sandbox; idempotent. Prints where everything is.
+
+    Refused (exit 2) while a drill holds the sandbox: it would restart what the drill stopped.
+    """
+    box = _sandbox(ctx, name, target, nodes, action="up")
     status = box.up(log=lambda m: click.echo(m, err=True))
     _print_status(status)
 
@@ -60,8 +68,8 @@ def up(ctx: click.Context, name: str | None, target: str | None, nodes: int | No
 @_target
 @click.pass_context
 def down(ctx: click.Context, name: str | None, target: str | None) -> None:
-    """Stop every process the sandbox started and remove its state."""
-    box = _sandbox(ctx, name, target)
+    """Stop every process the sandbox started and remove its state (refused while a drill holds it)."""
+    box = _sandbox(ctx, name, target, action="down")
     box.down(log=lambda m: click.echo(m, err=True))
 
 

@@ -12,10 +12,13 @@ Objects are plain dicts (the API's JSON), so drivers stay simple to test.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
+from dirt.clients.credentials import client_secrets, kubeconfig_secrets
 from dirt.core.errors import (
     APIConflictError,
     APIForbiddenError,
@@ -95,6 +98,9 @@ class KubeClient:
                 api_client = config.new_client_from_config(config_file=path, context=context)
             except config.ConfigException as exc:
                 raise KubeError(f"kubeconfig {path}: {exc}") from exc
+        # Its credentials, and the token a plugin just returned, are masked wherever they show up.
+        kubeconfig_secrets(path)
+        client_secrets(api_client.configuration)
         # Retry a refused connection (a restarting API server) and a 429/503 that says when to
         # come back (a busy one), never a read that timed out: urllib3's default (3 of each)
         # turns one 15 s timeout into a minute while etcd is down.
@@ -106,12 +112,18 @@ class KubeClient:
 
     @property
     def dynamic(self) -> Any:
-        if self._dynamic is None:
+        dynamic = self._dynamic
+        if dynamic is None:
             from kubernetes.dynamic import DynamicClient
 
             with translated("API discovery"):
-                self._dynamic = DynamicClient(self.api_client)
-        return self._dynamic
+                dynamic = self._dynamic = DynamicClient(self.api_client, discoverer=_in_memory_discoverer())
+        return dynamic
+
+    def refresh_discovery(self) -> None:
+        """Forget what discovery found: the next call asks the API server again, so kinds of
+        CustomResourceDefinitions installed since (or removed since) are seen as they are now."""
+        self._dynamic = None
 
     def resource(self, api_version: str, kind: str) -> Any:
         with translated(f"{kind} ({api_version})"):
@@ -162,17 +174,22 @@ class KubeClient:
             return False
 
     def served_kinds(self, *, namespaced: bool | None = None) -> list[tuple[str, str, bool]]:
-        """(apiVersion, kind, namespaced) of every listable, creatable kind, preferred versions only."""
+        """(apiVersion, kind, namespaced) of every kind that can be listed, read and created (a stored
+        object, not a review, a metric or a subresource), preferred versions only.
+
+        Discovery is done afresh on every call: what a backup holds is decided by it, and a CRD
+        installed a moment ago must be in it."""
         from kubernetes.dynamic.resource import Resource
 
         out = []
         seen = set()
+        self.refresh_discovery()
         with translated("API discovery"):
             resources = list(self.dynamic.resources.search())
         for res in resources:
             if type(res) is not Resource or "/" in (res.name or ""):  # lists and subresources
                 continue
-            if not {"list", "create"} <= set(res.verbs or []) or not res.preferred:
+            if not {"list", "get", "create"} <= set(res.verbs or []) or not res.preferred:
                 continue
             if namespaced is not None and res.namespaced != namespaced:
                 continue
@@ -239,6 +256,26 @@ class KubeClient:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.api_client.close()
+
+
+@functools.cache
+def _in_memory_discoverer() -> type:
+    """The kubernetes client's lazy discoverer without its cache file.
+
+    By default discovery is kept in one file under the system temp folder, shared by every
+    process talking to the same server and not refreshed when CRDs are added: backups then
+    silently left out custom resources.  This one keeps discovery in memory, per client."""
+    from kubernetes.dynamic.discovery import LazyDiscoverer
+
+    class InMemoryDiscoverer(LazyDiscoverer):  # type: ignore[misc]
+        def __init__(self, client: Any, cache_file: str | None) -> None:
+            # A path that cannot exist (devnull is no folder): the shared file is never read ...
+            super().__init__(client, os.path.join(os.devnull, "dirt-discovery.json"))
+
+        def _write_cache(self) -> None:
+            """... and never written."""
+
+    return InMemoryDiscoverer
 
 
 def _ref(namespace: str | None, name: str) -> str:

@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import Field, field_validator
+
+from dirt.core.durations import Duration
 from dirt.core.errors import MonitoringError
+from dirt.core.redact import register_basic_auth, register_secret
 from dirt.documents.base import Model
 
 Source = Literal["prometheus", "alertmanager"]
@@ -42,7 +46,41 @@ class Endpoint(Model):
     password_file: str | None = None
     ca_file: str | None = None
     insecure_skip_verify: bool = False
-    timeout: float = 10.0
+    timeout: Duration = Field(10.0, gt=0, le=300, description="Limit for each request (at most 5m).")
+
+    @field_validator("url")
+    @classmethod
+    def _a_web_url(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as the address of a web service (None: nothing).
+
+    Checked when dirt.yaml is loaded, so a typo such as ``http://[::1`` is a located
+    problem there rather than a ``ValueError`` from the HTTP library mid-drill.
+    """
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "a URL cannot contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsed lazily: a bad port raises only here
+    except ValueError as exc:
+        return f"{_short(url)} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{_short(url)} must start with http:// or https://"
+    if not parts.hostname:
+        return f"{_short(url)} has no host"
+    if port == 0:
+        return f"{_short(url)} has port 0; give a port from 1 to 65535"
+    return None
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
 
 
 @dataclass(frozen=True)
@@ -101,26 +139,58 @@ def parse_time(text: str | None) -> float | None:
 
 
 def safe_url(url: str) -> str:
-    """The URL without user:password, for messages."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    """The URL without user:password, for messages; never raises, even on a malformed URL."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(malformed URL)"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _read_secret(env: str | None, file: str | None, what: str) -> str | None:
+    """The credential an endpoint names, registered for redaction the moment it is read."""
     if env:
         value = os.environ.get(env)
         if value is None:
             raise MonitoringError(f"{what}: environment variable {env} is not set")
+        register_secret(value)
         return value.strip()
     if file:
         try:
-            return Path(file).expanduser().read_text().strip()
+            value = Path(file).expanduser().read_text()
         except OSError as exc:
             raise MonitoringError(f"{what}: cannot read {file}: {exc.strerror or exc}") from None
+        register_secret(value)
+        return value.strip()
     return None
+
+
+def endpoint_secrets(endpoint: Endpoint) -> list[str]:
+    """The token and password ``endpoint`` names, read now and registered for redaction (a drill's
+    command may print them before any request is made); one that cannot be read is left out —
+    the request that needs it says why."""
+    values: list[str] = []
+    for env, file, what in ((endpoint.bearer_token_env, endpoint.bearer_token_file, "bearer token"),
+                            (endpoint.password_env, endpoint.password_file, "password")):
+        try:
+            value = _read_secret(env, file, what)
+        except MonitoringError:
+            continue
+        if value:
+            values.append(value)
+            if what == "password":
+                register_basic_auth(endpoint.username, value)
+    try:
+        parts = urlsplit(endpoint.url)
+        if parts.password:  # https://user:pass@host written into dirt.yaml after all
+            register_basic_auth(parts.username, parts.password)
+            values.append(parts.password)
+    except ValueError:
+        pass
+    return values
 
 
 def session_for(endpoint: Endpoint) -> Any:
@@ -133,6 +203,7 @@ def session_for(endpoint: Endpoint) -> Any:
         session.headers["Authorization"] = f"Bearer {token}"
     if endpoint.username:
         password = _read_secret(endpoint.password_env, endpoint.password_file, "password") or ""
+        register_basic_auth(endpoint.username, password)
         session.auth = (endpoint.username, password)
     if endpoint.ca_file:
         session.verify = str(Path(endpoint.ca_file).expanduser())

@@ -2,6 +2,11 @@
 
 Scenario fields typed ``Duration`` accept such strings (or a bare number of
 seconds) and hold a float number of seconds, so the engine never parses text.
+
+Every duration is finite, not negative and at most ``MAX_DURATION`` (7 days: no
+drill waits longer, and a typo such as ``99999999h`` would otherwise overflow
+timers or hang a thread).  ``Interval`` (how often something polls) is at least
+``MIN_INTERVAL`` (100 ms) so a ``0s`` cannot busy-loop.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+MAX_DURATION = 7 * 86400.0
+MIN_INTERVAL = 0.1
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
@@ -22,15 +29,38 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 90s or 2m, got a boolean")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if not isinstance(value, str):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if not text or len(text) > 64 or not _WHOLE.match(text):
+            raise ValueError(f"{_short(value)} is not a duration: write it like 500ms, 90s, 2m or 1h30m")
+        seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    else:
         raise ValueError(f"expected a duration such as 90s or 2m, got {type(value).__name__}")
-    text = value.strip().replace(" ", "")
-    if not text or not _WHOLE.match(text):
-        raise ValueError(f"{value!r} is not a duration: write it like 500ms, 90s, 2m or 1h30m")
-    return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    if math.isnan(seconds):
+        raise ValueError("a duration must be a number of seconds or 90s/2m, not NaN")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{_short(value)} is too long: at most 7d ({MAX_DURATION:g}s)")
+    return seconds
+
+
+def parse_interval(value: Any) -> float:
+    """A polling interval: a duration of at least ``MIN_INTERVAL``."""
+    seconds = parse_duration(value)
+    if seconds < MIN_INTERVAL:
+        raise ValueError(f"an interval must be at least 100ms (got {format_duration(seconds)}): "
+                         "a shorter one busy-loops against the target")
+    return seconds
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def format_duration(seconds: float | None) -> str:
@@ -54,9 +84,24 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
             ],
-            "description": "A duration: 500ms, 90s, 2m, 1h30m, or a number of seconds.",
+            "description": "A duration: 500ms, 90s, 2m, 1h30m, or a number of seconds (at most 7d).",
+        }
+    ),
+]
+
+Interval = Annotated[
+    float,
+    BeforeValidator(parse_interval),
+    PlainSerializer(lambda s: f"{s:g}s", return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
+                {"type": "number", "minimum": MIN_INTERVAL, "maximum": MAX_DURATION},
+            ],
+            "description": "An interval: at least 100ms, at most 7d.",
         }
     ),
 ]

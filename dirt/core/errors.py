@@ -11,7 +11,8 @@ code through ``VERDICT_EXIT``::
     │   ├── ScenarioError           a scenario file has problems (all of them listed)
     │   ├── ConfigError             dirt.yaml has a problem, or names an unknown target
     │   ├── PlaybookError           a playbook file or section cannot be used
-    │   └── GuardrailError          a destructive fault the target does not allow
+    │   ├── GuardrailError          a destructive fault the target does not allow
+    │   └── DrillLocked             another drill holds the target (its holder named)
     ├── DrillFailed                 exit 1: the drill ran and an expectation failed
     │   ├── CheckFailed             a check did not pass within its deadline
     │   ├── StepFailed              a recovery step (or fault injection) failed
@@ -65,12 +66,18 @@ class Problem:
     severity: str = "error"  # or "warning"
 
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        # One line per problem, whatever the file held: text quoted from it may carry newlines.
+        message, hint = (_one_line(t) for t in (self.message, self.hint))
+        text = f"{self.path}:{self.line}:{self.column}: {message}"
         if self.severity == "warning":
-            text = f"{self.path}:{self.line}:{self.column}: warning: {self.message}"
-        if self.hint:
-            text += f" ({self.hint})"
+            text = f"{self.path}:{self.line}:{self.column}: warning: {message}"
+        if hint:
+            text += f" ({hint})"
         return text
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 class ScenarioError(UsageError):
@@ -93,6 +100,16 @@ class PlaybookError(UsageError):
 
 class GuardrailError(UsageError):
     pass
+
+
+class DrillLocked(UsageError):
+    """Another drill holds the target's drill lock; nothing was touched.  ``holder`` is who
+    (``dirt.engine.lock.Holder``); ``stale`` when its process is gone but it may have left a fault."""
+
+    def __init__(self, message: str, *, holder: object = None, stale: bool = False) -> None:
+        self.holder = holder
+        self.stale = stale
+        super().__init__(message)
 
 
 class DrillFailed(DirtError):
@@ -173,6 +190,13 @@ class MonitoringError(DirtError):
 
 class ReportError(DirtError):
     pass
+
+
+class JournalError(ReportError):
+    """A journal that is missing, not a file, too big, or holds no readable event: exit 2,
+    as for any other malformed input the user pointed dirt at."""
+
+    exit_code = 2
 
 
 class RollbackFailed(DirtError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from typing import Any
 
 DRIVERS_GROUP = "dirt.drivers"
 TARGETS_GROUP = "dirt.targets"
@@ -43,3 +44,15 @@ def target_providers() -> dict[str, str]:
     for ep in entry_points_of(TARGETS_GROUP):
         known.setdefault(ep.name, ep.value)
     return known
+
+
+def load_target_provider(provider: str) -> Any:
+    """Import the object registered for ``provider`` (a ``Target`` class, normally).
+
+    ``KeyError`` when no provider has that name; any other exception is the
+    provider's own import failing (a broken plugin), for the caller to word.
+    """
+    import importlib
+
+    module_name, _, attr = target_providers()[provider].partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dirt.core import safefile
 from dirt.core.durations import parse_duration
 from dirt.core.errors import PlaybookError
+from dirt.core.templating import template_problems
 
 STEP_MARKER = "dirt-step"
 SHELLS = {"bash": "bash", "sh": "sh", "shell": "bash", "console": "bash", "zsh": "bash"}
@@ -161,6 +163,9 @@ def parse_playbook(text: str, path: Path) -> Playbook:
                     timeout = parse_duration(attrs["timeout"])
                 except ValueError as exc:
                     problems.append((line + 1, f"step {step_id!r}: {exc}"))
+            for problem in template_problems(content):
+                at = line + 2 + content[:problem.offset].count("\n")
+                problems.append((at, f"step {step_id!r}: {problem}"))
             steps.append(PlaybookStep(step_id, language, content, line + 1, anchor, timeout))
         sections[anchor] = Section(
             anchor, heading, level, start + 1, tuple(steps), "\n".join(lines[start:end]).strip()
@@ -171,7 +176,11 @@ def parse_playbook(text: str, path: Path) -> Playbook:
 @functools.lru_cache(maxsize=256)
 def _load_cached(path: str, mtime_ns: int) -> Playbook:
     p = Path(path)
-    return parse_playbook(p.read_text(encoding="utf-8"), p)
+    try:
+        text = safefile.read_text(p)
+    except safefile.UnreadableFile as exc:
+        raise PlaybookError(f"{p}:{exc.line}:{exc.column}: cannot read playbook: {exc.message}") from None
+    return parse_playbook(text, p)
 
 
 def load_playbook(path: Path) -> Playbook:
@@ -182,15 +191,28 @@ def load_playbook(path: Path) -> Playbook:
     return _load_cached(str(path.resolve()), stat.st_mtime_ns)
 
 
-def find_file(reference: str, start: Path) -> Path | None:
-    """Resolve a playbook path against ``start`` and then each folder above it."""
+def find_file(reference: str, start: Path, *, root: Path | None = None) -> Path | None:
+    """Resolve a playbook path against ``start`` and then each folder above it.
+
+    With ``root``, only files that resolve (symlinks followed) inside ``root`` count:
+    a link such as ``../../../../etc/passwd`` finds nothing.
+    """
     ref = Path(reference)
+    inside = root.resolve() if root is not None else None
+
+    def ok(candidate: Path) -> bool:
+        if not candidate.is_file():
+            return False
+        return inside is None or candidate.resolve().is_relative_to(inside)
+
     if ref.is_absolute():
-        return ref if ref.is_file() else None
+        return ref.resolve() if ok(ref) else None
     for folder in (start, *start.parents):
         candidate = folder / ref
-        if candidate.is_file():
+        if ok(candidate):
             return candidate.resolve()
+        if inside is not None and folder.resolve() == inside:
+            break
     return None
 
 

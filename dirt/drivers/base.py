@@ -81,6 +81,9 @@ class Driver:
     kind: ClassVar[Kind]
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = NoParams
+    #: what the target must be able to do beyond the Kubernetes API (names from
+    #: ``dirt.targets.base.CAPABILITIES``); the guardrails refuse a drill whose target lacks one
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Params, ctx: Context) -> None:
         self.params = params
@@ -90,6 +93,11 @@ class Driver:
     def summary(cls) -> str:
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else cls.name
+
+    @classmethod
+    def requirements(cls, params: Params) -> frozenset[str]:
+        """The capabilities this driver needs with these parameters (``requires`` unless overridden)."""
+        return cls.requires
 
     @classmethod
     def check_spec(cls, spec: Any, scenario: Any) -> list[tuple[str, str]]:

@@ -3,12 +3,18 @@
 
 Layout of one export (a versioned folder; ``<name>/<UTC time>/``)::
 
-    manifest.json                    created_at, namespaces, counts, and a digest per object
-    cluster/<Kind>/<name>.yaml       cluster-scoped objects asked for (CRDs, the Namespaces)
+    manifest.json                    created_at, namespaces, counts, a digest per object, the kinds
+                                     listed, the CRDs its custom resources need
+    cluster/<Kind>/<name>.yaml       cluster-scoped objects: the Namespaces, the CRDs of the custom
+                                     resources exported, and any cluster kind asked for
     <namespace>/<Kind>/<name>.yaml   namespaced objects, server-managed fields stripped
 
-Restore applies CRDs first, then Namespaces (waiting until each is Active), then
-everything else concurrently with server-side apply.  Objects owned by a
+What an export lists is decided by a fresh discovery of the live cluster: every
+namespaced kind stored there, custom resources included (a kind missed here is
+data silently lost).  Restore creates the CRDs the backup needs that the cluster
+lacks (a cluster recreated from nothing) and waits until they are Established,
+then applies Namespaces (waiting until each is Active), then everything else
+concurrently with server-side apply.  Objects owned by a
 controller (Pods of a ReplicaSet, ReplicaSets of a Deployment) are exported for
 the record but not applied: their controllers recreate them, as after a real
 restore.  The digest of an object is a hash of what a person declared (spec,
@@ -30,6 +36,8 @@ import yaml
 from dirt.clients.kube import strip_server_fields
 from dirt.core.errors import KubeError, StepFailed
 
+#: Where CustomResourceDefinitions are read and created.
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
 #: Kinds never worth exporting: recreated by the system, or events.
 SKIP_KINDS = {"Event", "Endpoints", "EndpointSlice", "Lease", "ControllerRevision", "PodMetrics",
               "LocalSubjectAccessReview", "Binding", "TokenReview", "SelfSubjectReview"}
@@ -42,10 +50,45 @@ ORDER = {"CustomResourceDefinition": 0, "Namespace": 1, "ServiceAccount": 2, "Se
 DIGEST_DROP = {"status"}
 
 
+def kind_key(api_version: str, kind: str) -> str:
+    """``group/Kind`` (``core`` for the core group): how a manifest names a kind."""
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else "core"
+    return f"{group}/{kind}"
+
+
 def object_key(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata", {})
-    group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else "core"
-    return f"{group}/{obj['kind']}/{meta.get('namespace') or '-'}/{meta['name']}"
+    return f"{kind_key(obj['apiVersion'], obj['kind'])}/{meta.get('namespace') or '-'}/{meta['name']}"
+
+
+def key_kind(key: str) -> str:
+    """The ``group/Kind`` of an object key."""
+    return key.rsplit("/", 2)[0]
+
+
+def is_crd(obj: dict[str, Any]) -> bool:
+    return obj.get("kind") == "CustomResourceDefinition" and str(obj.get("apiVersion", "")).startswith(
+        "apiextensions.k8s.io/")
+
+
+def backup_kinds(served: list[tuple[str, str, bool]], kinds: list[str] | None = None) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of every namespaced kind a backup lists among ``served`` (the cluster's
+    kinds now, custom resources included), but not those the cluster makes itself (``SKIP_KINDS``)."""
+    return [(api_version, kind) for api_version, kind, namespaced in served
+            if namespaced and kind not in SKIP_KINDS and (not kinds or kind in kinds)]
+
+
+def backed_up(obj: dict[str, Any]) -> bool:
+    """Is this listed object one a backup holds (not one the cluster creates in every namespace)?"""
+    return (obj["kind"], obj["metadata"]["name"]) not in SKIP_NAMES
+
+
+def covered_kinds(manifest: dict[str, Any]) -> set[str]:
+    """The kinds (``group/Kind``) a backup listed; older manifests only show those it found objects of."""
+    if "kinds" in manifest:
+        return set(manifest["kinds"])
+    keys = [*manifest.get("digests", {}), *manifest.get("owned", [])]
+    return {key_kind(key) for key in keys}
 
 
 def digest(obj: dict[str, Any]) -> str:
@@ -57,7 +100,8 @@ def digest(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _owned(obj: dict[str, Any]) -> bool:
+def controller_owned(obj: dict[str, Any]) -> bool:
+    """Owned by a controller, which recreates it: exported for the record, never applied."""
     return any(o.get("controller") for o in obj.get("metadata", {}).get("ownerReferences") or [])
 
 
@@ -65,21 +109,25 @@ def export_namespaces(kube: Any, namespaces: list[str], folder: Path, *, kinds: 
                       cluster_kinds: list[str] | None = None) -> dict[str, Any]:
     """Export ``namespaces`` (all listable kinds, or ``kinds``) into ``folder``; return the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = set(kinds) if kinds else None
-    served = kube.served_kinds()
+    served = kube.served_kinds()  # a fresh discovery: what the cluster holds now
+    listed = backup_kinds(served, kinds)
+    crds, unreadable = _crds_by_kind(kube)
     digests: dict[str, str] = {}
     owned: list[str] = []
     counts: dict[str, int] = {}
+    needed: dict[str, dict[str, Any]] = {}  # CRD name -> CRD, for the custom resources exported
 
-    def write(obj: dict[str, Any], where: Path) -> None:
-        clean = strip_server_fields(obj)
-        key = object_key(obj)
-        digests[key] = digest(obj)
-        if _owned(obj):
-            owned.append(key)
+    def store(obj: dict[str, Any], where: Path) -> None:
         path = where / obj["kind"] / f"{obj['metadata']['name']}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(clean, sort_keys=False))
+        path.write_text(yaml.safe_dump(strip_server_fields(obj), sort_keys=False))
+
+    def write(obj: dict[str, Any], where: Path) -> None:
+        key = object_key(obj)
+        digests[key] = digest(obj)
+        if controller_owned(obj):
+            owned.append(key)
+        store(obj, where)
         counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
 
     for name in namespaces:
@@ -87,23 +135,26 @@ def export_namespaces(kube: Any, namespaces: list[str], folder: Path, *, kinds: 
         if ns is None:
             raise StepFailed(f"namespace {name} does not exist: nothing to back up")
         write(ns, folder / "cluster")
-        for api_version, kind, namespaced in served:
-            if not namespaced or kind in SKIP_KINDS or (wanted is not None and kind not in wanted):
-                continue
+        for api_version, kind in listed:
             try:
                 items = kube.list(api_version, kind, name)
-            except KubeError:
-                continue  # a kind this identity may not list: not part of the backup
-            for obj in items:
-                if (kind, obj["metadata"]["name"]) in SKIP_NAMES:
-                    continue
+            except KubeError as exc:  # a kind this identity may not list: named in the manifest
+                unreadable[kind_key(api_version, kind)] = str(exc)
+                continue
+            for obj in filter(backed_up, items):
                 write(obj, folder / name)
+                crd = crds.get(kind_key(api_version, kind))
+                if crd is not None:
+                    needed[crd["metadata"]["name"]] = crd
     for kind in cluster_kinds or []:
         api_version = next((v for v, k, namespaced in served if k == kind and not namespaced), None)
         if api_version is None:
             raise StepFailed(f"the API server serves no cluster-scoped kind {kind!r}")
         for obj in kube.list(api_version, kind):
             write(obj, folder / "cluster")
+    for crd in needed.values():
+        if object_key(crd) not in digests:  # a dependency kept for the restore, not an object to compare
+            store(crd, folder / "cluster")
     manifest = {
         "format": "dirt-resources/v1",
         "created_at": time.time(),
@@ -114,9 +165,23 @@ def export_namespaces(kube: Any, namespaces: list[str], folder: Path, *, kinds: 
         "counts": counts,
         "digests": digests,
         "owned": owned,
+        "kinds": sorted({kind_key(v, k) for v, k in listed} - set(unreadable)),
+        "selected_kinds": sorted(kinds) if kinds else None,
+        "crds": sorted(needed),
+        "unreadable": unreadable,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _crds_by_kind(kube: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The cluster's CRDs by the kind they define (``group/Kind``), and what could not be read."""
+    try:
+        crds = kube.list(CRD_API_VERSION, "CustomResourceDefinition")
+    except KubeError as exc:  # custom resources are still exported; a fresh cluster would lack their CRDs
+        return {}, {kind_key(CRD_API_VERSION, "CustomResourceDefinition"): str(exc)}
+    by_kind = {f"{crd['spec']['group']}/{crd['spec']['names']['kind']}": crd for crd in crds}
+    return by_kind, {}
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -137,18 +202,23 @@ def load_objects(folder: Path) -> list[dict[str, Any]]:
 
 def restore_folder(kube: Any, folder: Path, *, namespaces: list[str] | None = None, concurrency: int = 8,
                    timeout: float = 120.0) -> dict[str, Any]:
-    """Apply an export: CRDs, then Namespaces (until Active), then the rest concurrently."""
+    """Apply an export: CRDs (until Established), then Namespaces (until Active), then the rest concurrently."""
     manifest = read_manifest(folder)
     owned = set(manifest.get("owned", []))
     objects = [o for o in load_objects(folder) if object_key(o) not in owned]
     if namespaces:
         objects = [o for o in objects if (o["metadata"].get("namespace") or o["metadata"]["name"]) in namespaces
-                   or o["kind"] == "CustomResourceDefinition"]
-    objects.sort(key=lambda o: ORDER.get(o["kind"], 10))
-    first = [o for o in objects if ORDER.get(o["kind"], 10) <= 1]
-    rest = [o for o in objects if ORDER.get(o["kind"], 10) > 1]
+                   or is_crd(o)]
+    crds = [o for o in objects if is_crd(o)]
+    objects = sorted((o for o in objects if not is_crd(o)), key=lambda o: ORDER.get(o["kind"], 10))
     applied: list[str] = []
     failed: dict[str, str] = {}
+    _restore_crds(kube, crds, set(manifest.get("digests", {})), applied, failed, timeout)
+    if failed:
+        first_key, first_error = next(iter(failed.items()))
+        raise StepFailed(f"restore of {folder.name}: CRD {first_key} failed: {first_error}")
+    first = [o for o in objects if ORDER.get(o["kind"], 10) <= 1]
+    rest = [o for o in objects if ORDER.get(o["kind"], 10) > 1]
     for obj in first:
         _apply_one(kube, obj, applied, failed)
         if obj["kind"] == "Namespace":
@@ -160,6 +230,39 @@ def restore_folder(kube: Any, folder: Path, *, namespaces: list[str] | None = No
         first_key, first_error = next(iter(failed.items()))
         raise StepFailed(f"restore of {folder.name}: {len(failed)} object(s) failed, e.g. {first_key}: {first_error}")
     return {"applied": len(applied), "skipped_owned": len(owned), "objects": sorted(applied)}
+
+
+def _restore_crds(kube: Any, crds: list[dict[str, Any]], recorded: set[str], applied: list[str],
+                  failed: dict[str, str], timeout: float) -> None:
+    """Create the CRDs the backup's custom resources need, wait until they are Established and
+    discover their kinds.  A CRD the backup only depends on is created when missing, never
+    overwritten: the cluster may run a newer version of it.  One the backup holds as an object
+    (``cluster_kinds``) is applied like every other object."""
+    for crd in crds:
+        if object_key(crd) in recorded or kube.find(CRD_API_VERSION, crd["kind"], crd["metadata"]["name"]) is None:
+            _apply_one(kube, crd, applied, failed)
+    if crds and not failed:
+        wait_established(kube, [crd["metadata"]["name"] for crd in crds], timeout)
+        kube.refresh_discovery()
+
+
+def crd_established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def wait_established(kube: Any, names: list[str], timeout: float) -> None:
+    """Wait until every CRD named is Established (its kind served), or fail naming those that are not."""
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    while True:
+        pending = [name for name in pending
+                   if not crd_established(kube.find(CRD_API_VERSION, "CustomResourceDefinition", name) or {})]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise StepFailed(f"CRD(s) not Established after {timeout:.0f}s: {', '.join(pending)}")
+        time.sleep(0.25)
 
 
 def _waves(objects: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

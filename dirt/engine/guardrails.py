@@ -3,8 +3,12 @@
 Off the sandbox, a destructive fault runs only if its family is in the target's
 ``allow`` list *and* a person confirmed (``--yes``, or typing the cluster's name
 when asked).  ``dirt rollback`` asks the same way before it touches a real
-cluster.  ``refusals`` is what ``dirt plan`` shows and what a run refuses in
-preflight, before anything is injected.
+cluster.  A target also refuses every step (fault, recovery step, backup) that
+needs a capability it lacks (``Driver.requirements`` against
+``Target.capabilities``): a kubeconfig target without a command to stop the
+control plane cannot run ``control_plane.stop``, and finding that out at inject
+would leave a half-done drill.  ``refusals`` is what ``dirt plan`` shows and what
+a run refuses in preflight, before anything is injected.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 from dirt.core.errors import DrillAborted, GuardrailError
 from dirt.core.families import HARMLESS
+from dirt.drivers import Driver
 from dirt.drivers.registry import Registry
 from dirt.scenario.model import Scenario, StepSpec
 from dirt.targets.base import Target
@@ -29,15 +34,27 @@ class Refusal:
 
 
 def refusals(scenario: Scenario, target: Target, registry: Registry) -> list[Refusal]:
-    """Faults this target will not perform: a family it does not allow."""
+    """Steps this target will not perform: a fault family it does not allow, or anything
+    that needs a capability it lacks; in the order of the scenario."""
     found = []
-    for spec in scenario.inject:
-        cls = registry.get("fault", spec.driver)
-        family = getattr(cls, "family", "cluster")
-        if not target.allows(family):
-            found.append(Refusal(spec, f"target {target.name!r} does not allow {family!r} faults; add "
-                                       f"'{family}' to targets.{target.name}.allow in dirt.yaml if this is intended"))
+    for spec in scenario.steps():
+        cls = registry.get(spec.kind, spec.driver)
+        if spec.kind == "fault":
+            family = getattr(cls, "family", "cluster")
+            if not target.allows(family):
+                found.append(Refusal(spec, f"target {target.name!r} does not allow {family!r} faults; add "
+                                           f"'{family}' to targets.{target.name}.allow in dirt.yaml if this is "
+                                           "intended"))
+                continue
+        found.extend(Refusal(spec, target.why_not(capability)) for capability in _lacking(cls, spec, target))
     return found
+
+
+def _lacking(cls: type[Driver] | None, spec: StepSpec, target: Target) -> list[str]:
+    """The capabilities ``spec`` needs that ``target`` does not have, sorted."""
+    if cls is None:
+        return []
+    return sorted(cls.requirements(spec.params) - target.capabilities)
 
 
 def destructive(scenario: Scenario, registry: Registry) -> list[str]:
@@ -65,7 +82,7 @@ def check_guardrails(scenario: Scenario, target: Target, registry: Registry, *, 
     """Refuse what the target does not allow; ask before destructive faults off the sandbox."""
     refused = refusals(scenario, target, registry)
     if refused:
-        first = refused[0]
-        raise GuardrailError(f"{scenario.path.name}:{first.spec.line}: {first.spec.driver}: {first.reason}")
+        raise GuardrailError("\n".join(f"{scenario.path.name}:{r.spec.line}: {r.spec.driver}: {r.reason}"
+                                        for r in refused))
     require_confirmation(target, destructive(scenario, registry), assume_yes=assume_yes, confirm=confirm,
                          what="destructive faults")

@@ -17,10 +17,12 @@ on what is still in effect.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -41,12 +43,14 @@ from dirt.core.errors import (
     StepFailed,
     Verdict,
 )
+from dirt.core.redact import redact_text
 from dirt.core.templating import substitute_value
 from dirt.documents.playbooks import link_url, load_playbook
 from dirt.drivers import Backup, CancelToken, Check, CheckResult, Context, Driver, Fault, RecoveryStep, StepOutcome
 from dirt.drivers.context import one_line, probe_once
 from dirt.drivers.registry import Registry, default_registry
 from dirt.engine.guardrails import Confirm, check_guardrails
+from dirt.engine.lock import Holder, drill_lock
 from dirt.engine.rollback import Rollback, RollbackResult
 from dirt.journal import JOURNAL_NAME, FaultLedger, FaultLife, Journal
 from dirt.journal.events import (
@@ -317,6 +321,7 @@ class Drill:
     # -- the run ------------------------------------------------------------------------
     def run(self) -> RunResult:
         scenario = self.scenario
+        self.target.secret_values()  # registered for redaction before anything runs or is written
         with contextlib.suppress(Exception):  # the target's values may need it up; the run itself says so
             self.ctx.vars = self._variables()
         self._emit(RunStarted(
@@ -362,12 +367,14 @@ class Drill:
                 self.display.stop(verdict, self.run_dir)
             self.target.close()
         left = [f.name for f in self.ledger.in_effect()]
-        return RunResult(self.run_id, self.run_dir, verdict, self.failures, still_in_effect=left)
+        failures = [redact_text(f) for f in self.failures]  # shown on terminals and in pytest failures
+        return RunResult(self.run_id, self.run_dir, verdict, failures, still_in_effect=left)
 
     def _main_phases(self) -> None:
         scenario = self.scenario
         with self.phase("preflight"):
             self.target.prepare()
+            self.target.secret_values()  # a sandbox or kind cluster has (re)written its kubeconfig
             self.ctx.vars = self._variables()  # the target may know more once prepared
             for spec in scenario.setup:
                 self._run_step(spec)
@@ -690,7 +697,18 @@ def _step_ref(spec: StepSpec) -> dict[str, Any]:
 
 def run_scenario(scenario: Scenario, target: Target, options: RunOptions,
                  registry: Registry | None = None) -> RunResult:
-    """Check guardrails, then run the drill; the engine's entry point (``dirt.app`` renders)."""
+    """Check guardrails, take the drill lock, then run the drill; the engine's entry point
+    (``dirt.app`` renders).  A refusal (``GuardrailError``, ``DrillLocked``) comes before the
+    target is touched, the sandbox's automatic ``up`` included, and before any journal is written."""
     registry = registry or default_registry()
     check_guardrails(scenario, target, registry, assume_yes=options.assume_yes, confirm=options.confirm)
-    return Drill(scenario, target, options, registry).run()
+    options = dataclasses.replace(options, run_id=options.run_id or new_run_id(scenario))
+    assert options.run_id is not None
+    families = [getattr(registry.get("fault", s.driver), "family", "cluster") for s in scenario.inject]
+    holder = Holder.here(options.run_id, scenario.name, target.name, options.report_dir / options.run_id)
+    with drill_lock(target, holder, families, say=_say_lock):  # held to the end of rollback and cleanup
+        return Drill(scenario, target, options, registry).run()
+
+
+def _say_lock(text: str) -> None:
+    print(f"dirt: drill lock: {text}", file=sys.stderr, flush=True)

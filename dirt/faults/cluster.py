@@ -44,6 +44,7 @@ class _ComponentsStop(Fault):
     """Stop target components by name; revert starts the ones still down."""
 
     reversible = True
+    requires = frozenset({"components"})
 
     def components(self) -> list[str]:
         raise NotImplementedError
@@ -104,6 +105,11 @@ class EtcdStop(_ComponentsStop):
 
 class SafetyParams(Params):
     safety_snapshot: bool = Field(True, description="Snapshot etcd first so rollback can restore the cluster.")
+
+
+def _with_safety_snapshot(requires: frozenset[str], params: Params) -> frozenset[str]:
+    """A safety snapshot is saved before the fault and restored by its revert."""
+    return requires | {"etcd_snapshot"} if getattr(params, "safety_snapshot", False) else requires
 
 
 def _safety_snapshot(fault: Fault, label: str) -> None:
@@ -171,6 +177,11 @@ class EtcdWipe(Fault):
     reversible = True
     snapshot_revert = True
     Params = SafetyParams
+    requires = frozenset({"etcd_wipe"})
+
+    @classmethod
+    def requirements(cls, params: Params) -> frozenset[str]:
+        return _with_safety_snapshot(cls.requires, params)
 
     def plan(self) -> list[str]:
         lines = ["delete etcd's data directory (etcd and the API server restart empty if they ran): "
@@ -214,6 +225,11 @@ class ClusterDelete(Fault):
     reversible = True
     snapshot_revert = True
     Params = SafetyParams
+    requires = frozenset({"cluster"})
+
+    @classmethod
+    def requirements(cls, params: Params) -> frozenset[str]:
+        return _with_safety_snapshot(cls.requires, params)
 
     def plan(self) -> list[str]:
         lines = [f"delete the whole cluster of target {self.ctx.target.name} "

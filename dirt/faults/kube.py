@@ -26,10 +26,10 @@ from dirt.drivers.resources import export_namespaces, restore_folder
 class PodsDeleteParams(Params):
     namespace: str
     selector: Selector = Field(description="Label selector: 'app=web' or {app: web}.")
-    count: int | None = Field(None, ge=1, description="How many pods to delete.")
+    count: int | None = Field(None, ge=1, le=100_000, description="How many pods to delete.")
     percent: int | None = Field(None, ge=1, le=100, description="Or: this share of the matching pods.")
-    grace_period: int = Field(0, ge=0, description="Seconds the pods get to stop (0: at once, a crash).")
-    seed: int | None = Field(None, description="Seed for choosing pods (default: random).")
+    grace_period: int = Field(0, ge=0, le=86_400, description="Seconds the pods get to stop (0: at once, a crash).")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seed for choosing pods (default: random).")
 
     @model_validator(mode="after")
     def _how_many(self) -> PodsDeleteParams:
@@ -99,7 +99,7 @@ class ScaleParams(Params):
     name: str = Field(validation_alias=AliasChoices("name", "deployment"),
                       description="The Deployment (or StatefulSet, with kind) to scale; also written 'deployment'.")
     kind: str = Field("Deployment", pattern="^(Deployment|StatefulSet)$")
-    replicas: int = Field(ge=0)
+    replicas: int = Field(ge=0, le=100_000)
 
 
 class DeploymentScale(Fault):
@@ -211,8 +211,8 @@ class NodeParams(Params):
     node: str | None = Field(None, validation_alias=AliasChoices("node", "name"),
                              description="A node by name (also written 'name').")
     selector: Selector | None = Field(None, description="Or: nodes matching a label selector.")
-    count: int = Field(1, ge=1, description="How many of the matching nodes.")
-    seed: int | None = None
+    count: int = Field(1, ge=1, le=10_000, description="How many of the matching nodes.")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
 class _NodeFault(Fault):

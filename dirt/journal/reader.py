@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dirt.core.errors import ReportError
+from dirt.core import safefile
+from dirt.core.errors import JournalError
 from dirt.journal.events import BY_NAME, SCHEMA_VERSION, Event, RunStarted
 
 JOURNAL_NAME = "journal.jsonl"
@@ -56,16 +57,12 @@ def read_journal(path: Path) -> JournalContents:
     """Read a journal (or the journal of a run folder); raises ``ReportError`` only when the
     file cannot be read at all."""
     path = journal_path(path)
+    if not path.exists():
+        raise JournalError(f"{path}: no journal here (a run folder holds {JOURNAL_NAME})")
     try:
-        if not path.is_file():
-            raise ReportError(f"{path}: no journal here (a run folder holds {JOURNAL_NAME})")
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ReportError(f"{path}: {size // (1024 * 1024)} MiB is too big for a journal "
-                              f"(limit {MAX_BYTES // (1024 * 1024)} MiB)")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read journal: {exc.strerror or exc}") from None
+        raw = safefile.read_bytes(path, limit=MAX_BYTES)
+    except safefile.UnreadableFile as exc:
+        raise JournalError(f"{path}:{exc.line}:{exc.column}: cannot read journal: {exc.message}") from None
     return parse_journal(raw, path)
 
 
@@ -90,7 +87,7 @@ def parse_journal(raw: bytes, path: Path) -> JournalContents:
         if isinstance(seq, int) and not isinstance(seq, bool) and seq <= seen:
             contents.duplicates += 1
             continue
-        event = _event(record, contents, f"{path}:{number}")
+        event = _event(record, contents, f"{path}:{number}:1")
         if event is not None:
             seen = max(seen, event.seq)
             contents.events.append(event)
@@ -121,7 +118,7 @@ def _records(lines: list[bytes], torn_at: int, contents: JournalContents) -> Ite
             if number == torn_at:
                 contents.torn = True  # cut short by a kill: not a problem of the content
             else:
-                _problem(contents, f"{contents.path}:{number}: {problem}")
+                _problem(contents, f"{contents.path}:{number}:1: {problem}")
             continue
         yield number, record
 

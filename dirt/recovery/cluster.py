@@ -54,6 +54,7 @@ class ControlPlaneStart(RecoveryStep):
 
     name = "control_plane.start"
     Params = ComponentsParams
+    requires = frozenset({"components"})
 
     def plan(self) -> list[str]:
         return [f"start {', '.join(self.params.components)}"]
@@ -84,6 +85,7 @@ class EtcdStart(RecoveryStep):
 
     name = "etcd.start"
     Params = EtcdStartParams
+    requires = frozenset({"components"})
 
     def run(self) -> StepOutcome:
         if not self.ctx.target.component_running("etcd"):
@@ -104,6 +106,7 @@ class ClusterCreate(RecoveryStep):
 
     name = "cluster.create"
     Params = ClusterCreateParams
+    requires = frozenset({"cluster"})
 
     def plan(self) -> list[str]:
         return [f"create cluster {self.ctx.target.cluster_name()} again (fresh and empty)"]

@@ -31,7 +31,7 @@ UNDONE_BY_RESTORE = {
 
 class EtcdSnapshotParams(Params):
     existing: str | None = Field(None, description="Use this snapshot file instead of taking one.")
-    min_keys: int = Field(1, ge=0, description="A snapshot with fewer keys is refused as empty.")
+    min_keys: int = Field(1, ge=0, le=1_000_000_000, description="A snapshot with fewer keys is refused as empty.")
 
 
 class EtcdSnapshot(Backup):
@@ -39,6 +39,7 @@ class EtcdSnapshot(Backup):
 
     name = "etcd_snapshot"
     Params = EtcdSnapshotParams
+    requires = frozenset({"etcd_snapshot"})
 
     def plan(self) -> list[str]:
         if self.params.existing:

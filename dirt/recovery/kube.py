@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field, model_validator
 
 from dirt.core.durations import Duration
 from dirt.core.errors import APINotFoundError, StepFailed
 from dirt.drivers import Params, RecoveryStep, StepOutcome
+from dirt.drivers.resources import is_crd
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -97,10 +100,11 @@ class Redeploy(RecoveryStep):
 
     def plan(self) -> list[str]:
         p = self.params
+        wait = ", then wait for rollouts" if p.wait else ""
         if p.path:
-            return [f"kubectl apply --server-side -f {p.path} (recursive)" + (", then wait for rollouts" if p.wait else "")]
+            return [f"kubectl apply --server-side -f {p.path} (recursive), its CRDs first until Established{wait}"]
         if p.kustomize:
-            return [f"kubectl apply --server-side -k {p.kustomize}" + (", then wait for rollouts" if p.wait else "")]
+            return [f"kubectl kustomize {p.kustomize}, apply its CRDs until Established, then the rest{wait}"]
         if p.helm:
             return [f"helm upgrade --install {p.helm.release} {p.helm.chart} -n {p.helm.namespace}"]
         return [f"run: {p.command}"]
@@ -113,17 +117,51 @@ class Redeploy(RecoveryStep):
             return StepOutcome("redeploy command exited 0", {"output": result.tail(10)})
         if p.helm:
             return self._helm(p.helm, timeout)
-        source = ["-f", self._where(p.path), "-R"] if p.path else ["-k", self._where(p.kustomize or "")]
-        result = self.ctx.run_command(["kubectl", "apply", "--server-side", "--force-conflicts",
-                                       "--field-manager=dirt", *source, "-o", "json"],
-                                      timeout=timeout, what="kubectl apply")
-        applied = _applied_objects(result.stdout)
+        applied = self._apply()
         workloads = [(o["kind"], o["metadata"].get("namespace", "default"), o["metadata"]["name"])
                      for o in applied if o.get("kind") in WORKLOADS]
         details = wait_rollouts(self, workloads, self.ctx.remaining(p.timeout)) if p.wait and workloads else []
         return StepOutcome(f"applied {len(applied)} object(s); {len(workloads)} workload(s) ready",
                            {"applied": [f"{o['kind']}/{o['metadata'].get('namespace', '-')}/{o['metadata']['name']}"
                                         for o in applied], "rollouts": details})
+
+    def _apply(self) -> list[dict[str, Any]]:
+        """kubectl apply the path or kustomization, its CRDs first: the custom resources beside them
+        cannot be applied until their kinds are served ("ensure CRDs are installed first").  The
+        second apply is of the sources as given (CRDs again, unchanged): kubectl reads them itself."""
+        p = self.params
+        if p.path:
+            source = ["-f", self._where(p.path), "-R"]
+            documents = path_documents(Path(self._where(p.path)))
+        else:
+            source = ["-k", self._where(p.kustomize or "")]
+            rendered = self.ctx.run_command(["kubectl", "kustomize", source[1]], timeout=self.ctx.remaining(p.timeout),
+                                            what="kubectl kustomize").stdout
+            try:
+                documents = manifest_documents(rendered)
+            except yaml.YAMLError as exc:
+                raise StepFailed(f"kubectl kustomize {p.kustomize}: its output is not YAML ({exc})") from None
+        crds = split_crds(documents)[0]
+        if crds:
+            self._apply_crds(crds)
+        return self._kubectl_apply(source)
+
+    def _apply_crds(self, crds: list[dict[str, Any]]) -> None:
+        """Apply the CRDs alone and wait until each is Established (its kind served)."""
+        with tempfile.TemporaryDirectory(prefix="dirt-redeploy-") as scratch:
+            path = Path(scratch) / "crds.json"  # JSON: kubectl reads it as written, no YAML dialect to mistake
+            path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": crds}))
+            self._kubectl_apply(["-f", str(path)])
+        timeout = self.ctx.remaining(self.params.timeout)
+        names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+        self.ctx.run_command(["kubectl", "wait", "--for", "condition=established", f"--timeout={max(1, int(timeout))}s",
+                              *names], timeout=timeout + 10, what="kubectl wait for the CRDs to be Established")
+
+    def _kubectl_apply(self, source: list[str]) -> list[dict[str, Any]]:
+        result = self.ctx.run_command(["kubectl", "apply", "--server-side", "--force-conflicts",
+                                       "--field-manager=dirt", *source, "-o", "json"],
+                                      timeout=self.ctx.remaining(self.params.timeout), what="kubectl apply")
+        return _applied_objects(result.stdout)
 
     def _helm(self, release: HelmRelease, timeout: float) -> StepOutcome:
         if shutil.which("helm", path=self.ctx.environment().get("PATH")) is None:
@@ -138,6 +176,36 @@ class Redeploy(RecoveryStep):
             argv += ["--version", release.version]
         result = self.ctx.run_command(argv, timeout=timeout + 10, what="helm upgrade --install")
         return StepOutcome(f"helm release {release.release} deployed", {"output": result.tail(5)})
+
+
+def manifest_documents(text: str) -> list[dict[str, Any]]:
+    """The objects of a YAML/JSON manifest stream, ``kind: List`` items unpacked."""
+    out: list[dict[str, Any]] = []
+    for doc in yaml.safe_load_all(text):
+        if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+            out.extend(item for item in doc["items"] if isinstance(item, dict))
+        elif isinstance(doc, dict) and doc.get("kind"):
+            out.append(doc)
+    return out
+
+
+def path_documents(path: Path) -> list[dict[str, Any]]:
+    """The objects in the files ``kubectl apply -f <path> -R`` reads (.yaml, .yml, .json).  A file that
+    does not parse is left to kubectl, which names it in its own error."""
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*")
+                                                 if f.is_file() and f.suffix in (".yaml", ".yml", ".json"))
+    out: list[dict[str, Any]] = []
+    for file in files:
+        try:
+            out.extend(manifest_documents(file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+    return out
+
+
+def split_crds(documents: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the CustomResourceDefinitions, everything else), each in its original order."""
+    return [d for d in documents if is_crd(d)], [d for d in documents if not is_crd(d)]
 
 
 def _applied_objects(output: str) -> list[dict[str, Any]]:

@@ -11,11 +11,13 @@ dirt report are skipped and listed in the index, never fatal.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from dirt.core.errors import ReportError
+from dirt.core import safefile
+from dirt.core.errors import JournalError
 from dirt.core.redact import redact
 from dirt.journal import read_journal
 from dirt.report.model import SCHEMA_VERSION, build_report
@@ -33,7 +35,7 @@ def render_run(run_dir: Path) -> dict[str, Any]:
     contents = read_journal(run_dir)
     if not contents.events:
         detail = f": {contents.problems[0]}" if contents.problems else ""
-        raise ReportError(f"{run_dir}: the journal holds no readable event{detail}")
+        raise JournalError(f"{contents.path}:1:1: the journal holds no readable event{detail}")
     report = redact(build_report(contents.events, contents.problems))
     for name, render in zip(REPORT_FILES, (to_json, to_markdown, to_html, to_junit)):
         _write(run_dir / name, render(report))
@@ -48,9 +50,11 @@ def _write(path: Path, text: str) -> None:
 
 def _summary(path: Path) -> dict[str, Any]:
     """One run's line in the index, from its report.json; raises ValueError when it is not one."""
-    if path.stat().st_size > MAX_REPORT_BYTES:
-        raise ValueError("too big to be a dirt report")
-    data = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda name: None)
+    try:
+        raw = safefile.read_bytes(path, limit=MAX_REPORT_BYTES)  # a FIFO is refused, not waited on
+    except safefile.UnreadableFile as exc:
+        raise ValueError(exc.message) from None
+    data = json.loads(raw.decode("utf-8"), parse_constant=lambda name: None)
     if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
         raise ValueError("not a dirt report")
 
@@ -58,7 +62,14 @@ def _summary(path: Path) -> dict[str, Any]:
         return value if isinstance(value, str) else default
 
     def number(value: Any) -> float | None:
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        """Finite numbers only: 1e999 parses as inf, a 400-digit int overflows a float."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        try:
+            result = float(value)
+        except OverflowError:
+            return None
+        return result if math.isfinite(result) else None
 
     scenario, target, timings = (data.get(k) if isinstance(data.get(k), dict) else {}
                                  for k in ("scenario", "target", "timings"))
@@ -85,7 +96,7 @@ def update_index(report_dir: Path) -> Path:
     for path in sorted(report_dir.glob("*/report.json")):
         try:
             runs.append(_summary(path))
-        except (OSError, ValueError, RecursionError) as exc:
+        except (OSError, ValueError, ArithmeticError, RecursionError) as exc:
             skipped.append({"folder": path.parent.name, "why": str(exc).split("\n")[0][:120]})
     runs.sort(key=lambda r: r["started_at"], reverse=True)
     index = report_dir / "index.html"

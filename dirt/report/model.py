@@ -250,7 +250,8 @@ def build_report(events: list[ev.Event], problems: list[str] | None = None) -> d
     restore_checks = [
         {"name": x["name"], "passed": x.get("passed"),
          **{k: (x.get("data") or {}).get(k) for k in ("objects_expected", "objects_missing", "objects_changed",
-                                                      "objects_extra", "missing", "changed")}}
+                                                      "objects_extra", "objects_uncaptured", "missing", "changed",
+                                                      "uncaptured")}}
         for x in fold.expectations if "objects_missing" in (x.get("data") or {})
     ]
     faults = [fault_entry(life) for life in fold.ledger.all()]

@@ -16,6 +16,10 @@ from typing import Any
 
 import yaml
 
+from dirt.core import safefile
+from dirt.core.errors import ConfigError
+from dirt.documents import yamlpos
+
 RULES_DIR = Path(__file__).parent / "rules"
 
 
@@ -102,16 +106,32 @@ def write_rules(sources: list[Path], dest: Path, alert_for: float | None) -> lis
     for src in sources:
         files.extend(sorted(src.glob("*.y*ml")) if src.is_dir() else [src])
     for i, src in enumerate(files):
-        data = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
+        data = _read_rules(src)
         if alert_for is not None:
-            for group in data.get("groups", []):
-                for rule in group.get("rules", []):
-                    if "alert" in rule and rule.get("expr") != "vector(1)":
+            for group in data.get("groups") or []:
+                for rule in (group.get("rules") or []) if isinstance(group, dict) else []:
+                    if isinstance(rule, dict) and "alert" in rule and rule.get("expr") != "vector(1)":
                         rule["for"] = _duration(alert_for)
         target = dest / f"{i:02d}-{src.stem}.yaml"
         target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         written.append(target)
     return written
+
+
+def _read_rules(src: Path) -> dict[str, Any]:
+    """A rule file, read as safely as a scenario (bounded, located errors); Prometheus checks the rest."""
+    try:
+        data, _, _ = yamlpos.load(safefile.read_text(src, limit=16 * safefile.MAX_DOCUMENT_BYTES))
+    except safefile.UnreadableFile as exc:
+        raise ConfigError(f"{src}:{exc.line}:{exc.column}: cannot read rule file: {exc.message}") from None
+    except yamlpos.YamlSyntaxError as exc:
+        i = exc.issue
+        raise ConfigError(f"{src}:{i.mark.line}:{i.mark.column}: cannot read rule file: {i.message}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}:1:1: a rule file is a mapping with 'groups:'")
+    return data
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:

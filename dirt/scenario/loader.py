@@ -18,9 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dirt.core.durations import parse_duration
+from dirt.core import safefile
+from dirt.core.durations import parse_duration, parse_interval
 from dirt.core.errors import PlaybookError, Problem, ScenarioError, UsageError
-from dirt.core.templating import RUNTIME_VARS, substitute_value, unknown_names
+from dirt.core.templating import RUNTIME_VARS, substitute_value, template_problems_in, unknown_names
 from dirt.documents import yamlpos
 from dirt.documents.playbooks import find_file, load_playbook
 from dirt.documents.problems import did_you_mean, problems_from_validation
@@ -34,34 +35,91 @@ from dirt.scenario.model import (
     StepSpec,
 )
 
-SCENARIO_MARKER = re.compile(rb"^apiVersion:\s*['\"]?dirt/", re.MULTILINE)
-KIND_MARKER = re.compile(rb"^kind:\s*['\"]?Scenario['\"]?\s*$", re.MULTILINE)
+#: Kinds of other dirt documents: valid YAML with ``apiVersion: dirt/...`` that is not a scenario.
+OTHER_DIRT_KINDS = ("GameDay", "Config")
+_MENTIONS_DIRT = re.compile(r"apiVersion:\s*['\"]?dirt/|kind:\s*['\"]?scen", re.IGNORECASE)
+
+
+def _is_yaml_name(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml")
+
+
+def classify(path: Path) -> tuple[str, str]:
+    """Is ``path`` a scenario?  ``("scenario"|"broken"|"other", why)``, decided by parsing.
+
+    "broken" means the file must be loaded so its problem is reported: it cannot be
+    read (permissions, a FIFO, not UTF-8, too large), it is a dirt document that is
+    not a known kind (``kind: Scenaro``), or it mentions dirt but is not valid YAML.
+    "other" is YAML that is not a scenario (a manifest, a kustomization...).
+    """
+    try:
+        text = safefile.read_text(path)
+    except safefile.UnreadableFile as exc:
+        return "broken", exc.message
+    try:
+        data, _, _ = yamlpos.load(text)
+    except yamlpos.YamlSyntaxError as exc:
+        if _MENTIONS_DIRT.search(text):
+            return "broken", exc.issue.message
+        return "other", f"not valid YAML ({exc.issue.message})"
+    if not isinstance(data, dict):
+        if _MENTIONS_DIRT.search(text):
+            return "broken", "a dirt document that is not a YAML mapping"
+        return "other", "not a YAML mapping"
+    kind, api = data.get("kind"), data.get("apiVersion")
+    if kind == "Scenario":
+        return "scenario", ""
+    dirt_api = isinstance(api, str) and api.strip().lower().startswith("dirt/")
+    if dirt_api and kind in OTHER_DIRT_KINDS:
+        return "other", f"a dirt {kind}"
+    if dirt_api:
+        return "broken", f"apiVersion {api} with kind {kind!r}"
+    if isinstance(kind, str) and (kind.lower() == "scenario" or did_you_mean(kind, ["Scenario"])):
+        return "broken", f"kind {kind!r} looks like a misspelt 'Scenario'"
+    return "other", f"kind {kind}" if isinstance(kind, str) else "no 'kind'"
 
 
 def looks_like_scenario(path: Path) -> bool:
-    """Cheap test used by collection: top-level ``apiVersion: dirt/...`` and ``kind: Scenario``."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(65536)
-    except OSError:
-        return False
-    return bool(SCENARIO_MARKER.search(head) and KIND_MARKER.search(head))
+    """True for files a run or a collection must load: scenarios and broken ones."""
+    return classify(path)[0] != "other"
 
 
-def scenario_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """The scenario files named: files as given, folders searched for scenario YAML."""
+@dataclass
+class Discovery:
+    """What a walk over paths found: files to load, and files skipped with why."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def discover(paths: Iterable[str | Path]) -> Discovery:
+    """Files named are taken as given; folders are searched for ``*.yaml``/``*.yml`` (any case)."""
+    found = Discovery()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for pattern in ("*.yaml", "*.yml") for p in path.rglob(pattern)
-                           if looks_like_scenario(p))
-            if not found:
-                raise UsageError(f"{path}: no scenario files (YAML with 'apiVersion: dirt/v1', 'kind: Scenario')")
-            yield from found
-        elif path.exists():
-            yield path
+            candidates = sorted(p for p in path.rglob("*") if _is_yaml_name(p) and not p.is_dir())
+            before = len(found.files)
+            for candidate in candidates:
+                verdict, why = classify(candidate)
+                if verdict == "other":
+                    found.skipped.append((candidate, why))
+                else:
+                    found.files.append(candidate)
+            if len(found.files) == before:
+                others = f"; {len(candidates)} other YAML file(s) skipped" if candidates else ""
+                raise UsageError(f"{path}: no scenario files (YAML with 'apiVersion: dirt/v1', 'kind: Scenario')"
+                                 + others)
+        elif path.exists() or path.is_symlink():
+            found.files.append(path)
         else:
             raise UsageError(f"{path}: no such file or folder")
+    return found
+
+
+def scenario_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The scenario files named: files as given, folders searched (see ``discover``)."""
+    yield from discover(paths).files
 
 
 @dataclass
@@ -70,6 +128,7 @@ class LoadOptions:
     known_targets: Iterable[str] | None = None  # None: do not check
     variables: dict[str, Any] = field(default_factory=dict)  # --var overrides
     alert_rules: set[str] | None = None  # alert names defined by rule files, for warnings
+    root: Path | None = None  # the repository playbook links must stay in (default: found from the file)
 
 
 @dataclass
@@ -77,6 +136,7 @@ class _State:
     path: Path
     display: str
     positions: yamlpos.Positions
+    root: Path
     problems: list[Problem] = field(default_factory=list)
 
     def add(self, where: tuple[str | int, ...], message: str, hint: str = "", *, key: bool = False,
@@ -91,20 +151,16 @@ def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scena
     path = Path(path)
     display = str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(display, [Problem(display, 1, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ScenarioError(display, [Problem(display, line, 1, "not UTF-8 text", "save the file as UTF-8")]) from None
+        raw = safefile.read_bytes(path)
+        text = safefile.decode(raw)
+    except safefile.UnreadableFile as exc:
+        raise ScenarioError(display, [Problem(display, exc.line, exc.column, exc.message, exc.hint)]) from None
     try:
         data, positions, issues = yamlpos.load(text)
     except yamlpos.YamlSyntaxError as exc:
         i = exc.issue
         raise ScenarioError(display, [Problem(display, i.mark.line, i.mark.column, i.message, i.hint)]) from None
-    state = _State(path, display, positions)
+    state = _State(path, display, positions, options.root or project_root(path.parent))
     for i in issues:
         state.problems.append(Problem(display, i.mark.line, i.mark.column, i.message, i.hint))
     if not isinstance(data, dict):
@@ -177,12 +233,37 @@ def _default_playbook(state: _State, data: dict[str, Any]) -> PlaybookRef | None
     if not isinstance(ref, str):
         return None
     file_part, _, anchor = ref.partition("#")
-    found = find_file(file_part, state.path.parent.resolve())
+    found = _find_playbook(state, ("metadata", "playbook"), file_part)
     if found is None:
-        state.add(("metadata", "playbook"), f"playbook file {file_part!r} not found",
-                  "paths are relative to the scenario's folder or any folder above it")
         return None
     return _checked_ref(state, ("metadata", "playbook"), found, file_part, anchor or None)
+
+
+def project_root(start: Path) -> Path:
+    """The repository a scenario belongs to: the nearest folder up with dirt.yaml or .git."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "dirt.yaml").is_file() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def _find_playbook(state: _State, where: tuple[str | int, ...], file_part: str) -> Path | None:
+    """A playbook link's file: Markdown, found from the scenario's folder up, inside the repository."""
+    if Path(file_part).suffix.lower() not in (".md", ".markdown"):
+        state.add(where, f"playbook {file_part!r} is not a Markdown file", "link a playbooks/*.md file")
+        return None
+    root = state.root
+    found = find_file(file_part, state.path.parent.resolve(), root=root)
+    if found is None:
+        outside = find_file(file_part, state.path.parent.resolve())
+        if outside is not None:
+            state.add(where, f"playbook {file_part!r} is outside the repository ({root})",
+                      "keep playbooks in the repository, e.g. playbooks/x.md")
+        else:
+            state.add(where, f"playbook file {file_part!r} not found",
+                      "paths are relative to the scenario's folder or any folder above it")
+    return found
 
 
 def _checked_ref(state: _State, where: tuple[str | int, ...], found: Path, display: str,
@@ -255,6 +336,8 @@ def _resolve_step(
     if kind != "backup" and "name" in driver_names:
         common.pop("name")  # the driver's own parameter (e.g. the Deployment's name)
     params = {k: v for k, v in item.items() if k != key and k not in common}
+    for sub, message in template_problems_in(params):
+        state.add(where + sub, message)
     unknown = unknown_names(params, variables)
     for name in dict.fromkeys(unknown):
         state.add(where, f"unknown variable '{{{{ {name} }}}}'",
@@ -333,7 +416,7 @@ def _duration(state: _State, where: tuple[str | int, ...], item: dict[str, Any],
     if key not in item:
         return None
     try:
-        return parse_duration(item[key])
+        return (parse_interval if key == "interval" else parse_duration)(item[key])
     except ValueError as exc:
         state.add(where + (key,), f"'{key}': {exc}")
         return None
@@ -351,10 +434,8 @@ def _step_playbook(state: _State, where: tuple[str | int, ...], ref: Any,
                       "set metadata.playbook, or write 'playbooks/x.md#section'")
             return None
         return _checked_ref(state, where, Path(default_book.path), default_book.display, anchor or None)
-    found = find_file(file_part, state.path.parent.resolve())
+    found = _find_playbook(state, where, file_part)
     if found is None:
-        state.add(where, f"playbook file {file_part!r} not found",
-                  "paths are relative to the scenario's folder or any folder above it")
         return None
     return _checked_ref(state, where, found, file_part, anchor or None)
 

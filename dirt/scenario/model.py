@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
 
-from dirt.core.durations import Duration
+from dirt.core.durations import Duration, Interval
 from dirt.documents.base import Model
 from dirt.drivers import Kind, Params
 
@@ -68,8 +68,8 @@ class AbortCondition(Model):
 
     name: str | None = None
     promql: str | None = None
-    above: float | None = None
-    below: float | None = None
+    above: float | None = Field(None, allow_inf_nan=False)
+    below: float | None = Field(None, allow_inf_nan=False)
     alert: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     for_: Duration = Field(0.0, alias="for", description="How long the breach must last.")
@@ -92,7 +92,7 @@ class AbortCondition(Model):
 
 
 class Timing(Model):
-    poll_interval: Duration = Field(1.0, description="How often alerts and abort conditions are evaluated.")
+    poll_interval: Interval = Field(1.0, description="How often alerts and abort conditions are evaluated (≥ 100ms).")
     steady_state_within: Duration = Field(60.0, description="Default deadline for steady-state checks.")
     inject_within: Duration = Field(60.0, description="Default deadline for a fault to take effect.")
     step_within: Duration = Field(600.0, description="Default deadline for a recovery or setup step.")

@@ -7,6 +7,13 @@ API server, lose etcd, delete the cluster), and each provider implements the
 ones it can.  A provider that cannot do one raises ``TargetError`` naming it,
 and ``capabilities`` says up front which it can, so ``dirt plan`` and the
 guardrails can refuse early.
+
+Capabilities are data, in one place: ``CAPABILITIES`` names each and says it in
+words; a target lists the ones it has (``capabilities``), a driver the ones it
+needs (``Driver.requirements``), and ``why_not`` words a missing one for the
+person who can fix it.  ``check_settings`` is each provider's load-time look at
+what its settings name (files, contexts), so dirt.yaml's problems are all found
+when it is loaded, not half-way through a drill.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dirt.clients.monitoring import Endpoint
-from dirt.config import TargetConfig
+from dirt.clients.credentials import kubeconfig_secrets
+from dirt.clients.monitoring import Endpoint, endpoint_secrets
+from dirt.config import SettingsCheck, TargetConfig
 from dirt.core.errors import ConfigError, TargetError
-from dirt.core.plugins import target_providers
+from dirt.core.plugins import load_target_provider, target_providers
+from dirt.core.redact import is_secret_key, register_secrets
 from dirt.documents.problems import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +38,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The control-plane components a target may be asked to stop and start.
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok-controller")
+
+#: The cluster-level operations a target may be able to do, as a person would say them.
+CAPABILITIES: dict[str, str] = {
+    "components": "stop and start control-plane components",
+    "etcd_snapshot": "save and restore etcd snapshots",
+    "etcd_wipe": "wipe etcd's data",
+    "etcd_read": "read etcd directly",
+    "cluster": "delete and create the whole cluster",
+}
 
 
 class Settings(BaseModel):
@@ -71,10 +89,11 @@ class Target:
         self.root = root
         try:
             self.settings = self.Settings.model_validate(config.settings)
-        except ValidationError as exc:
+        except ValidationError as exc:  # load_config found it already, located; this is for direct use
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"target {name!r} ({self.provider}): settings.{where}: {first['msg']}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"target {name!r} ({self.provider}): settings.{where}: {message}") from None
         self._kube: KubeClient | None = None
 
     # -- identity and guardrails ------------------------------------------------------
@@ -86,6 +105,18 @@ class Target:
     def allows(self, family: str) -> bool:
         return family in self.config.allowed_families()
 
+    def why_not(self, capability: str) -> str:
+        """Why this target cannot do ``capability``, and what would make it able to."""
+        return f"target {self.name!r} ({self.provider}) cannot {CAPABILITIES.get(capability, capability)}"
+
+    @classmethod
+    def check_settings(cls, settings: Any, check: SettingsCheck) -> None:
+        """Load-time checks of what the (validated) settings name: files, folders, contexts.
+
+        Report through ``check`` (located under ``targets.<name>.settings``); nothing
+        is started or contacted here.  None by default.
+        """
+
     def cluster_name(self) -> str:
         """What a person must type to confirm a destructive run."""
         return self.name
@@ -93,6 +124,44 @@ class Target:
     def describe(self) -> dict[str, Any]:
         """Facts for the journal and report; never credentials."""
         return {"name": self.name, "provider": self.provider}
+
+    def drill_lock_path(self) -> Path:
+        """The file of the local drill lock (``dirt.engine.lock``): one per target, in the user's
+        state folder; the sandbox keeps it with its own state."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{self.provider}-{self.name}")
+        return state_home() / "locks" / safe / "drill.lock"
+
+    def secret_values(self) -> list[str]:
+        """Every credential this target is configured with, read now and registered for redaction:
+        its monitoring endpoints' tokens and passwords, its kubeconfig's user credentials, and
+        settings whose key names a secret.  A drill that prints one then shows ``***``.
+
+        ``make_target`` calls it, and the runner again once the target is prepared (a sandbox or
+        kind cluster writes its kubeconfig then).  Never raises: what cannot be read is left out.
+        """
+        values = [v for k, v in self.config.settings.items() if is_secret_key(str(k)) and isinstance(v, str)]
+        for endpoint in self._endpoints():
+            values += endpoint_secrets(endpoint)
+        try:
+            path = self.written_kubeconfig()
+        except Exception:  # noqa: BLE001 - no kubeconfig yet: no credential to mask yet
+            path = None
+        if path:
+            values += kubeconfig_secrets(path)
+        register_secrets(values)
+        return values
+
+    def written_kubeconfig(self) -> str | None:
+        """The kubeconfig file(s) as they are now, for ``secret_values``; never creates one."""
+        return self.kubeconfig_path()
+
+    def _endpoints(self) -> list[Endpoint]:
+        found = [self.config.prometheus, self.config.alertmanager]
+        try:
+            found += [self.prometheus, self.alertmanager]
+        except Exception:  # noqa: BLE001 - a provider's endpoint may need it up; the configured ones are above
+            pass
+        return [e for e in found if e is not None]
 
     # -- lifecycle --------------------------------------------------------------------
     def prepare(self) -> None:
@@ -207,19 +276,23 @@ class Target:
         raise self._cannot("tell whether the cluster exists")
 
 
+def state_home() -> Path:
+    """dirt's folder in the user's state directory (``$XDG_STATE_HOME/dirt``)."""
+    import os
+
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dirt"
+
+
 def provider_class(provider: str) -> type[Target]:
     """The class of a provider; a ``ConfigError`` naming the known ones if there is none."""
-    import importlib
-
     known = target_providers()
     where = known.get(provider)
     if where is None:
         hint = did_you_mean(provider, known)
         raise ConfigError(f"unknown target provider {provider!r} (known: {', '.join(sorted(known))})"
                           + (f"; {hint}" if hint else ""))
-    module_name, _, attr = where.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        cls = load_target_provider(provider)
     except Exception as exc:  # noqa: BLE001 - a broken plugin is a configuration problem, said in one line
         raise ConfigError(f"target provider {provider!r} ({where}) cannot be loaded: {type(exc).__name__}: {exc}") \
             from None
@@ -229,4 +302,7 @@ def provider_class(provider: str) -> type[Target]:
 
 
 def make_target(name: str, config: TargetConfig, root: Path) -> Target:
-    return provider_class(config.provider)(name, config, root)
+    """The target ``name``, its credentials already registered for redaction."""
+    target = provider_class(config.provider)(name, config, root)
+    target.secret_values()
+    return target

@@ -45,7 +45,8 @@ import yaml
 from pydantic import Field
 
 from dirt.clients.commands import CommandResult, run
-from dirt.config import TargetConfig
+from dirt.clients.credentials import kubeconfig_secrets
+from dirt.config import SettingsCheck, TargetConfig
 from dirt.core.durations import Duration
 from dirt.core.errors import CommandError, TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target
@@ -79,7 +80,7 @@ class KindSettings(Settings):
     image: str | None = Field(None, description="Node image for create (--image).")
     kind_binary: str = Field("kind", description="The kind CLI (a name on PATH or a path).")
     docker_binary: str = Field("docker", description="The docker CLI (a name on PATH or a path).")
-    timeout: Duration = Field(300.0, description="Limit for each command and each wait.")
+    timeout: Duration = Field(300.0, gt=0, description="Limit for each command and each wait.")
     component_mode: Literal["manifest", "container"] = Field(
         "manifest",
         description="manifest: move one static-pod manifest out and back; "
@@ -99,6 +100,21 @@ class KindTarget(Target):
         super().__init__(name, config, root)
         self.settings: KindSettings
         self._tools_installed = False
+
+    @classmethod
+    def check_settings(cls, settings: KindSettings, check: SettingsCheck) -> None:
+        """The kind config file is YAML; the etcd tools folder holds both tools.
+
+        The kubeconfig is not checked: kind writes it.
+        """
+        if settings.config:
+            check.yaml_file(("config",), settings.config)
+        if settings.etcd_tools:
+            folder = check.folder(("etcd_tools",), settings.etcd_tools)
+            missing = [tool for tool in ("etcdctl", "etcdutl") if folder and not (folder / tool).is_file()]
+            if missing:
+                check.error(("etcd_tools",), f"{folder} has no {' and no '.join(missing)}",
+                            "put statically linked etcdctl and etcdutl (the cluster's etcd version) there")
 
     # -- identity ---------------------------------------------------------------------
     def cluster_name(self) -> str:
@@ -131,6 +147,11 @@ class KindTarget(Target):
     def kube_context(self) -> str | None:
         return f"kind-{self.settings.cluster}"
 
+    def written_kubeconfig(self) -> str | None:
+        """The kubeconfig kind wrote last, without asking kind for one (``prepare`` rewrites it)."""
+        path = self._kubeconfig_file()
+        return str(path) if path.exists() else None
+
     def command_env(self) -> dict[str, str]:
         # A drill's own commands (e.g. a playbook step recreating the cluster) must
         # run even while the cluster, and so its kubeconfig, is gone.
@@ -146,6 +167,7 @@ class KindTarget(Target):
         os.fchmod(fd, 0o600)  # it holds a client key, whoever created the file
         with os.fdopen(fd, "w") as out:
             out.write(text)
+        kubeconfig_secrets(str(path))  # a recreated cluster has a new client key: mask it from now on
 
     # -- lifecycle --------------------------------------------------------------------
     def prepare(self) -> None:

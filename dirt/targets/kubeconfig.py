@@ -47,13 +47,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dirt.clients.commands import CommandResult, run
-from dirt.config import TargetConfig
+from dirt.clients.monitoring import url_problem
+from dirt.config import SettingsCheck, TargetConfig
+from dirt.core import safefile
 from dirt.core.durations import Duration
-from dirt.core.errors import CommandError, ConfigError, TargetError
-from dirt.targets.base import Settings, SnapshotInfo, Target
+from dirt.core.errors import CommandError, Problem, TargetError
+from dirt.documents.problems import did_you_mean
+from dirt.targets.base import CAPABILITIES, Settings, SnapshotInfo, Target
 
 #: Each operation a command can be configured for, and the placeholders its template may use.
 OPERATIONS: dict[str, tuple[str, ...]] = {
@@ -90,6 +93,14 @@ class Commands(Settings):
     create_cluster: str | None = Field(None, description="Create the cluster again.")
     cluster_exists: str | None = Field(None, description="Exit 0 when the cluster exists.")
 
+    @field_validator("*")
+    @classmethod
+    def _known_placeholders(cls, template: str | None, info: Any) -> str | None:
+        problem = _template_problem(template, OPERATIONS[info.field_name]) if template is not None else None
+        if problem:
+            raise ValueError(problem)
+        return template
+
 
 class KubeconfigSettings(Settings):
     kubeconfig: str | None = Field(
@@ -97,7 +108,7 @@ class KubeconfigSettings(Settings):
     )
     context: str | None = Field(None, description="Context to use; default the kubeconfig's current-context.")
     commands: Commands = Field(default_factory=Commands)
-    timeout: Duration = Field(600.0, description="Limit for each command.")
+    timeout: Duration = Field(600.0, gt=0, description="Limit for each command.")
 
 
 class KubeconfigTarget(Target):
@@ -109,16 +120,53 @@ class KubeconfigTarget(Target):
     def __init__(self, name: str, config: TargetConfig, root: Path) -> None:
         super().__init__(name, config, root)
         self.settings: KubeconfigSettings
-        self.commands: dict[str, str] = self.settings.commands.model_dump(exclude_none=True)
-        for operation, template in self.commands.items():
-            problem = _template_problem(template, OPERATIONS[operation])
-            if problem:
-                raise ConfigError(f"target {name!r} (kubeconfig): settings.commands.{operation}: {problem}")
+        self.commands: dict[str, str] = self.settings.commands.model_dump(exclude_none=True)  # templates checked
         self.capabilities = frozenset(  # type: ignore[misc]  # per instance, on purpose
             capability for capability, needed in CAPABILITY_COMMANDS.items()
             if all(op in self.commands for op in needed)
         )
         self._kubeconfig = _kubeconfig_paths(self.settings.kubeconfig, root)
+
+    @classmethod
+    def check_settings(cls, settings: KubeconfigSettings, check: SettingsCheck) -> None:
+        """The kubeconfig is YAML, has the context, and the files and server URL it names are good.
+
+        A kubeconfig named in the settings must be right now; one found through
+        ``$KUBECONFIG`` or ``~/.kube/config`` may be another machine's business (CI),
+        so its problems are warnings until a drill runs.
+        """
+        given = settings.kubeconfig is not None
+        paths = [settings.kubeconfig] if settings.kubeconfig else _kubeconfig_paths(None, check.root).split(os.pathsep)
+        where: tuple[str, ...] = ("kubeconfig",) if given else ()  # implicit: the settings as a whole
+        documents = []
+        for value in paths:
+            loaded = check.yaml_file(where, value, warn=not given)
+            if loaded is not None:
+                documents.append(loaded)
+        if not documents:
+            return
+        contexts: dict[str, tuple[Any, Any, Path]] = {}
+        current = None
+        for data, positions, path in documents:
+            if not isinstance(data, dict):
+                check.problem(Problem(str(path), 1, 1, "a kubeconfig must be a YAML mapping (apiVersion, clusters, "
+                                      "contexts, users)", severity="error" if given else "warning"))
+                continue
+            current = current or data.get("current-context")
+            for entry in data.get("contexts") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    contexts.setdefault(entry["name"], (data, positions, path))
+        context = settings.context or current
+        source = " ".join(str(p) for _, _, p in documents)
+        if not context:
+            check.warning(where, f"{source} has no current-context", "set settings.context")
+        elif context not in contexts:
+            say = check.error if given else check.warning
+            say(("context",) if settings.context else where, f"context {context!r} is not in {source}",
+                did_you_mean(context, contexts) or f"contexts there: {', '.join(sorted(contexts)) or 'none'}")
+        else:
+            origin = f"the kubeconfig of target {check.target!r}" + (" (settings.kubeconfig)" if given else "")
+            _check_context(check, context, *contexts[context], origin=origin, severity="error" if given else "warning")
 
     # -- identity ---------------------------------------------------------------------
     def cluster_name(self) -> str:
@@ -154,6 +202,16 @@ class KubeconfigTarget(Target):
 
     def kube_context(self) -> str | None:
         return self.settings.context
+
+    def why_not(self, capability: str) -> str:
+        """Which ``settings.commands`` to add for ``capability``."""
+        missing = [op for op in CAPABILITY_COMMANDS.get(capability, ()) if op not in self.commands]
+        if not missing:
+            return super().why_not(capability)
+        names = [f"settings.commands.{op}" for op in missing]
+        keys = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        return (f"target {self.name!r} (kubeconfig) has no command to {CAPABILITIES.get(capability, capability)}; "
+                f"set {keys} in dirt.yaml")
 
     # -- cluster-level operations -------------------------------------------------------
     def stop_component(self, component: str, *, graceful: bool = False) -> None:
@@ -229,6 +287,59 @@ def _template_problem(template: str, allowed: tuple[str, ...]) -> str | None:
         if field not in allowed:
             return f"unknown placeholder {{{field}}}; this command may use {offer} (write a literal brace doubled)"
     return None
+
+
+#: Files a kubeconfig's cluster and user entries may name (relative to the kubeconfig's folder).
+_CLUSTER_FILES = ("certificate-authority",)
+_USER_FILES = ("client-certificate", "client-key", "tokenFile")
+
+
+def _check_context(check: SettingsCheck, context: str, data: dict[str, Any], positions: Any, path: Path, *,
+                   origin: str, severity: str) -> None:
+    """The context's cluster has a good server URL, and the files its cluster and user name can be read."""
+    def say(where: tuple[Any, ...], message: str, hint: str = "") -> None:
+        mark = positions.of_value(where)
+        dotted = ".".join(str(p) for p in where)
+        check.problem(Problem(str(path), mark.line, mark.column, f"{dotted}: {message}",
+                              "; ".join(h for h in (hint, origin) if h), severity))
+
+    def located(section: str, name: Any) -> tuple[int, dict[str, Any]] | None:
+        for i, entry in enumerate(data.get(section) or []):
+            if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(section[:-1]), dict):
+                return i, entry[section[:-1]]
+        return None
+
+    found = located("contexts", context)
+    if found is None:
+        return
+    ctx = found[1]
+    cluster = located("clusters", ctx.get("cluster"))
+    if cluster is None:
+        say(("contexts", found[0], "context", "cluster"), f"context {context!r} names cluster "
+            f"{ctx.get('cluster')!r}, which this kubeconfig does not define")
+    else:
+        i, entry = cluster
+        server = entry.get("server")
+        problem = url_problem(server) if isinstance(server, str) else "a cluster needs a 'server' URL"
+        if problem:
+            say(("clusters", i, "cluster", "server"), problem)
+        _check_files(check, say, ("clusters", i, "cluster"), entry, _CLUSTER_FILES, path, severity)
+    user = located("users", ctx.get("user"))
+    if user is not None:
+        _check_files(check, say, ("users", user[0], "user"), user[1], _USER_FILES, path, severity)
+
+
+def _check_files(check: SettingsCheck, say: Any, where: tuple[Any, ...], entry: dict[str, Any],
+                 keys: tuple[str, ...], kubeconfig: Path, severity: str) -> None:
+    for key in keys:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        path = kubeconfig.parent / Path(value).expanduser()
+        try:
+            safefile.read_bytes(path)
+        except safefile.UnreadableFile as exc:
+            say(where + (key,), f"{path}: {exc.message}", exc.hint)
 
 
 def _kubeconfig_paths(setting: str | None, root: Path) -> str:

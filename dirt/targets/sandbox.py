@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import Field
 
 from dirt.clients.monitoring import Endpoint
-from dirt.core.durations import Duration
+from dirt.config import SettingsCheck
+from dirt.core.durations import Duration, Interval
 from dirt.core.errors import TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target
 
@@ -26,8 +27,8 @@ from dirt.targets.base import Settings, SnapshotInfo, Target
 class SandboxSettings(Settings):
     name: str = Field("dirt", pattern=r"^[a-z0-9][-a-z0-9]*$", description="Sandbox name (several can coexist).")
     nodes: int = Field(3, ge=1, le=200, description="KWOK nodes, all Ready.")
-    scrape_interval: Duration = Field(1.0, description="Prometheus scrape interval.")
-    evaluation_interval: Duration = Field(1.0, description="Prometheus rule evaluation interval.")
+    scrape_interval: Interval = Field(1.0, description="Prometheus scrape interval.")
+    evaluation_interval: Interval = Field(1.0, description="Prometheus rule evaluation interval.")
     alert_for: Duration | None = Field(None, description="Override every rule's 'for:'.")
     rules: list[str] = Field(default_factory=list, description="Extra rule files or folders.")
     kube_state_metrics: bool = Field(True, description="Run kube-state-metrics (workload and node alerts).")
@@ -51,6 +52,12 @@ class SandboxTarget(Target):
             node_grace_period=s.node_grace_period,
         )
 
+    @classmethod
+    def check_settings(cls, settings: SandboxSettings, check: SettingsCheck) -> None:
+        """Extra rule files and folders exist and can be read."""
+        for i, rule in enumerate(settings.rules):
+            check.file_or_folder(("rules", i), rule)
+
     @property
     def is_sandbox(self) -> bool:
         return True
@@ -73,6 +80,10 @@ class SandboxTarget(Target):
             # on a fresh machine this may build the binaries first: say what is going on
             self.sandbox.up(log=lambda message: print(f"dirt sandbox: {message}", file=sys.stderr, flush=True))
         self.reset_kube()
+
+    def drill_lock_path(self) -> Path:
+        """Beside the sandbox's state: whoever would start or stop its components finds it there."""
+        return self.sandbox.root / "drill.lock"
 
     def kubeconfig_path(self) -> str | None:
         return str(self.sandbox.kubeconfig)

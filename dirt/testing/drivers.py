@@ -167,6 +167,7 @@ class FakeBackup(Backup):
 
     name = "fake.backup"
     Params = FakeBackupParams
+    requires = frozenset({"etcd_snapshot"})
 
     def take(self, name: str) -> BackupRecord:
         target = _fake(self.ctx)

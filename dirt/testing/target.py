@@ -30,6 +30,7 @@ class FakeSettings(Settings):
     resolve_delay: float = Field(0.2, description="Seconds from the repair to the alerts resolving.")
     prepare_fails: bool = False
     objects: dict[str, str] = Field(default_factory=dict, description="Initial object store.")
+    capabilities: list[str] | None = Field(None, description="Pretend to be able to do only these (default: all).")
 
 
 @dataclass
@@ -76,6 +77,8 @@ class FakeTarget(Target):
         self.exists = True
         self.prepared = 0
         self.calls: list[str] = []  # every cluster-level operation, in order
+        if self.settings.capabilities is not None:
+            self.capabilities = frozenset(self.settings.capabilities)  # type: ignore[misc]  # per instance
 
     @property
     def is_sandbox(self) -> bool:
@@ -83,6 +86,10 @@ class FakeTarget(Target):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "provider": self.provider, "fake": True}
+
+    def drill_lock_path(self) -> Path:
+        """In the project folder, so that test runs in parallel never share a lock."""
+        return self.root / ".dirt" / "locks" / self.name / "drill.lock"
 
     def prepare(self) -> None:
         self.prepared += 1

@@ -15,7 +15,7 @@ def dirt(project, *args: str) -> subprocess.CompletedProcess[str]:
 def test_validate_passes_good_files_and_names_bad_ones(project) -> None:
     project.scenario("good", basic_scenario())
     ok = dirt(project, "validate", "good.yaml")
-    assert ok.returncode == 0 and "1 scenario file(s) valid" in ok.stdout
+    assert ok.returncode == 0 and "1 valid, 0 invalid, 0 not scenarios" in ok.stdout
     project.scenario("bad", basic_scenario(inject="inject:\n  - fault: fake.fault\n    fires: 3\n"))
     bad = dirt(project, "validate", ".")
     assert bad.returncode == 2
