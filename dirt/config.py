@@ -149,7 +149,7 @@ def find_config(start: Path | None = None) -> Path | None:
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / CONFIG_NAME
-        if candidate.is_file():
+        if candidate.exists() or candidate.is_symlink():  # a FIFO or a folder is reported, not skipped
             return candidate
     return None
 

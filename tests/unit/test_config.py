@@ -354,3 +354,11 @@ targets:
     assert proc.stderr.replace(f"{project.root}/", "") == (
         "dirt.yaml:6:65: warning: targets.prod.prometheus.bearer_token_env: environment variable "
         "DIRT_TEST_UNSET_TOKEN is not set (it must be set when a drill runs on this target)\n")
+
+
+def test_a_dirt_yaml_that_is_a_fifo_is_refused_not_skipped_or_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "dirt.yaml")
+    child = tmp_path / "scenarios"
+    child.mkdir()
+    with pytest.raises(ConfigError, match=r"dirt.yaml:1:1: not a regular file \(a FIFO"):
+        load_config(start=child)  # found from a folder below, as `dirt validate` finds it
