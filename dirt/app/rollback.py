@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dirt.clients.commands import running_since
 from dirt.config import LoadedConfig
-from dirt.core.errors import ReportError, UsageError
+from dirt.core.errors import JournalError, ReportError, UsageError
 from dirt.drivers import Context, Fault
 from dirt.drivers.registry import default_registry
 from dirt.engine.guardrails import Confirm, require_confirmation
@@ -44,7 +44,9 @@ def rollback_run(run_dir: Path, loaded: LoadedConfig, target_name: str | None, *
     contents = read_journal(run_dir)
     start = contents.first(RunStarted)
     if start is None:
-        raise ReportError(f"{run_dir}: the journal has no run.start event: not a dirt run")
+        detail = f"; first unreadable line: {contents.problems[0]}" if contents.problems else ""
+        raise JournalError(f"{contents.path}:1:1: the journal has no readable run.start event: "
+                           f"not a dirt run, or damaged{detail}")
     ended = contents.last(RunEnded) is not None
     if not ended:
         _refuse_if_running(run_dir, start)

@@ -62,14 +62,17 @@ def test_the_index_lists_good_runs_and_names_foreign_or_corrupt_folders(tmp_path
     (b'{"seq": 1, "event": 5}\n[1]\n"x"\n', "journal.jsonl:1:1: not a journal event"),
     (b"[" * 100_000 + b"]" * 100_000 + b"\n", "journal.jsonl:1:1: nested too deeply"),
 ])
-def test_dirt_report_on_an_unreadable_journal_exits_2_located(tmp_path: Path, content: bytes, where: str) -> None:
-    run = tmp_path / "run"
+def test_report_and_rollback_of_an_unreadable_journal_exit_2_located(project, content: bytes, where: str) -> None:
+    run = project.root / "run"
     run.mkdir()
     (run / "journal.jsonl").write_bytes(content)
-    proc = subprocess.run([*DIRT, "report", str(run)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr
-    assert where in proc.stderr
-    assert "Traceback" not in proc.stderr
+    for command in (["report"], ["rollback", "--yes"]):
+        proc = subprocess.run([*DIRT, *command, str(run)], capture_output=True, text=True, timeout=60,
+                              cwd=project.root)
+        assert proc.returncode == 2, proc.stderr
+        assert where in proc.stderr or (command[0] == "rollback" and "journal.jsonl:1:1: the journal has no "
+                                        "readable run.start event" in proc.stderr), proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 def test_a_partly_damaged_journal_is_rendered_and_exits_2(tmp_path: Path) -> None:
