@@ -15,7 +15,7 @@ from pathlib import Path
 from dirt.config import LoadedConfig
 from dirt.core.durations import format_duration
 from dirt.core.errors import GuardrailError
-from dirt.drivers import Context, RecoveryStep
+from dirt.drivers import Context, RecoveryStep, fault_family
 from dirt.drivers.registry import Registry, default_registry
 from dirt.engine.guardrails import refusals
 from dirt.journal.faults import FaultLife
@@ -99,7 +99,7 @@ def _describe(spec: StepSpec, ctx: Context, registry: Registry, target: Target, 
     lines = [head]
     lines.extend(f"      REFUSED: {reason}" for reason in refused)
     if spec.kind == "fault" and not refused:
-        family = getattr(cls, "family", "cluster")
+        family = fault_family(cls, spec.params)
         if family != "none" and not target.is_sandbox:
             lines.append(f"      destructive ({family}): needs --yes or typing the cluster name")
         else:

@@ -311,6 +311,60 @@ def coverage(state: _State, paths: tuple[str, ...], rule_paths: tuple[str, ...])
     run_coverage(state.loaded, list(paths) or ["scenarios"], [Path(p) for p in rule_paths])
 
 
+@cli.command(name="export")
+@click.argument("scenario_path", metavar="SCENARIO", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["chaostoolkit"]), default="chaostoolkit", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (.json, or .yaml/.yml for YAML).")
+@click.option("--target", "-t", "target_name", help="Target the experiment runs on (default: the scenario's).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Override a scenario variable.")
+@click.pass_obj
+def export_(state: _State, scenario_path: str, fmt: str, output: str | None, target_name: str | None,
+            variables: tuple[str, ...]) -> None:
+    """Write a drill as a Chaos Toolkit experiment that `chaos run` executes against the same target."""
+    from dirt.ctk import require_chaoslib
+
+    require_chaoslib()
+    from dirt.ctk.export import dump_experiment, export_scenario
+
+    out = Path(output) if output else None
+    experiment = export_scenario(Path(scenario_path), state.loaded, _load_options(state, _parse_vars(variables)),
+                                 target_name)
+    text = dump_experiment(experiment, out)
+    _write_output(text, out)
+
+
+@cli.command(name="import")
+@click.argument("experiment_path", metavar="EXPERIMENT", type=click.Path(dir_okay=False, exists=True))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Scenario file to write (default: stdout).")
+@click.pass_obj
+def import_(state: _State, experiment_path: str, output: str | None) -> None:
+    """Turn a Chaos Toolkit experiment (JSON or YAML) into a dirt scenario of `ctk` steps.
+
+    What did not map is listed in the scenario's header comment and on stderr.
+    """
+    from dirt.ctk import require_chaoslib
+
+    require_chaoslib()
+    from dirt.ctk.importer import import_experiment
+
+    text, unmapped = import_experiment(Path(experiment_path))
+    for line in unmapped:
+        click.echo(f"not mapped: {line}", err=True)
+    _write_output(text, Path(output) if output else None)
+
+
+def _write_output(text: str, out: Path | None) -> None:
+    """Print ``text``, or write it to ``out`` (a file that cannot be written is a usage error)."""
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    click.echo(f"wrote {out}", err=True)
+
+
 def _register_sandbox() -> None:
     from dirt.cli.sandbox import sandbox
 

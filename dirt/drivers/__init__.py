@@ -18,9 +18,11 @@ from dirt.drivers.base import (
            NoParams,
            Params,
            RecoveryStep,
+           fault_family,
 )
 from dirt.drivers.context import CancelToken, Context, FaultControl
 from dirt.drivers.results import BackupRecord, CheckResult, StepOutcome
 
 __all__ = ["COMMON_KEYS", "DRIVER_KEY", "Backup", "BackupRecord", "CancelToken", "Check", "CheckResult", "Context",
-           "Driver", "Fault", "FaultControl", "Kind", "NoParams", "Params", "RecoveryStep", "StepOutcome"]
+           "Driver", "Fault", "FaultControl", "Kind", "NoParams", "Params", "RecoveryStep", "StepOutcome",
+           "fault_family"]

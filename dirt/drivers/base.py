@@ -121,6 +121,15 @@ class Fault(Driver):
     #: since it was taken): never done over a recovered cluster unless asked for
     snapshot_revert: ClassVar[bool] = False
 
+    @classmethod
+    def family_for(cls, params: Params | None) -> str:
+        """The guardrail family of a fault with these parameters (``family`` unless overridden).
+
+        Guardrails, ``dirt plan``, the journal and the drill lock all ask here, so a driver
+        whose family depends on its parameters (``ctk``: the step says) is seen the same way by each.
+        """
+        return cls.family
+
     def __init__(self, params: Params, ctx: Context) -> None:
         super().__init__(params, ctx)
         #: JSON-safe facts recorded at injection (what was deleted, which PIDs...),
@@ -156,6 +165,14 @@ class Fault(Driver):
         """Undo the fault; must be safe to call when already undone.  Returns what it did,
         in words ("" when there is nothing to say)."""
         return ""
+
+
+def fault_family(cls: type[Driver] | None, params: Params | None) -> str:
+    """The guardrail family of a fault step: its driver's ``family_for(params)``; a driver
+    that is not (or no longer) a registered fault is taken for the most destructive kind."""
+    if isinstance(cls, type) and issubclass(cls, Fault):
+        return cls.family_for(params)
+    return Fault.family
 
 
 class Check(Driver):

@@ -29,10 +29,12 @@ BUILTIN_MODULES = (
     "dirt.faults.generic",
     "dirt.faults.kube",
     "dirt.faults.cluster",
+    "dirt.faults.ctk",
     "dirt.checks.generic",
     "dirt.checks.kube",
     "dirt.checks.alerts",
     "dirt.checks.promql",
+    "dirt.checks.ctk",
     "dirt.recovery.generic",
     "dirt.recovery.cluster",
     "dirt.recovery.kube",
@@ -41,6 +43,7 @@ BUILTIN_MODULES = (
     "dirt.recovery.resources",
     "dirt.recovery.velero",
     "dirt.recovery.playbook",
+    "dirt.recovery.ctk",
 )
 
 #: Loaded only when ``dirt.core.plugins.testing_enabled()``.

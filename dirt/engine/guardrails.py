@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from dirt.core.errors import DrillAborted, GuardrailError
 from dirt.core.families import HARMLESS
-from dirt.drivers import Driver
+from dirt.drivers import Driver, fault_family
 from dirt.drivers.registry import Registry
 from dirt.scenario.model import Scenario, StepSpec
 from dirt.targets.base import Target
@@ -40,7 +40,7 @@ def refusals(scenario: Scenario, target: Target, registry: Registry) -> list[Ref
     for spec in scenario.steps():
         cls = registry.get(spec.kind, spec.driver)
         if spec.kind == "fault":
-            family = getattr(cls, "family", "cluster")
+            family = fault_family(cls, spec.params)
             if not target.allows(family):
                 found.append(Refusal(spec, f"target {target.name!r} does not allow {family!r} faults; add "
                                            f"'{family}' to targets.{target.name}.allow in dirt.yaml if this is "
@@ -61,7 +61,7 @@ def destructive(scenario: Scenario, registry: Registry) -> list[str]:
     """The scenario's faults that change the cluster, as '<driver> (<family>)'."""
     out = []
     for spec in scenario.inject:
-        family = getattr(registry.get("fault", spec.driver), "family", "cluster")
+        family = fault_family(registry.get("fault", spec.driver), spec.params)
         if family != HARMLESS:
             out.append(f"{spec.driver} ({family})")
     return out

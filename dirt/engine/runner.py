@@ -46,7 +46,18 @@ from dirt.core.errors import (
 from dirt.core.redact import redact_text
 from dirt.core.templating import substitute_value
 from dirt.documents.playbooks import link_url, load_playbook
-from dirt.drivers import Backup, CancelToken, Check, CheckResult, Context, Driver, Fault, RecoveryStep, StepOutcome
+from dirt.drivers import (
+    Backup,
+    CancelToken,
+    Check,
+    CheckResult,
+    Context,
+    Driver,
+    Fault,
+    RecoveryStep,
+    StepOutcome,
+    fault_family,
+)
 from dirt.drivers.context import one_line, probe_once
 from dirt.drivers.registry import Registry, default_registry
 from dirt.engine.guardrails import Confirm, check_guardrails
@@ -257,7 +268,7 @@ class Drill:
             except Exception as exc:  # noqa: BLE001 - a plan that cannot be described is still planned
                 lines = [f"(cannot describe: {one_line(exc)})"]
             planned.append(PlannedFault(
-                index=spec.index, name=spec.name, driver=spec.driver, family=getattr(cls, "family", "cluster"),
+                index=spec.index, name=spec.name, driver=spec.driver, family=fault_family(cls, spec.params),
                 reversible=reversible, rollback=spec.rollback,
                 snapshot_revert=bool(getattr(cls, "snapshot_revert", False)), plan=lines))
         return planned
@@ -704,7 +715,7 @@ def run_scenario(scenario: Scenario, target: Target, options: RunOptions,
     check_guardrails(scenario, target, registry, assume_yes=options.assume_yes, confirm=options.confirm)
     options = dataclasses.replace(options, run_id=options.run_id or new_run_id(scenario))
     assert options.run_id is not None
-    families = [getattr(registry.get("fault", s.driver), "family", "cluster") for s in scenario.inject]
+    families = [fault_family(registry.get("fault", s.driver), s.params) for s in scenario.inject]
     holder = Holder.here(options.run_id, scenario.name, target.name, options.report_dir / options.run_id)
     with drill_lock(target, holder, families, say=_say_lock):  # held to the end of rollback and cleanup
         return Drill(scenario, target, options, registry).run()
