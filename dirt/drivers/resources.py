@@ -118,7 +118,7 @@ def export_namespaces(kube: Any, namespaces: list[str], folder: Path, *, kinds: 
     needed: dict[str, dict[str, Any]] = {}  # CRD name -> CRD, for the custom resources exported
 
     def store(obj: dict[str, Any], where: Path) -> None:
-        path = where / obj["kind"] / f"{obj['metadata']['name']}.yaml"
+        path = where / kind_folder(obj) / f"{obj['metadata']['name']}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(strip_server_fields(obj), sort_keys=False))
 
@@ -172,6 +172,14 @@ def export_namespaces(kube: Any, namespaces: list[str], folder: Path, *, kinds: 
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def kind_folder(obj: dict[str, Any]) -> str:
+    """The folder of an object's kind in an export: ``Kind`` for Kubernetes' own groups, ``Kind.group``
+    for any other, so two CRDs defining the same kind name in different groups never share files."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    builtin = not group or "." not in group or group.endswith(".k8s.io")
+    return obj["kind"] if builtin else f"{obj['kind']}.{group}"
 
 
 def _crds_by_kind(kube: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

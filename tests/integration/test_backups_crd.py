@@ -255,7 +255,7 @@ def test_match_backup_fails_naming_the_kinds_a_backup_never_captured(dirt, clean
     # A backup as the stale discovery cache made it: everything but the widgets (and no 'kinds' list).
     blind = tmp_path / "blind-backup"
     manifest = export_namespaces(clean.kube(), [NAMESPACE], blind)
-    shutil.rmtree(blind / NAMESPACE / "Widget")
+    shutil.rmtree(blind / NAMESPACE / f"Widget.{GROUP}")
     shutil.rmtree(blind / "cluster" / "CustomResourceDefinition")
     manifest["digests"] = {k: v for k, v in manifest["digests"].items() if "/Widget/" not in k}
     for key in ("kinds", "crds", "selected_kinds", "unreadable"):

@@ -206,3 +206,15 @@ def test_path_documents_reads_what_kubectl_apply_recursive_reads(tmp_path: Path)
     kinds = sorted(d["kind"] for d in path_documents(tmp_path))
     assert kinds == ["ConfigMap", "CustomResourceDefinition"]
     assert [d["kind"] for d in path_documents(tmp_path / "crds" / "widget.yml")] == ["CustomResourceDefinition"]
+
+
+def test_same_kind_name_in_two_groups_gets_two_folders() -> None:
+    from dirt.drivers.resources import kind_folder
+
+    assert kind_folder({"apiVersion": "v1", "kind": "ConfigMap"}) == "ConfigMap"
+    assert kind_folder({"apiVersion": "apps/v1", "kind": "Deployment"}) == "Deployment"
+    assert kind_folder({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"}) == \
+        "CustomResourceDefinition"
+    a = kind_folder({"apiVersion": "cert-manager.io/v1", "kind": "Certificate"})
+    b = kind_folder({"apiVersion": "certs.example.com/v1", "kind": "Certificate"})
+    assert a == "Certificate.cert-manager.io" and b == "Certificate.certs.example.com"
