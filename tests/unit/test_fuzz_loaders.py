@@ -141,7 +141,6 @@ def test_mutated_scenarios_get_located_errors_never_tracebacks_or_hangs(tmp_path
         except _Hang:
             pytest.fail(f"{case}: no answer within 2 s")
         path.unlink()
-    print("scenarios", outcomes)
     assert outcomes["rejected"] > CASES // 2, outcomes  # the mutations really do break files
 
 
@@ -165,6 +164,5 @@ def test_mutated_dirt_yaml_files_get_located_errors_never_tracebacks_or_hangs(tm
             outcomes["rejected"] += 1
         except _Hang:
             pytest.fail(f"{case}: no answer within 2 s")
-    print("configs", outcomes)
     assert outcomes["rejected"] > CASES // 3, outcomes
     assert CASES * 2 >= 1000 or "DIRT_FUZZ_CASES" in os.environ  # 1,200 files by default
