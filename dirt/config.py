@@ -45,7 +45,7 @@ from dirt.core.families import FAMILIES
 from dirt.core.plugins import load_target_provider, target_providers
 from dirt.documents.base import Model
 from dirt.documents.problems import did_you_mean, problems_from_validation
-from dirt.documents.yamlpos import Path_, Positions, YamlSyntaxError, load
+from dirt.documents.yamlpos import Path_, Positions, YamlSyntaxError, load, load_file
 
 CONFIG_NAME = "dirt.yaml"
 #: Providers whose clusters are local and disposable: every fault family is allowed by default.
@@ -142,6 +142,12 @@ class LoadedConfig:
         return [(self.root / p) for p in self.config.rules]
 
 
+def state_home() -> Path:
+    """dirt's folder in the user's state directory (``${XDG_STATE_HOME:-~/.local/state}/dirt``):
+    sandboxes and drill locks live there."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dirt"
+
+
 def find_config(start: Path | None = None) -> Path | None:
     env = os.environ.get("DIRT_CONFIG")
     if env:
@@ -161,11 +167,7 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if found is None:
         return LoadedConfig(DirtConfig(), None, (start or Path.cwd()).resolve())
     try:
-        text = safefile.read_text(found)
-    except safefile.UnreadableFile as exc:
-        raise ConfigError(str(Problem(str(found), exc.line, exc.column, exc.message, exc.hint))) from None
-    try:
-        data, positions, issues = load(text)
+        data, positions, issues = load_file(found)
     except YamlSyntaxError as exc:
         i = exc.issue
         raise ConfigError(str(Problem(str(found), i.mark.line, i.mark.column, i.message, i.hint))) from None

@@ -44,15 +44,13 @@ def rule_files(paths: list[Path]) -> list[Path]:
 
 
 def read_rules(paths: list[Path]) -> list[RuleRef]:
-    from dirt.core import safefile
+    from dirt.core.safefile import MAX_RULES_BYTES
     from dirt.documents import yamlpos
 
     refs: list[RuleRef] = []
     for path in rule_files(paths):
         try:
-            data, positions, _ = yamlpos.load(safefile.read_text(path, limit=16 * safefile.MAX_DOCUMENT_BYTES))
-        except safefile.UnreadableFile as exc:
-            raise UsageError(f"{path}:{exc.line}:{exc.column}: cannot read rule file: {exc.message}") from None
+            data, positions, _ = yamlpos.load_file(path, limit=MAX_RULES_BYTES)
         except yamlpos.YamlSyntaxError as exc:
             i = exc.issue
             raise UsageError(f"{path}:{i.mark.line}:{i.mark.column}: cannot read rule file: {i.message}") from None

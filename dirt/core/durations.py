@@ -76,32 +76,21 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda s: f"{s:g}s", return_type=str),
-    WithJsonSchema(
+def _schema(minimum: float, description: str) -> WithJsonSchema:
+    return WithJsonSchema(
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
-                {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+                {"type": "number", "minimum": minimum, "maximum": MAX_DURATION},
             ],
-            "description": "A duration: 500ms, 90s, 2m, 1h30m, or a number of seconds (at most 7d).",
+            "description": description,
         }
-    ),
-]
+    )
 
-Interval = Annotated[
-    float,
-    BeforeValidator(parse_interval),
-    PlainSerializer(lambda s: f"{s:g}s", return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
-                {"type": "number", "minimum": MIN_INTERVAL, "maximum": MAX_DURATION},
-            ],
-            "description": "An interval: at least 100ms, at most 7d.",
-        }
-    ),
-]
+
+_AS_SECONDS = PlainSerializer(lambda s: f"{s:g}s", return_type=str)
+
+Duration = Annotated[float, BeforeValidator(parse_duration), _AS_SECONDS,
+                     _schema(0, "A duration: 500ms, 90s, 2m, 1h30m, or a number of seconds (at most 7d).")]
+Interval = Annotated[float, BeforeValidator(parse_interval), _AS_SECONDS,
+                     _schema(MIN_INTERVAL, "An interval: at least 100ms, at most 7d.")]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 #: Default bound for documents people write (scenarios, dirt.yaml, playbooks).
 MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Prometheus rule files may be larger (generated rule sets).
+MAX_RULES_BYTES = 16 * MAX_DOCUMENT_BYTES
 
 _KINDS = {
     stat.S_IFIFO: "a FIFO (named pipe)",

@@ -16,9 +16,12 @@ milliseconds instead of eating memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dirt.core import safefile
 
 try:  # the C loader is several times faster; fall back to the pure one
     _Loader: type = yaml.CSafeLoader
@@ -230,6 +233,16 @@ def _check_shape(text: str) -> None:
             if nodes > MAX_NODES:
                 raise YamlSyntaxError(YamlIssue(_at(event.start_mark), f"more than {MAX_NODES:,} values",
                                                 "a dirt document is never this large"))
+
+
+def load_file(path: Path | str, *, limit: int = safefile.MAX_DOCUMENT_BYTES) -> tuple[Any, Positions, list[YamlIssue]]:
+    """``load`` of a file read through ``safefile``; a file that cannot be read (a FIFO, too
+    large, not UTF-8) raises ``YamlSyntaxError`` too, located like a syntax error."""
+    try:
+        text = safefile.read_text(path, limit=limit)
+    except safefile.UnreadableFile as exc:
+        raise YamlSyntaxError(YamlIssue(Mark(exc.line, exc.column), exc.message, exc.hint)) from None
+    return load(text)
 
 
 def _syntax_hint(problem: str, context: str) -> str:

@@ -33,6 +33,7 @@ import yaml
 
 from dirt.clients import http
 from dirt.clients.commands import CommandResult, run
+from dirt.config import state_home
 from dirt.core.errors import CommandError, HttpError, TargetError
 from dirt.sandbox import process
 from dirt.sandbox.binaries import Binaries, locate
@@ -57,8 +58,7 @@ def sandbox_home() -> Path:
     env = os.environ.get("DIRT_SANDBOX_HOME")
     if env:
         return Path(env)
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "dirt" / "sandboxes"
+    return state_home() / "sandboxes"
 
 
 def _quiet(message: str) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from dirt.core import safefile
 from dirt.core.errors import ConfigError
+from dirt.core.safefile import MAX_RULES_BYTES
 from dirt.documents import yamlpos
 
 RULES_DIR = Path(__file__).parent / "rules"
@@ -121,9 +121,7 @@ def write_rules(sources: list[Path], dest: Path, alert_for: float | None) -> lis
 def _read_rules(src: Path) -> dict[str, Any]:
     """A rule file, read as safely as a scenario (bounded, located errors); Prometheus checks the rest."""
     try:
-        data, _, _ = yamlpos.load(safefile.read_text(src, limit=16 * safefile.MAX_DOCUMENT_BYTES))
-    except safefile.UnreadableFile as exc:
-        raise ConfigError(f"{src}:{exc.line}:{exc.column}: cannot read rule file: {exc.message}") from None
+        data, _, _ = yamlpos.load_file(src, limit=MAX_RULES_BYTES)
     except yamlpos.YamlSyntaxError as exc:
         i = exc.issue
         raise ConfigError(f"{src}:{i.mark.line}:{i.mark.column}: cannot read rule file: {i.message}") from None

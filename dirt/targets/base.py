@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dirt.clients.credentials import kubeconfig_secrets
 from dirt.clients.monitoring import Endpoint, endpoint_secrets
-from dirt.config import SettingsCheck, TargetConfig
+from dirt.config import SettingsCheck, TargetConfig, state_home
 from dirt.core.errors import ConfigError, TargetError
 from dirt.core.plugins import load_target_provider, target_providers
 from dirt.core.redact import is_secret_key, register_secrets
@@ -274,13 +274,6 @@ class Target:
 
     def cluster_exists(self) -> bool:
         raise self._cannot("tell whether the cluster exists")
-
-
-def state_home() -> Path:
-    """dirt's folder in the user's state directory (``$XDG_STATE_HOME/dirt``)."""
-    import os
-
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dirt"
 
 
 def provider_class(provider: str) -> type[Target]:
