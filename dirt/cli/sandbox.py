@@ -35,14 +35,22 @@ def sandbox() -> None:
 
 @sandbox.command()
 @click.option("--force", is_flag=True, help="Rebuild even when a cached build answers the right version.")
-def build(force: bool) -> None:
-    """Build (or find in the cache) the control-plane binaries: Kubernetes, etcd, kwok, kube-state-metrics."""
+@click.option("--velero/--no-velero", default=None,
+              help="Also build Velero, its AWS plugin and gofakes3 (default: when the sandbox target runs Velero).")
+@_target
+@click.pass_context
+def build(ctx: click.Context, force: bool, velero: bool | None, target: str | None) -> None:
+    """Build (or find in the cache) the sandbox's binaries: Kubernetes, etcd, kwok, kube-state-metrics,
+    and Velero's when the sandbox runs it (``settings: {velero: true}``)."""
     import time
 
-    from dirt.sandbox.binaries import build_all, cache_root
+    from dirt.sandbox.binaries import COMPONENTS, VELERO_COMPONENTS, build_all, cache_root
 
+    if velero is None:
+        velero = _sandbox(ctx, None, target).velero
     start = time.monotonic()
-    folders = build_all(force=force, log=lambda m: click.echo(m, err=True))
+    folders = build_all(force=force, log=lambda m: click.echo(m, err=True),
+                        components=COMPONENTS + (VELERO_COMPONENTS if velero else ()))
     for name, folder in folders.items():
         click.echo(f"{name:20} {folder}")
     click.echo(f"binaries ready in {time.monotonic() - start:.0f}s (cache: {cache_root()})", err=True)

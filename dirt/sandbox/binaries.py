@@ -30,6 +30,9 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 KSM_VERSION = "v2.20.0"
+VELERO_VERSION = "v1.18.3"
+VELERO_AWS_VERSION = "v1.14.3"
+GOFAKES3_VERSION = "v1.2.0"
 
 #: The repository's wrapper modules (build/<name>/go.mod); found from the source
 #: tree, so building needs a checkout (an installed wheel uses the cache only).
@@ -54,10 +57,14 @@ class Component:
     #: how each binary is asked for its version (default: --version)
     version_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    #: binaries that cannot say their version (a Velero plugin, gofakes3): checked to run, never adopted from PATH
+    unversioned: frozenset[str] = frozenset()
+    #: bumped when dirt builds the same version differently (other ldflags): a new cache folder
+    build_id: str = ""
 
     @property
     def folder(self) -> Path:
-        return cache_root() / f"{self.name}-{self.version}"
+        return cache_root() / (f"{self.name}-{self.version}" + (f"-{self.build_id}" if self.build_id else ""))
 
     def path(self, binary: str) -> Path:
         return self.folder / binary
@@ -121,7 +128,37 @@ KUBE_STATE_METRICS = Component(
     version_args={"kube-state-metrics": ("version",)},
 )
 
+#: Velero's server and CLI (one binary) and gofakes3, the S3-compatible store Velero writes to: one wrapper
+#: module (build/velero), because Velero's go.mod replaces kopia with its fork and pins a k8s.io patch
+#: release the module proxy no longer serves.  The version is set by ldflags, or `velero version` is empty.
+VELERO = Component(
+    name="velero",
+    version=VELERO_VERSION,
+    binaries={"velero": "github.com/vmware-tanzu/velero/cmd/velero",
+              "gofakes3": "github.com/johannesboyne/gofakes3/cmd/gofakes3"},
+    module_dir="velero",
+    # controller-runtime inside Velero serves a second metrics endpoint on ":8080" (every interface,
+    # and one port for the whole machine) with no flag to move it; its default is a variable, so the
+    # linker sets it to "0" (off).  Velero's own metrics stay on --metrics-address.
+    ldflags=lambda c: (f"-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version={c.version}"
+                       " -X sigs.k8s.io/controller-runtime/pkg/metrics/server.DefaultBindAddress=0"),
+    version_args={"velero": ("version", "--client-only")},
+    unversioned=frozenset({"gofakes3"}),
+    build_id="1",
+)
+
+#: Velero's object-store plugin for S3 (and S3-compatible stores); its main package is in a subfolder.
+VELERO_AWS_PLUGIN = Component(
+    name="velero-plugin-for-aws",
+    version=VELERO_AWS_VERSION,
+    binaries={"velero-plugin-for-aws": "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws"},
+    module_dir=None,
+    unversioned=frozenset({"velero-plugin-for-aws"}),
+)
+
 COMPONENTS = (KUBERNETES, ETCD, KWOK, KUBE_STATE_METRICS)
+#: Built only for sandboxes that run Velero (``settings: {velero: true}``).
+VELERO_COMPONENTS = (VELERO, VELERO_AWS_PLUGIN)
 #: A cold build of Kubernetes takes minutes on two cores; one hour means something is stuck.
 BUILD_TIMEOUT = 3600.0
 
@@ -130,6 +167,8 @@ def _answers(path: Path, component: Component) -> bool:
     """Does the binary run and report the component's version?"""
     if not (path.is_file() and os.access(path, os.X_OK)):
         return False
+    if path.name in component.unversioned:
+        return True  # built from the pinned module by us; nothing to ask
     args = component.version_args.get(path.name, ("--version",))
     try:
         out = run([str(path), *args], timeout=30, what=f"{path.name} --version")
@@ -153,6 +192,8 @@ def _go() -> str:
 
 def on_path(component: Component) -> dict[str, Path] | None:
     """The component's binaries if every one of them is on PATH at the right version."""
+    if component.unversioned:
+        return None  # a binary on PATH that cannot say its version is not known to be the right one
     found = {}
     for name in component.binaries:
         where = shutil.which(name)
@@ -309,3 +350,26 @@ def locate(*, build_missing: bool = False, log: Callable[[str], None] = print) -
         prometheus=_system("prometheus"), promtool=_system("promtool"),
         alertmanager=_system("prometheus-alertmanager", "alertmanager"),
     )
+
+
+@dataclass(frozen=True)
+class VeleroBinaries:
+    """Velero's server and CLI, its AWS object-store plugin and gofakes3 (for sandboxes with ``velero: true``)."""
+
+    velero: Path
+    aws_plugin: Path
+    gofakes3: Path
+
+    def versions(self) -> dict[str, str]:
+        return {"velero": VELERO_VERSION, "velero-plugin-for-aws": VELERO_AWS_VERSION, "gofakes3": GOFAKES3_VERSION}
+
+
+def locate_velero(*, build_missing: bool = False, log: Callable[[str], None] = print) -> VeleroBinaries:
+    for component in VELERO_COMPONENTS:
+        if not is_built(component):
+            if not build_missing:
+                raise BinaryError(f"{component.name} {component.version} is not built yet (the sandbox runs Velero): "
+                                  "run `dirt sandbox build` (or `make deps`)")
+            build(component, log=log)
+    return VeleroBinaries(velero=VELERO.path("velero"), aws_plugin=VELERO_AWS_PLUGIN.path("velero-plugin-for-aws"),
+                          gofakes3=VELERO.path("gofakes3"))

@@ -36,7 +36,8 @@ from dirt.clients.commands import CommandResult, run
 from dirt.config import state_home
 from dirt.core.errors import CommandError, HttpError, TargetError
 from dirt.sandbox import process
-from dirt.sandbox.binaries import Binaries, locate
+from dirt.sandbox import velero as velero_parts
+from dirt.sandbox.binaries import Binaries, VeleroBinaries, locate, locate_velero
 from dirt.sandbox.monitoring import (
     RULES_DIR,
     Ports,
@@ -69,7 +70,7 @@ class Sandbox:
     def __init__(self, name: str = "dirt", *, nodes: int = 3, scrape_interval: float = 1.0,
                  evaluation_interval: float = 1.0, alert_for: float | None = None,
                  rules: list[Path] | None = None, kube_state_metrics: bool = True,
-                 node_grace_period: float = 10.0, home: Path | None = None) -> None:
+                 node_grace_period: float = 10.0, velero: bool = False, home: Path | None = None) -> None:
         self.name = name
         self.nodes = nodes
         self.scrape_interval = scrape_interval
@@ -78,10 +79,12 @@ class Sandbox:
         self.extra_rules = list(rules or [])
         self.want_ksm = kube_state_metrics
         self.node_grace_period = node_grace_period
+        self.velero = velero
         self.root = (home or sandbox_home()) / name
         self.kwok_workdir = self.root / "kwok"
         self.cluster_dir = self.kwok_workdir / "clusters" / name
         self._binaries: Binaries | None = None
+        self._velero_binaries: VeleroBinaries | None = None
 
     # -- paths and state ----------------------------------------------------------------
     @property
@@ -111,12 +114,17 @@ class Sandbox:
 
     @property
     def ports(self) -> Ports:
-        stored = self.state().get("ports")
-        if stored:
-            return Ports(**stored)
-        # Each sandbox name gets its own neighbourhood of ports below the ephemeral range.
+        stored = self.state().get("ports") or {}
+        known = {k: v for k, v in stored.items() if k in Ports.names() and v}
+        if len(known) == len(Ports.names()):
+            return Ports(**known)
+        # Each sandbox name gets its own neighbourhood of ports below the ephemeral range; a
+        # sandbox from an older dirt keeps its ports and gets the ones it lacks.
         start = 20000 + (zlib.crc32(self.name.encode()) % 1000) * 12
-        ports = Ports(*process.free_ports(len(Ports.names()), start=start))
+        missing = [n for n in Ports.names() if n not in known]
+        taken = set(known.values())
+        fresh = iter(p for p in process.free_ports(len(missing) + len(taken), start=start) if p not in taken)
+        ports = Ports(**known, **{name: next(fresh) for name in missing})
         self._save_state(ports=asdict(ports))
         return ports
 
@@ -132,6 +140,17 @@ class Sandbox:
         if self._binaries is None:
             self._binaries = locate(build_missing=build_missing, log=log)
         return self._binaries
+
+    def velero_binaries(self, *, build_missing: bool = False, log: Log = _quiet) -> VeleroBinaries:
+        if self._velero_binaries is None:
+            self._velero_binaries = locate_velero(build_missing=build_missing, log=log)
+        return self._velero_binaries
+
+    @property
+    def monitors(self) -> tuple[str, ...]:
+        """The processes dirt starts beside the control plane (Velero's only when the sandbox runs it)."""
+        runs_velero = self.velero or bool(self.state().get("velero"))  # started by another configuration
+        return (*MONITORS, *(velero_parts.COMPONENTS if runs_velero else ()))
 
     def exists(self) -> bool:
         return (self.cluster_dir / "kwok.yaml").is_file()
@@ -214,8 +233,11 @@ class Sandbox:
         """Create (or resume) the sandbox; return its status once everything is healthy."""
         started = time.monotonic()
         self.binaries(build_missing=True, log=log)
+        versions = self.binaries().versions()
+        if self.velero:
+            versions |= self.velero_binaries(build_missing=True, log=log).versions()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._save_state(name=self.name, versions=self.binaries().versions(), nodes=self.nodes)
+        self._save_state(name=self.name, versions=versions, nodes=self.nodes, velero=self.velero)
         if self.exists():
             for component in CONTROL_PLANE:
                 if not self.component_running(component):
@@ -227,6 +249,8 @@ class Sandbox:
             log(f"creating sandbox {self.name!r} (kwokctl --runtime binary)")
             self.create_cluster(log=log)  # waits for the API and the nodes itself
         self.start_monitoring(log=log)
+        if self.velero:
+            self.start_velero(log=log)
         self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
         self.wait_monitoring_settled(timeout=60.0, log=log)
         self._save_state(up_seconds=round(time.monotonic() - started, 2))
@@ -243,6 +267,10 @@ class Sandbox:
         if process.alive(self._pid("kube-state-metrics")):
             # its client certificate came from the old PKI
             self._restart_monitor("kube-state-metrics")
+        if self.velero and process.alive(self._pid("velero")):
+            # A new cluster has no Velero CRDs and the server holds the old PKI.  Like a real rebuild:
+            # install Velero again against the same bucket; it finds the old backups there.
+            self.start_velero(log=log, restart=True)
 
     def delete_cluster(self) -> None:
         """The whole cluster gone: processes killed, etcd data and PKI removed."""
@@ -255,7 +283,7 @@ class Sandbox:
 
     def down(self, *, log: Log = print) -> None:
         """Stop every process the sandbox started and remove its state."""
-        for name in reversed(MONITORS):
+        for name in reversed(self.monitors):
             if process.stop(self._pid(name), binary=self._monitor_binary(name)):
                 log(f"stopped {name}")
         if self.exists():
@@ -272,7 +300,7 @@ class Sandbox:
     def status(self) -> dict[str, Any]:
         state = self.state()
         components = []
-        for name in (*CONTROL_PLANE, *MONITORS):
+        for name in (*CONTROL_PLANE, *self.monitors):
             if name == "kube-state-metrics" and not self.want_ksm:
                 continue
             pid = self._pid(name)
@@ -289,7 +317,16 @@ class Sandbox:
             "versions": state.get("versions", {}),
             "root": str(self.root),
             "up_seconds": state.get("up_seconds"),
+            "velero": self.velero_status() if self.velero else None,
         }
+
+    def velero_status(self) -> dict[str, Any]:
+        """Where Velero's parts are: its namespace, location, object store and bucket folder."""
+        p = self.ports
+        return {"namespace": velero_parts.NAMESPACE, "backup_storage_location": velero_parts.LOCATION,
+                "object_store_url": f"http://127.0.0.1:{p.object_store}", "bucket": velero_parts.BUCKET,
+                "bucket_folder": str(velero_parts.folder(self.root) / "bucket"),
+                "metrics_url": f"http://127.0.0.1:{p.velero_metrics}/metrics"}
 
     # -- health -----------------------------------------------------------------------------
     def _get(self, url: str, *, client_cert: bool = False, verify: bool | str = False,
@@ -310,6 +347,8 @@ class Sandbox:
             "prometheus": lambda: self._get(f"{self.prometheus_url}/-/ready"),
             "volume-provisioner": lambda: _Alive(),
             "alertmanager": lambda: self._get(f"{self.alertmanager_url}/-/ready"),
+            "object-store": lambda: self._get(f"http://127.0.0.1:{p.object_store}/"),
+            "velero": lambda: self._get(f"http://127.0.0.1:{p.velero_metrics}/metrics"),
         }
         response = checks[name]()
         return response is not None and response.status == 200
@@ -409,6 +448,9 @@ class Sandbox:
 
     def _monitor_binary(self, name: str) -> Path | None:
         b = self.binaries()
+        if name in velero_parts.COMPONENTS:
+            v = self.velero_binaries()
+            return v.gofakes3 if name == "object-store" else v.velero
         return {"prometheus": b.prometheus, "alertmanager": b.alertmanager,
                 "kube-state-metrics": b.kube_state_metrics, "volume-provisioner": Path(sys.executable)}[name]
 
@@ -496,6 +538,36 @@ class Sandbox:
             process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
                           cwd=self.root)
 
+    def start_velero(self, *, log: Log = _quiet, restart: bool = False, timeout: float = 90.0) -> None:
+        """Velero's object store and server running, its objects in the cluster, its location Available.
+
+        Idempotent; ``restart`` restarts the server (a recreated cluster: new PKI, no CRDs).
+        """
+        from dirt.clients.kube import KubeClient
+
+        binaries = self.velero_binaries(build_missing=True, log=log)
+        p = self.ports
+        velero_parts.prepare_files(binaries, self.root)
+        argvs = velero_parts.commands(binaries, root=self.root, kubeconfig=self.kubeconfig,
+                                      store_port=p.object_store, metrics_port=p.velero_metrics)
+        self._save_state(monitors=self.state().get("monitors", {}) | argvs)
+        kube = KubeClient.from_kubeconfig(str(self.kubeconfig))
+        try:
+            velero_parts.install(kube, binaries, self.root, p.object_store)
+            if restart:
+                process.stop(self._pid("velero"), binary=binaries.velero)
+            env = velero_parts.environment(self.root)
+            for name, argv in argvs.items():
+                if self.component_running(name):
+                    continue
+                log(f"starting {name} on 127.0.0.1:{p.object_store if name == 'object-store' else p.velero_metrics}")
+                process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
+                              cwd=self.root, env=env)
+            velero_parts.wait_ready(kube, store_port=p.object_store, metrics_port=p.velero_metrics, timeout=timeout,
+                                    pids={n: self._pid(n) for n in argvs})
+        finally:
+            kube.close()
+
     def reload_prometheus(self) -> None:
         try:
             answer = http.request("POST", f"{self.prometheus_url}/-/reload", timeout=10)
@@ -508,9 +580,10 @@ class Sandbox:
     def _restart_monitor(self, name: str) -> None:
         argv = self.state().get("monitors", {}).get(name)
         process.stop(self._pid(name), binary=self._monitor_binary(name))
+        env = velero_parts.environment(self.root) if name in velero_parts.COMPONENTS else None
         if argv:
             process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
-                          cwd=self.root)
+                          cwd=self.root, env=env)
 
     def restart_monitor(self, name: str) -> None:
         self._restart_monitor(name)
@@ -518,9 +591,9 @@ class Sandbox:
     def log_path(self, name: str) -> Path:
         if name in CONTROL_PLANE:
             return self.cluster_dir / "logs" / f"{name}.log"
-        if name in MONITORS:
+        if name in self.monitors:
             return self.root / "logs" / f"{name}.log"
-        raise TargetError(f"no component {name!r}; one of {', '.join((*CONTROL_PLANE, *MONITORS))}")
+        raise TargetError(f"no component {name!r}; one of {', '.join((*CONTROL_PLANE, *self.monitors))}")
 
     # -- etcd --------------------------------------------------------------------------------
     @property

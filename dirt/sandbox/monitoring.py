@@ -35,6 +35,9 @@ class Ports:
     alertmanager: int
     kube_state_metrics: int
     kube_state_metrics_telemetry: int
+    # Velero's (sandboxes with velero: true); 0 in the state of a sandbox created before they existed
+    object_store: int = 0
+    velero_metrics: int = 0
 
     @classmethod
     def names(cls) -> list[str]:

@@ -34,6 +34,8 @@ class SandboxSettings(Settings):
     kube_state_metrics: bool = Field(True, description="Run kube-state-metrics (workload and node alerts).")
     node_grace_period: Duration = Field(10.0, description="controller-manager node monitor grace period.")
     auto_up: bool = Field(True, description="Bring the sandbox up before a drill if it is not.")
+    velero: bool = Field(False, description="Run a real Velero server (with an S3-compatible store) in the sandbox; "
+                                            "`velero` backups and the `velero` CLI then work.")
 
 
 class SandboxTarget(Target):
@@ -49,7 +51,7 @@ class SandboxTarget(Target):
         self.sandbox = Sandbox(
             s.name, nodes=s.nodes, scrape_interval=s.scrape_interval, evaluation_interval=s.evaluation_interval,
             alert_for=s.alert_for, rules=[root / r for r in s.rules], kube_state_metrics=s.kube_state_metrics,
-            node_grace_period=s.node_grace_period,
+            node_grace_period=s.node_grace_period, velero=s.velero,
         )
 
     @classmethod
@@ -95,7 +97,13 @@ class SandboxTarget(Target):
 
         env = super().command_env()
         b = self.sandbox.binaries()
-        env["PATH"] = os.pathsep.join([str(b.kubectl.parent), str(b.etcdctl.parent), os.environ.get("PATH", "")])
+        folders = [str(b.kubectl.parent), str(b.etcdctl.parent)]
+        if self.settings.velero:
+            from dirt.sandbox.velero import NAMESPACE
+
+            folders.append(str(self.sandbox.velero_binaries().velero.parent))
+            env["VELERO_NAMESPACE"] = NAMESPACE  # the velero CLI's namespace, as `velero client config` would set
+        env["PATH"] = os.pathsep.join([*folders, os.environ.get("PATH", "")])
         env["ETCDCTL_API"] = "3"
         env["ETCDCTL_ENDPOINTS"] = self.sandbox.etcd_endpoint()
         return env

@@ -56,3 +56,43 @@ def test_a_failed_build_names_the_component_the_reason_and_how_to_retry(tmp_path
     text = str(info.value)
     assert text.startswith("building kwok v0.8.0 failed (exit 1)")
     assert "no route to host" in text and "retry with: dirt sandbox build --force" in text
+
+
+def test_binaries_that_cannot_say_their_version_are_never_taken_from_path(tmp_path, monkeypatch) -> None:
+    from dirt.sandbox.binaries import VELERO, VELERO_AWS_PLUGIN
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_binary(bin_dir, "velero", f"Client:\n\tVersion: {VELERO.version}")
+    fake_binary(bin_dir, "gofakes3", "flag provided but not defined: -version")
+    fake_binary(bin_dir, "velero-plugin-for-aws", "This binary is a plugin.")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert binaries.on_path(VELERO) is None and binaries.on_path(VELERO_AWS_PLUGIN) is None
+    # a build of ours is trusted: it is only checked to be executable
+    assert binaries._answers(bin_dir / "gofakes3", VELERO)
+
+
+def test_a_rebuilt_variant_of_the_same_version_gets_its_own_cache_folder(tmp_path, monkeypatch) -> None:
+    from dirt.sandbox.binaries import VELERO
+
+    monkeypatch.setenv("DIRT_BIN_CACHE", str(tmp_path))
+    assert VELERO.folder == tmp_path / f"velero-{VELERO.version}-{VELERO.build_id}"
+    assert KWOK.folder == tmp_path / f"kwok-{KWOK.version}"
+    # controller-runtime's hidden metrics server (":8080", every interface) is switched off at link time
+    assert "controller-runtime/pkg/metrics/server.DefaultBindAddress=0" in VELERO.ldflags(VELERO)
+
+
+def test_a_sandbox_from_an_older_dirt_keeps_its_ports_and_gets_the_new_ones(tmp_path) -> None:
+    import json
+
+    from dirt.sandbox.cluster import Sandbox
+    from dirt.sandbox.monitoring import Ports
+
+    box = Sandbox("old", home=tmp_path)
+    old = {name: 21000 + i for i, name in enumerate(Ports.names()) if name not in ("object_store", "velero_metrics")}
+    box.root.mkdir(parents=True)
+    box.state_file.write_text(json.dumps({"ports": old}))
+    ports = box.ports
+    assert {k: getattr(ports, k) for k in old} == old
+    assert ports.object_store and ports.velero_metrics and len(set(vars(ports).values())) == len(Ports.names())
+    assert json.loads(box.state_file.read_text())["ports"]["object_store"] == ports.object_store
