@@ -53,6 +53,23 @@ def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | 
         raise HttpError(f"{method} {_safe(url)}: {type(exc).__name__}") from None
 
 
+def download(url: str, *, timeout: float, limit: int = MAX_BODY, verify: bool | str = True) -> bytes:
+    """A small file's bytes (a presigned object-store URL, say); more than ``limit`` is an error."""
+    import requests
+    import urllib3
+
+    try:
+        with requests.get(url, timeout=timeout, verify=verify, stream=True) as response:
+            if not response.ok:
+                raise HttpError(f"GET {_safe(url)}: HTTP {response.status_code}")
+            body = response.raw.read(limit + 1, decode_content=True) or b""
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise HttpError(f"GET {_safe(url)}: {type(exc).__name__}") from None
+    if len(body) > limit:
+        raise HttpError(f"GET {_safe(url)}: more than {limit} bytes")
+    return body
+
+
 def probe(url: str, *, timeout: float = 2.0, verify: bool | str = False,
           cert: tuple[str, str] | None = None, method: str = "GET") -> HttpResponse | None:
     """A health probe: the response, or None when nothing answered."""

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 
 class DirtError(Exception):
@@ -121,7 +122,11 @@ class CheckFailed(DrillFailed):
 
 
 class StepFailed(DrillFailed):
-    pass
+    """A step did not do its job; ``data`` (what the tool said: its errors, its warnings) goes to the journal."""
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.data = dict(data or {})
 
 
 class DeadlineExceeded(DrillFailed):

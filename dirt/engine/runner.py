@@ -428,6 +428,8 @@ class Drill:
             raise
         except DirtError as exc:
             result.update(status="failed", detail=str(exc))
+            if isinstance(exc, StepFailed) and exc.data:
+                result["data"] = {**result.get("data", {}), **exc.data}
             raise
         except Exception as exc:
             result.update(status="failed", detail=f"{type(exc).__name__}: {exc}")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.drill_files import report, write
+
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
 NAMESPACE = "crd-shop"
@@ -183,16 +185,6 @@ def plain_apply_fails_on_widgets(proc: subprocess.CompletedProcess) -> bool:
     """A plain ``kubectl apply`` of the application fails on its custom resources: unknown kind."""
     return proc.returncode != 0 and 'no matches for kind "Widget"' in proc.stderr \
         and "ensure CRDs are installed first" in proc.stderr
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
-
-
-def report(result) -> dict:
-    return json.loads((result.run_dir / "report.json").read_text())
 
 
 def backup_manifest(result, name: str) -> dict:
