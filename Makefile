@@ -12,13 +12,14 @@ BIN := $(VENV)/bin
 DIRT := $(BIN)/dirt
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv system binaries test unit integration drills demo bench lint clean sandbox-down
+.PHONY: help deps venv system binaries test unit integration drills demo bench bench-sandbox lint clean sandbox-down
 
 help:
 	@echo "make demo   - set up, start the sandbox, run the control-plane-down drill, print the report"
 	@echo "make test   - set up and run the whole suite"
 	@echo "make unit   - fast unit tests only"
 	@echo "make bench  - benchmarks (figures and ratios)"
+	@echo "make bench-sandbox - restore and drill benchmarks on the real sandbox (minutes)"
 
 deps: venv system binaries
 
@@ -69,6 +70,13 @@ demo: deps
 bench: venv
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_journal.py
+
+# On the real sandbox (a fresh one in a temporary folder unless DIRT_SANDBOX_HOME names one):
+# restores by kubectl, dirt and Velero against the API server's ceiling, and each example drill's
+# wall and CPU time with the sandbox's boot time and memory.  Minutes, not seconds.
+bench-sandbox: deps
+	$(BIN)/python bench/restore.py
+	$(BIN)/python bench/drill.py
 
 lint: venv
 	$(BIN)/lint-imports
