@@ -35,7 +35,8 @@ from dirt.journal.faults import FaultLife
 from dirt.recovery.resources import restore_resolves
 
 API = "velero.io/v1"
-FAILED_PHASES = {"PartiallyFailed", "Failed", "FailedValidation", "FinalizingPartiallyFailed"}
+#: Final phases that are failures (FinalizingPartiallyFailed is not final yet: its results file comes after).
+FAILED_PHASES = {"PartiallyFailed", "Failed", "FailedValidation"}
 #: How many of Velero's own messages a failure names (the journal keeps them all).
 NAMED = 5
 
@@ -136,7 +137,7 @@ class VeleroBackup(Backup):
             return [f"use Velero backup {p.existing} in {p.namespace}"]
         return [f"create a Velero Backup of {scope} in {p.namespace} and wait for Completed"]
 
-    def _create_and_wait(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def _create_and_wait(self, kind: str, name: str, spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Create a Backup or Restore, then wait for Velero to finish it (strictly judged)."""
         self.ctx.target.kube().create({
             "apiVersion": API, "kind": kind,
@@ -146,26 +147,27 @@ class VeleroBackup(Backup):
         })
         return self._wait(name, kind)
 
-    def _wait(self, name: str, kind: str) -> dict[str, Any]:
+    def _wait(self, name: str, kind: str) -> tuple[dict[str, Any], list[str]]:
+        """The finished object and the warnings accepted (anything else fails the step)."""
         kube = self.ctx.target.kube()
         start = time.monotonic()
         while True:
             obj = kube.get(API, kind, name, self.params.namespace)
             done, detail = judge(obj, kind)
             if done is not None:
-                return self._verdict(obj, kind, done, detail)
+                return obj, self._verdict(obj, kind, done, detail)
             elapsed = time.monotonic() - start
             if elapsed > self.params.timeout:
                 raise StepFailed(f"{detail} after {self.params.timeout:g}s (is the Velero server running?)")
             self.ctx.waiting(detail, elapsed, self.params.timeout)
             self.ctx.sleep(1.0)
 
-    def _verdict(self, obj: dict[str, Any], kind: str, done: bool, detail: str) -> dict[str, Any]:
+    def _verdict(self, obj: dict[str, Any], kind: str, done: bool, detail: str) -> list[str]:
         """Pass a clean ``Completed``; otherwise read Velero's own warnings and errors and fail naming
-        them, unless every problem is a warning the scenario accepts."""
+        them, unless every problem is a warning the scenario accepts (returned)."""
         status = obj.get("status") or {}
         if done:
-            return obj
+            return []
         completed = status.get("phase") == "Completed" and not status.get("errors")
         warnings: list[str] = []
         errors: list[str] = []
@@ -174,8 +176,7 @@ class VeleroBackup(Backup):
             warnings, errors = result_messages(results, "warnings"), result_messages(results, "errors")
         accepted, unaccepted = split_accepted(warnings, self.params.accept_warnings)
         if completed and results is not None and not unaccepted and not errors:
-            obj.setdefault("dirt", {})["accepted_warnings"] = accepted
-            return obj
+            return accepted
         named = errors + unaccepted
         reasons = "; ".join(named[:NAMED]) + (f" (and {len(named) - NAMED} more)" if len(named) > NAMED else "")
         if accepted:
@@ -213,7 +214,7 @@ class VeleroBackup(Backup):
             except DirtError:
                 pass  # Velero expires them itself
 
-    def _existing(self) -> dict[str, Any]:
+    def _existing(self) -> tuple[dict[str, Any], list[str]]:
         """The backup named, or the newest finished one (of the schedule): judged like one the drill made.
 
         The newest *finished* backup is the one a restore would use in a real incident, so a newest
@@ -226,7 +227,7 @@ class VeleroBackup(Backup):
             done, detail = judge(obj, "Backup")
             if done is None:
                 raise StepFailed(f"{detail}: not finished, not a backup to restore from")
-            return self._verdict(obj, "Backup", done, detail)
+            return obj, self._verdict(obj, "Backup", done, detail)
         selector = f"velero.io/schedule-name={p.schedule}" if p.schedule else None
         what = f"Velero backup{' of schedule ' + p.schedule if p.schedule else ''} in {p.namespace}"
         start = time.monotonic()
@@ -247,18 +248,18 @@ class VeleroBackup(Backup):
                              elapsed, p.wait)
             self.ctx.sleep(1.0)
         done, detail = judge(newest, "Backup")
-        return self._verdict(newest, "Backup", bool(done), detail)
+        return newest, self._verdict(newest, "Backup", bool(done), detail)
 
     def take(self, name: str) -> BackupRecord:
         p = self.params
         if p.existing:
-            obj = self._existing()
+            obj, accepted = self._existing()
         else:
             backup_name = f"dirt-{name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
             spec: dict[str, Any] = {"includedNamespaces": p.included_namespaces or ["*"], "ttl": p.ttl}
             if p.storage_location:
                 spec["storageLocation"] = p.storage_location
-            obj = self._create_and_wait("Backup", backup_name, spec)
+            obj, accepted = self._create_and_wait("Backup", backup_name, spec)
         status = obj.get("status") or {}
         created = _finished_at(obj) or time.time()
         progress = status.get("progress") or {}
@@ -266,7 +267,7 @@ class VeleroBackup(Backup):
                             created_at=created, objects=progress.get("itemsBackedUp"),
                             data={"backup": obj["metadata"]["name"], "phase": status.get("phase"),
                                   "schedule": (obj["metadata"].get("labels") or {}).get("velero.io/schedule-name"),
-                                  "accepted_warnings": (obj.get("dirt") or {}).get("accepted_warnings", [])})
+                                  "accepted_warnings": accepted})
 
     def restore(self, record: BackupRecord) -> StepOutcome:
         p = self.params
@@ -277,9 +278,8 @@ class VeleroBackup(Backup):
             spec["includedNamespaces"] = p.included_namespaces
         if p.existing_resource_policy:
             spec["existingResourcePolicy"] = p.existing_resource_policy
-        obj = self._create_and_wait("Restore", restore_name, spec)
+        obj, accepted = self._create_and_wait("Restore", restore_name, spec)
         progress = (obj.get("status") or {}).get("progress") or {}
-        accepted = (obj.get("dirt") or {}).get("accepted_warnings") or []
         return StepOutcome(f"Velero restore {restore_name} Completed from backup {backup_name}"
                            + (f" ({len(accepted)} accepted warning(s))" if accepted else ""),
                            {"restore": restore_name, "backup": backup_name,

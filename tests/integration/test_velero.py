@@ -127,7 +127,8 @@ def test_the_sandbox_runs_velero_and_the_cli_reaches_it(velero, tmp_path) -> Non
     logs = subprocess.run([str(REPO / ".venv" / "bin" / "dirt"), "sandbox", "logs", "velero", "-n", "500"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert logs.returncode == 0 and "velero" in logs.stdout.lower()
-    version = cli(velero, "velero", "version")  # asks the server, through the API (a ServerStatusRequest)
+    # asks the server through the API (a ServerStatusRequest); the CLI waits 5 s by default
+    version = cli(velero, "velero", "version", "--timeout", "60s")
     assert "Server:" in version.stdout and "v1.18.3" in version.stdout.split("Server:")[1], version.stdout
     location = velero.kube().get("velero.io/v1", "BackupStorageLocation", "default", "velero")
     assert location["status"]["phase"] == "Available"

@@ -17,6 +17,8 @@ def obj(phase: str | None, **status) -> dict:
     (obj(None), None, "Backup b1 New"),
     (obj("InProgress"), None, "Backup b1 InProgress"),
     (obj("WaitingForPluginOperations"), None, "Backup b1 WaitingForPluginOperations"),
+    # not final yet: Velero writes the results file (the reasons) when it gets to PartiallyFailed
+    (obj("FinalizingPartiallyFailed", errors=1), None, "Backup b1 FinalizingPartiallyFailed"),
     (obj("Completed"), True, "Backup b1 Completed"),
     (obj("Completed", warnings=2), False, "Backup b1 Completed with 2 warning(s), 0 error(s)"),
     (obj("PartiallyFailed", errors=3), False, "Backup b1 PartiallyFailed (0 warning(s), 3 error(s))"),
