@@ -236,6 +236,10 @@ class Sandbox:
         versions = self.binaries().versions()
         if self.velero:
             versions |= self.velero_binaries(build_missing=True, log=log).versions()
+        elif self.state().get("velero"):  # Velero switched off in the settings: stop what an earlier up started
+            for name in reversed(velero_parts.COMPONENTS):
+                if process.stop(self._pid(name), binary=self._monitor_binary(name)):
+                    log(f"stopped {name} (the sandbox no longer runs Velero)")
         self.root.mkdir(parents=True, exist_ok=True)
         self._save_state(name=self.name, versions=versions, nodes=self.nodes, velero=self.velero)
         if self.exists():
