@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,20 @@ def api_up(target) -> bool:
 
 @pytest.fixture
 def sandbox_project(dirt_sandbox, tmp_path: Path) -> Path:
-    """A temp project whose dirt.yaml names the same sandbox as the repository's."""
+    """A temp project whose dirt.yaml names the same sandbox as the repository's, and no shop left over.
+
+    An experiment run by ``chaos run`` has no dirt preflight to wait out what an earlier test left:
+    ReplicaSets orphaned while the API server was down make the redeployed Deployments collide
+    (collisionCount 1: a second set of frontend Pods, unschedulable under the anti-affinity), and
+    the steady-state probe never holds.  Each test starts without the shop namespace.
+    """
+    kube = dirt_sandbox.kube()
+    if kube.find("v1", "Namespace", "shop") is not None:
+        kube.delete("v1", "Namespace", "shop")
+    deadline = time.monotonic() + 120
+    while kube.find("v1", "Namespace", "shop") is not None:
+        assert time.monotonic() < deadline, "the shop namespace left by an earlier test is still terminating"
+        time.sleep(0.5)
     config = yaml.safe_load((REPO / "dirt.yaml").read_text())
     config.pop("rules", None)
     settings = config["targets"]["sandbox"]["settings"]
