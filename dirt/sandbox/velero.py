@@ -33,7 +33,7 @@ import yaml
 
 from dirt.clients import http
 from dirt.clients.commands import run
-from dirt.core.errors import CommandError, TargetError
+from dirt.core.errors import CommandError, DirtError, TargetError
 from dirt.sandbox import process
 from dirt.sandbox.binaries import VeleroBinaries
 
@@ -175,7 +175,7 @@ def wait_ready(kube: Any, *, store_port: int, metrics_port: int, timeout: float 
         if store_healthy(store_port) and server_healthy(metrics_port):
             try:
                 phase = location_phase(kube)
-            except Exception:  # noqa: BLE001 - the API may be restarting; retried until the deadline
+            except DirtError:  # the API may be restarting; retried until the deadline
                 phase = None
             if phase == "Available":
                 return

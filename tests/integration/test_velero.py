@@ -51,21 +51,17 @@ def velero(dirt_sandbox):
     return dirt_sandbox
 
 
-def cli(target, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def cli(target, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
     """A command with the drill's environment: the sandbox's kubectl and velero first on PATH."""
     env = {**os.environ, **target.command_env()}
-    proc = subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(list(args), input=stdin, env=env, capture_output=True, text=True, timeout=120)
     if check:
         assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
     return proc
 
 
 def apply(target, *objects: dict) -> None:
-    cli_input = "\n---\n".join(yaml.safe_dump(o) for o in objects)
-    env = {**os.environ, **target.command_env()}
-    proc = subprocess.run(["kubectl", "apply", "-f", "-"], input=cli_input, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    cli(target, "kubectl", "apply", "-f", "-", stdin="\n---\n".join(yaml.safe_dump(o) for o in objects))
 
 
 def crd(group: str, kind: str, *, conversion_webhook: str | None = None) -> dict:
@@ -285,10 +281,8 @@ def wait_until_refused(target, namespace: str) -> None:
     """The API server enforces a new policy once it has loaded it: probe with a server-side dry run."""
     probe = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
         "name": "probe", "namespace": namespace, "labels": {"restore-guard": "probe"}}})
-    env = {**os.environ, **target.command_env()}
     for _ in range(100):
-        proc = subprocess.run(["kubectl", "apply", "--dry-run=server", "-f", "-"], input=probe, env=env,
-                              capture_output=True, text=True, timeout=60)
+        proc = cli(target, "kubectl", "apply", "--dry-run=server", "-f", "-", stdin=probe, check=False)
         if proc.returncode != 0 and "restore-guard objects may not be created" in proc.stderr:
             return
         time.sleep(0.2)
