@@ -70,6 +70,7 @@ demo: deps
 bench: venv
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_journal.py
+	$(BIN)/python bench/bench_availability.py
 
 # On the real sandbox (a fresh one in a temporary folder unless DIRT_SANDBOX_HOME names one):
 # restores by kubectl, dirt and Velero against the API server's ceiling, and each example drill's

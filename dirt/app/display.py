@@ -44,6 +44,12 @@ def describe(event: Event) -> str | None:
             return f"  🔔 {event.name} firing in {event.source} ({tag})"
         case ev.AlertResolved():
             return f"  🔕 {event.name} resolved in {event.source}"
+        case ev.ExpectationResult() if event.kind == "availability":
+            icon = "✔" if event.passed else "✘"
+            data = event.data or {}
+            detail = f" — {event.detail}" if event.detail and not event.passed else ""
+            return (f"  {icon} availability {event.name}: {data.get('measured', '-')} "
+                    f"(objective {data.get('objective') or 'none: measured only'}){detail}")
         case ev.ExpectationResult():
             icon = "✔" if event.passed else "✘"
             measured = format_duration(event.measured_seconds)

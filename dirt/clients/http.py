@@ -1,6 +1,6 @@
-"""Plain HTTP for the parts that are not Prometheus or Kubernetes: the ``http`` check
-and the sandbox's health endpoints.  One function, one error, no response bodies in
-messages."""
+"""Plain HTTP for the parts that are not Prometheus or Kubernetes: the ``http`` check,
+the sandbox's health endpoints and availability probes (``timed_get``).  One error,
+no response bodies in messages."""
 
 from __future__ import annotations
 
@@ -77,6 +77,36 @@ def probe(url: str, *, timeout: float = 2.0, verify: bool | str = False,
         return request(method, url, timeout=timeout, verify=verify, cert=cert)
     except HttpError:
         return None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a user asking ``url`` got: a status (None: no answer at all) and how long it took."""
+
+    status: int | None
+    seconds: float
+    error: str = ""  # the kind of failure when nothing answered: ConnectionError, ReadTimeout...
+
+
+def timed_get(url: str, *, timeout: float, verify: bool | str = True) -> Answer:
+    """One GET as a user would make it, on a fresh connection, body read (up to ``MAX_BODY``).
+
+    Never raises for what the server does: refusals, resets and timeouts are answers too
+    (an availability probe counts them).  ``timeout`` bounds connecting and each read.
+    """
+    import requests
+    import urllib3
+
+    start = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            with requests.get(url, timeout=(timeout, timeout), verify=verify, stream=True,
+                              headers={"Connection": "close"}) as response:
+                response.raw.read(MAX_BODY, decode_content=True)
+                return Answer(response.status_code, time.monotonic() - start)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        return Answer(None, time.monotonic() - start, type(exc).__name__)
 
 
 def _safe(url: str) -> str:

@@ -135,8 +135,11 @@ class _Exporter:
                                   {"names": [a.name for a in resolving],
                                    "within": max(a.resolves_within or 0.0 for a in resolving)}, tolerance=True))
         silent = [a if isinstance(a, str) else a.name for a in expect.silent]
+        arguments: dict[str, Any] = {"mttr": expect.mttr, "silent": silent}
+        if expect.availability:  # carried for the way back (dirt import); Chaos Toolkit does not sample it
+            arguments["availability"] = [a.model_dump(mode="json", exclude_none=True) for a in expect.availability]
         probes.append(_python("probe", "dirt expectations met", "dirt.ctk.probes", "expectations",
-                              {"mttr": expect.mttr, "silent": silent}, tolerance=True))
+                              arguments, tolerance=True))
         return {"title": f"{s.name}: the steady state holds, and holds again after recovery", "probes": probes}
 
     def _method(self) -> list[dict[str, Any]]:
@@ -175,6 +178,9 @@ class _Exporter:
             notes.append("backups (taken in dirt's preflight): not exported; steps restoring them will fail")
         for condition in s.abort_when:
             notes.append(f"abort condition '{condition.title()}': not checked while the method runs")
+        if s.expect.availability:
+            notes.append("availability probes (expect.availability): not sampled while the method runs; "
+                         "kept in the expectations probe's arguments for `dirt import`")
         if s.expect.silent:
             notes.append("silent alerts are checked once after the method (Prometheus ALERTS since the fault), "
                          "not watched continuously")

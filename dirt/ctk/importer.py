@@ -167,6 +167,8 @@ class _Importer:
                     expect["mttr"] = f"{call[1]['mttr']:g}s"
                 if call[1].get("silent"):
                     expect["silent"] = list(call[1]["silent"])
+                if call[1].get("availability"):
+                    expect["availability"] = list(call[1]["availability"])
         rest_m: list[dict[str, Any]] = []
         for activity in method:
             call = self._dirt_call(activity)
@@ -186,7 +188,7 @@ class _Importer:
             if resolves and alert["name"] in resolves.get("names", []):
                 alert["resolves_within"] = f"{resolves['within']:g}s"
         if expect:
-            scenario["expect"] = {k: expect[k] for k in ("alerts", "silent", "mttr") if k in expect}
+            scenario["expect"] = {k: expect[k] for k in ("alerts", "silent", "mttr", "availability") if k in expect}
         return rest_h, rest_m
 
     def _dirt_metadata(self) -> dict[str, Any]:

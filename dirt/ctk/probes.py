@@ -84,10 +84,14 @@ def alerts_resolve(names: list[str], within: float, configuration: dict[str, Any
 
 
 def expectations(mttr: float | None = None, silent: list[str] | None = None,
+                 availability: list[dict[str, Any]] | None = None,
                  configuration: dict[str, Any] | None = None) -> bool:
     """The drill's verdict after the method: every dirt fault and step succeeded, every expected
     alert fired in time, no silent alert fired since the fault (Prometheus' ``ALERTS``), MTTR
-    within its objective.  True before any fault (nothing to judge yet)."""
+    within its objective.  True before any fault (nothing to judge yet).
+
+    ``availability`` (the scenario's continuous probes) is carried for ``dirt import`` only: a probe
+    run once after the method cannot say what users saw during it, so it is not judged here."""
     d = runtime.drill(configuration)
     if d.t_inject is None:
         return not d.failures

@@ -174,6 +174,7 @@ class Drill:
         self.t_recovered: float | None = None
         self.faults: dict[int, Fault] = {}  # the live fault drivers, by index in inject
         self.monitor: Any = None
+        self.availability: Any = None  # dirt.engine.availability.AvailabilityWatch, while sampling
         self.rolling_back = False
         if self.display is not None:
             self.journal.subscribe(self.display.event)
@@ -368,6 +369,7 @@ class Drill:
                     self._emit(ErrorRaised(message=f"{type(exc).__name__}: {exc}", type="internal"))
                 finally:
                     self._stop_monitor()
+                    self._stop_availability(self._cut_short_reason())
                 self._end_faults()
                 self._cleanup()
         finally:
@@ -395,6 +397,7 @@ class Drill:
                 self._take_backup(spec)
             self._expected_alerts_silent()
         self._start_monitor()
+        self._start_availability()
         with self.phase("inject"):
             for spec in scenario.inject:
                 self._inject(spec)
@@ -582,6 +585,37 @@ class Drill:
             self.monitor.finish()
             self.monitor = None
 
+    def _start_availability(self) -> None:
+        """Availability probes sample from just before the first fault to the end of verify."""
+        probes = self.scenario.expect.availability
+        if not probes:
+            return
+        from dirt.engine.availability import AvailabilityWatch, window_limit
+
+        self.availability = AvailabilityWatch(
+            probes, target=self.target, variables=self.ctx.vars, emit=self._emit, wall=self.journal.wall,
+            cancel=self.cancel, expectation=self._expectation, limit=window_limit(self.scenario),
+        )
+        self.availability.start()
+
+    def _stop_availability(self, cut_short: str | None) -> None:
+        """Close the probes' window and judge them; ``cut_short`` says why it closed before verify ended."""
+        watch, self.availability = self.availability, None
+        if watch is None:
+            return
+        try:
+            watch.finish(cut_short)
+        except Exception as exc:  # noqa: BLE001 - a probe's bug must not hide the drill's own outcome
+            self._fail(f"availability: internal error: {type(exc).__name__}: {exc}")
+            self._emit(ErrorRaised(message=f"availability: {type(exc).__name__}: {exc}", type="internal"))
+
+    def _cut_short_reason(self) -> str:
+        if self.aborted:
+            return f"the drill was aborted: {self.aborted}"
+        if self.failures:
+            return f"the drill failed: {self.failures[0]}"
+        return "the drill ended before verify did"
+
     def _detect(self) -> None:
         if self.monitor is None or not self.scenario.expect.alerts:
             self._emit(DetectSkipped(reason="no expected alerts"))
@@ -638,6 +672,7 @@ class Drill:
                                              f"took {mttr:.1f}s, objective {objective:g}s"))
         if self.monitor is not None and self.t_recovered is not None:
             self.monitor.wait_resolved(self.ctx, self.t_recovered)
+        self._stop_availability(None)  # the window ends with verify
         if self.verdict == Verdict.PASSED:
             self._settle()
 

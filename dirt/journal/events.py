@@ -11,6 +11,8 @@ Schema versions: ``run.start`` carries ``schema_version``.  2 is this one: a
 fault is known by its ``index`` in ``inject`` and lives the recorded life of
 ``dirt.journal.faults``.  Journals written by dirt 0.1 (version 1, no
 ``schema_version``) are read by ``dirt.journal.reader``, which upgrades them.
+The ``availability.*`` events were added within version 2: a journal without
+them simply measured no availability, so nothing needs upgrading.
 """
 
 from __future__ import annotations
@@ -300,6 +302,81 @@ class AbortBreach(Event):
     below: float | None = None
 
 
+# -- availability: user impact through the drill (dirt.engine.availability) ---------------
+
+
+class AvailabilityBucket(BaseModel):
+    """One second of one probe's samples (``at``: the wall-clock second they started in)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: int
+    n: int
+    failed: int = 0
+    unknown: int = 0  # promql: no value (counted in ``failed`` too)
+    score: float = 0.0  # sum of the samples' success (http: 1 or 0; promql: the ratio)
+    p50: float | None = None  # latency of the answers, seconds (http)
+    max: float | None = None
+
+
+class AvailabilityStarted(Event):
+    """A probe starts sampling: what it asks and what it is held to (so a crashed run still says)."""
+
+    event: Literal["availability.start"] = "availability.start"
+    name: str
+    kind: Literal["http", "promql"]
+    url: str | None = None  # without credentials or query
+    promql: str | None = None
+    interval_seconds: float
+    timeout_seconds: float | None = None
+    max_latency_seconds: float | None = None
+    expect_status: list[int] | None = None
+    min_success: float | None = None
+    max_outage_seconds: float | None = None
+
+
+class AvailabilityBuckets(Event):
+    """Per-second summaries since the previous one (written every few seconds, not per sample)."""
+
+    event: Literal["availability.buckets"] = "availability.buckets"
+    name: str
+    buckets: list[AvailabilityBucket] = Field(default_factory=list)
+
+
+class AvailabilityOutage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: float  # wall time of the first failed sample
+    end: float  # wall time of the next successful one (or the end of the window)
+    seconds: float
+    ongoing: bool = False  # still failing when the window closed
+    samples: int = 0
+
+
+class AvailabilityResult(Event):
+    """A probe's verdict over its whole window."""
+
+    event: Literal["availability.result"] = "availability.result"
+    name: str
+    kind: Literal["http", "promql"]
+    window_start: float
+    window_end: float
+    cut_short: bool = False
+    cut_reason: str | None = None
+    samples: int
+    successes: int
+    unknown: int = 0
+    ratio: float | None = None
+    longest_outage: AvailabilityOutage | None = None
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    latency_max: float | None = None
+    min_success: float | None = None
+    max_outage_seconds: float | None = None
+    passed: bool
+    failures: dict[str, int] = Field(default_factory=dict)  # why samples failed: "HTTP 503", "ConnectionError"...
+
+
 # -- endings: aborts, signals, errors, rollback --------------------------------------------
 
 
@@ -360,8 +437,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RunStarted, RunEnded, PhaseStarted, PhaseEnded, StepStarted, StepEnded, ExpectationResult, Recovered, Mttr,
     DetectSkipped, FaultInjecting, FaultInjected, FaultVerified, FaultRecovered, FaultReverted, SafetySnapshot,
     BackupTaken, BackupRestored, PlaybookStepRun, AlertFiring, AlertResolved, AlertsBaseline, AlertsNoise,
-    MonitorError, AbortBreach, Aborted, SignalReceived, ErrorRaised, RollbackStarted, RollbackAction,
-    RollbackEnded, RollbackSkipped, JournalRepaired,
+    MonitorError, AbortBreach, AvailabilityStarted, AvailabilityBuckets, AvailabilityResult, Aborted,
+    SignalReceived, ErrorRaised, RollbackStarted, RollbackAction, RollbackEnded, RollbackSkipped, JournalRepaired,
 )
 
 #: Event name on disk -> its model.
@@ -371,7 +448,8 @@ AnyEvent = Annotated[
     RunStarted | RunEnded | PhaseStarted | PhaseEnded | StepStarted | StepEnded | ExpectationResult | Recovered
     | Mttr | DetectSkipped | FaultInjecting | FaultInjected | FaultVerified | FaultRecovered | FaultReverted
     | SafetySnapshot | BackupTaken | BackupRestored | PlaybookStepRun | AlertFiring | AlertResolved
-    | AlertsBaseline | AlertsNoise | MonitorError | AbortBreach | Aborted | SignalReceived | ErrorRaised
+    | AlertsBaseline | AlertsNoise | MonitorError | AbortBreach | AvailabilityStarted | AvailabilityBuckets
+    | AvailabilityResult | Aborted | SignalReceived | ErrorRaised
     | RollbackStarted | RollbackAction | RollbackEnded | RollbackSkipped | JournalRepaired,
     Field(discriminator="event"),
 ]

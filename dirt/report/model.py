@@ -18,12 +18,19 @@ injecting | injected | verified | recovered | reverted, ``in_effect``,
 ``resolution``, ``history[]``), steps[], backups[], restores[],
 restore_verification[] (per objects.match_backup check: objects_expected,
 objects_missing, objects_changed, objects_extra and the names),
-alerts{fired[], resolved[], noise[], baseline[]}, rollback{ran, reason,
+alerts{fired[], resolved[], noise[], baseline[]}, availability[] (per
+``expect.availability`` probe: name, kind, url | promql, objective{min_success,
+max_outage_seconds}, verdict (null when the run died first), complete,
+cut_short, cut_reason, samples, successes, unknown, ratio, longest_outage{start,
+end, seconds, ongoing, start_offset, end_offset}, latency{p50, p95, max},
+failures{reason: count}, window{start, end, start_offset, end_offset},
+buckets[] {at, offset, n, failed, unknown, score, p50, max} per second), rollback{ran, reason,
 actions[], runs[]}, abort, signals[], errors[], failures[], still_in_effect[],
 journal_problems[].
 
 Schema version 2 (dirt 0.2) added the fault life fields, ``rollback.runs``,
-``still_in_effect`` and ``journal_problems``; version 1 fields are kept.
+``still_in_effect``, ``journal_problems`` and ``availability``; version 1
+fields are kept.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ class _Fold:
         self.recovered_at: float | None = None
         self.current_phase: str | None = None
         self.ledger = FaultLedger()
+        self.availability: dict[str, dict[str, Any]] = {}
 
     @singledispatchmethod
     def fold(self, event: ev.Event) -> None:
@@ -194,6 +202,28 @@ class _Fold:
                       "promql": e.promql, "alert": e.alert, "above": e.above, "below": e.below, "offset": e.t}
 
     @fold.register
+    def _(self, e: ev.AvailabilityStarted) -> None:
+        self.availability[e.name] = {
+            "name": e.name, "kind": e.kind, "url": e.url, "promql": e.promql, "interval_seconds": e.interval_seconds,
+            "timeout_seconds": e.timeout_seconds, "max_latency_seconds": e.max_latency_seconds,
+            "expect_status": e.expect_status, "objective": {"min_success": e.min_success,
+                                                            "max_outage_seconds": e.max_outage_seconds},
+            "start_offset": e.t, "buckets": [], "result": None,
+        }
+
+    @fold.register
+    def _(self, e: ev.AvailabilityBuckets) -> None:
+        probe = self.availability.get(e.name)
+        if probe is not None:
+            probe["buckets"].extend(b.model_dump() for b in e.buckets)
+
+    @fold.register
+    def _(self, e: ev.AvailabilityResult) -> None:
+        probe = self.availability.get(e.name)
+        if probe is not None:
+            probe["result"] = e
+
+    @fold.register
     def _(self, e: ev.Aborted) -> None:
         self.abort = (self.abort or {}) | {"reason": e.reason, "offset": e.t}
 
@@ -225,6 +255,41 @@ def fault_entry(life: FaultLife) -> dict[str, Any]:
         "reverted": life.status is FaultState.REVERTED,
         "reverted_offset": ended.t if ended and ended.state is FaultState.REVERTED else None,
     }
+
+
+def availability_entry(probe: dict[str, Any], first_ts: float | None) -> dict[str, Any]:
+    """One probe as the report shows it: from its result, or (a run that died) from its buckets so far."""
+
+    def offset(ts: float | None) -> float | None:
+        return None if ts is None or first_ts is None else round(ts - first_ts, 3)
+
+    result: ev.AvailabilityResult | None = probe["result"]
+    probe = {k: v for k, v in probe.items() if k != "result"}
+    probe["buckets"] = [b | {"offset": offset(b["at"])} for b in probe["buckets"]]
+    samples = sum(b["n"] for b in probe["buckets"])
+    entry = probe | {"complete": result is not None, "verdict": None, "passed": None, "cut_short": None,
+                     "cut_reason": None, "samples": samples,
+                     "successes": sum(b["n"] - b["failed"] for b in probe["buckets"]),
+                     "unknown": sum(b["unknown"] for b in probe["buckets"]),
+                     "ratio": round(sum(b["score"] for b in probe["buckets"]) / samples, 6) if samples else None,
+                     "longest_outage": None, "latency": {"p50": None, "p95": None, "max": None},
+                     "failures": {}, "window": {"start": None, "end": None, "start_offset": probe["start_offset"],
+                                                "end_offset": None}}
+    if result is None:
+        return entry
+    outage = result.longest_outage
+    entry.update(
+        verdict="passed" if result.passed else "failed", passed=result.passed, cut_short=result.cut_short,
+        cut_reason=result.cut_reason, samples=result.samples, successes=result.successes, unknown=result.unknown,
+        ratio=result.ratio, failures=dict(result.failures),
+        latency={"p50": result.latency_p50, "p95": result.latency_p95, "max": result.latency_max},
+        window={"start": iso(result.window_start), "end": iso(result.window_end),
+                "start_offset": offset(result.window_start), "end_offset": offset(result.window_end)},
+        longest_outage=None if outage is None else {
+            "start": iso(outage.start), "end": iso(outage.end), "seconds": outage.seconds, "ongoing": outage.ongoing,
+            "samples": outage.samples, "start_offset": offset(outage.start), "end_offset": offset(outage.end)},
+    )
+    return entry
 
 
 def build_report(events: list[ev.Event], problems: list[str] | None = None) -> dict[str, Any]:
@@ -285,6 +350,7 @@ def build_report(events: list[ev.Event], problems: list[str] | None = None) -> d
         "restores": fold.restores,
         "restore_verification": restore_checks,
         "alerts": {"fired": fold.fired, "resolved": fold.resolved, "noise": fold.noise, "baseline": fold.baseline},
+        "availability": [availability_entry(p, first_ts) for p in fold.availability.values()],
         "rollback": fold.rollback,
         "abort": fold.abort,
         "signals": fold.signals,

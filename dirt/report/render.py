@@ -30,15 +30,40 @@ def _env() -> Any:
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dirt.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
+        autoescape=jinja2.select_autoescape(["html", "xml", "html.j2"], default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     env.filters["dur"] = format_duration
     env.filters["num"] = lambda v, digits=1: f"{v:.{digits}f}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
+    env.filters["pct"] = _percent
+    env.filters["ms"] = lambda v: f"{v * 1000:.0f}ms" if _finite(v) else "-"
+    env.filters["objective"] = _objective
     env.globals["STATUS_COLOURS"] = STATUS_COLOURS
     return env
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _percent(ratio: Any) -> str:
+    if not _finite(ratio):
+        return "-"
+    digits = 0 if ratio in (0, 1) else (2 if ratio > 0.99 else 1)
+    return f"{ratio * 100:.{digits}f}%"
+
+
+def _objective(objective: Any) -> str:
+    """An availability objective in words: 'success ≥ 99.9%, outage ≤ 2s'."""
+    objective = objective if isinstance(objective, dict) else {}
+    parts = []
+    if _finite(objective.get("min_success")):
+        parts.append(f"success ≥ {objective['min_success'] * 100:g}%")
+    if _finite(objective.get("max_outage_seconds")):
+        parts.append(f"outage ≤ {format_duration(objective['max_outage_seconds'])}")
+    return ", ".join(parts) or "none (measured only)"
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -70,6 +95,10 @@ def to_junit(report: dict[str, Any]) -> str:
             fail = ET.SubElement(case, "failure", message=x.get("detail") or "expectation failed", type=x["kind"])
             fail.text = (f"objective {x.get('objective_seconds')}s, measured {x.get('measured_seconds')}s\n"
                          f"{x.get('detail') or ''}")
+            if x["kind"] == "availability":
+                data = x.get("data") or {}
+                fail.text = (f"objective {data.get('objective')}, measured {data.get('measured')}\n"
+                             f"{x.get('detail') or ''}")
     for s in report["steps"]:
         case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}.{s.get('section')}",
                              name=f"{s.get('section')}[{s.get('index')}] {s.get('name')}",
@@ -91,6 +120,13 @@ def to_junit(report: dict[str, Any]) -> str:
         cases += 1
         errors += 1
         ET.SubElement(case, "error", message=e.get("message") or "error", type=e.get("type") or "error")
+    for a in report.get("availability") or []:
+        if a.get("verdict") is None:  # judged probes are expectations above; this one never was
+            case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}.availability",
+                                 name=f"availability: {a['name']}")
+            cases += 1
+            errors += 1
+            ET.SubElement(case, "error", message="the run ended before the probe was judged", type="interrupted")
     if report["verdict"] == "aborted" and report.get("abort"):
         case = ET.SubElement(suite, "testcase", classname=f"dirt.{name}", name="abort conditions")
         cases += 1
@@ -179,7 +215,8 @@ def timeline_svg(report: dict[str, Any]) -> str:
              f'<title>{esc(s["name"])}: {esc(s.get("status"))} ({format_duration(s.get("seconds"))})</title>'
              f'</rect>{link_close}'],
         ))
-    height = top + lane_h * len(lanes) + 10
+    tall = [_availability_lane(a, x, total) for a in report.get("availability") or []]
+    height = top + lane_h * len(lanes) + sum(h for _, _, h in tall) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" viewBox="0 0 {width} {height}" '
              f'width="100%" role="img" aria-label="timeline of the drill">']
     # time axis
@@ -197,8 +234,58 @@ def timeline_svg(report: dict[str, Any]) -> str:
         parts.append(f'<text x="4" y="{y + 12}" font-size="11" fill="#333">{esc(label[:24])}</text>')
         for item in items:
             parts.append(item.replace("{y}", str(y)).replace("{y+8}", str(y + 8)).replace("{y+0}", str(y)))
+    y = top + lane_h * len(lanes)
+    for label, body, lane_height in tall:
+        parts.append(f'<text x="4" y="{y + 12}" font-size="11" fill="#333">{esc(label[:24])}</text>'
+                     f'<g class="availability-lane" transform="translate(0,{y})">{body}</g>')
+        y += lane_height
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _availability_lane(probe: dict[str, Any], x: Any, total: float) -> tuple[str, str, int]:
+    """One probe on the timeline: its window, a bar per second (red share: failed samples),
+    the longest outage shaded, and the latency series (max per second) as a line."""
+    height, plot = 46, 36  # the lane, and the latency plot inside it
+
+    def esc(text: Any) -> str:
+        return html.escape(str(text), quote=True)
+
+    window = probe.get("window") or {}
+    start = window.get("start_offset")
+    end = window.get("end_offset")
+    parts = []
+    if _finite(start):
+        stop = end if _finite(end) else total
+        parts.append(f'<rect class="availability-window" x="{x(start):.1f}" y="0" '
+                     f'width="{max(1.0, x(stop) - x(start)):.1f}" height="{plot}" fill="#f1f8e9">'
+                     f'<title>{esc(probe.get("name"))}: sampled from +{start:.1f}s'
+                     f'{" (cut short)" if probe.get("cut_short") else ""}</title></rect>')
+    outage = probe.get("longest_outage") or {}
+    if _finite(outage.get("start_offset")) and _finite(outage.get("end_offset")):
+        parts.append(f'<rect class="availability-outage" x="{x(outage["start_offset"]):.1f}" y="0" '
+                     f'width="{max(2.0, x(outage["end_offset"]) - x(outage["start_offset"])):.1f}" height="{plot}" '
+                     f'fill="#c62828" fill-opacity="0.18" stroke="#c62828"><title>longest outage: '
+                     f'{format_duration(outage.get("seconds"))} from +{outage["start_offset"]:.1f}s</title></rect>')
+    buckets = [b for b in probe.get("buckets") or [] if isinstance(b, dict) and _finite(b.get("offset"))]
+    width = max(1.0, x(1.0) - x(0.0))
+    for b in buckets:
+        n = b.get("n") or 0
+        failed = b.get("failed") or 0
+        if n and failed:
+            share = min(1.0, failed / n)
+            parts.append(f'<rect class="availability-failed" x="{x(b["offset"]):.1f}" y="{plot - plot * share:.1f}" '
+                         f'width="{width:.1f}" height="{plot * share:.1f}" fill="#c62828">'
+                         f'<title>+{b["offset"]:.0f}s: {failed} of {n} samples failed</title></rect>')
+    latencies = [(b["offset"], b["max"]) for b in buckets if _finite(b.get("max"))]
+    if latencies:
+        top = max(v for _, v in latencies) or 1.0
+        points = " ".join(f"{x(t) + width / 2:.1f},{plot - plot * v / top:.1f}" for t, v in latencies)
+        parts.append(f'<polyline class="availability-latency" points="{points}" fill="none" stroke="#1565c0" '
+                     f'stroke-width="1.2"><title>latency (max per second), top of lane {top * 1000:.0f}ms'
+                     f'</title></polyline>')
+    label = f"{probe.get('name')} {_percent(probe.get('ratio'))}"
+    return label, "".join(parts), height
 
 
 def _ticks(total: float) -> list[float]:

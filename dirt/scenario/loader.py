@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dirt.clients.monitoring import url_problem
 from dirt.core import safefile
 from dirt.core.durations import parse_duration, parse_interval
 from dirt.core.errors import PlaybookError, Problem, ScenarioError, UsageError
@@ -193,6 +194,7 @@ def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scena
                                       default_book, backup_names, data)) is not None
         ]
     _check_vars_used(state, data, variables)
+    _check_availability(state, data, variables)
     _check_target(state, data, options)
     _check_alerts(state, data, options)
 
@@ -446,6 +448,34 @@ def _check_vars_used(state: _State, data: dict[str, Any], variables: dict[str, A
         for name in declared:
             if name in RUNTIME_VARS:
                 state.add(("vars", name), f"variable '{name}' is set by dirt at run time", "rename it", key=True)
+
+
+def _check_availability(state: _State, data: dict[str, Any], variables: dict[str, Any]) -> None:
+    """Templates in ``expect.availability`` (``http``, ``promql``): their grammar, their names,
+    and the URL once the scenario's own variables are in (runtime ones are checked by the run)."""
+    expect = data.get("expect")
+    probes = expect.get("availability") if isinstance(expect, dict) else None
+    if not isinstance(probes, list):
+        return
+    for i, probe in enumerate(probes):
+        if not isinstance(probe, dict):
+            continue
+        for key in ("http", "promql"):
+            text = probe.get(key)
+            if not isinstance(text, str) or "{{" not in text:
+                continue
+            where: tuple[str | int, ...] = ("expect", "availability", i, key)
+            problems = template_problems_in(text)
+            for _, message in problems:
+                state.add(where, message)
+            for name in dict.fromkeys(unknown_names(text, variables)):
+                state.add(where, f"unknown variable '{{{{ {name} }}}}'",
+                          did_you_mean(name, list(variables) + list(RUNTIME_VARS)) or "declare it under 'vars:'")
+            if key == "http" and not problems:
+                url = substitute_value(text, variables, keep_unknown=True)
+                problem = None if "{{" in str(url) else url_problem(str(url))
+                if problem:
+                    state.add(where, f"expect.availability.{i}.http: {problem}")
 
 
 def _check_target(state: _State, data: dict[str, Any], options: LoadOptions) -> None:

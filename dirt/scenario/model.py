@@ -9,11 +9,22 @@ result is a ``Scenario``: the same sections with every step resolved to a
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializeAsAny,
+    WithJsonSchema,
+    model_validator,
+)
 
+from dirt.clients.monitoring import safe_url, url_problem
 from dirt.core.durations import Duration, Interval
 from dirt.documents.base import Model
 from dirt.drivers import Kind, Params
@@ -53,6 +64,121 @@ class AlertExpectation(AlertMatch):
     )
 
 
+#: Bounds of ``expect.availability`` sampling (see ``AvailabilityExpectation``).
+HTTP_MIN_INTERVAL = 0.05
+PROMQL_MIN_INTERVAL = 1.0
+MAX_PROBE_TIMEOUT = 30.0
+
+
+def parse_ratio(value: Any) -> float:
+    """``min_success`` as people write it: ``"99.9%"`` or a number from 0 to 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage such as '99.9%' or a number from 0 to 1, got a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+        if match is None:
+            raise ValueError(f"{text[:40]!r} is not a percentage: write it like '99.9%' (or 0.999)")
+        ratio = float(match.group(1)) / 100
+    elif isinstance(value, (int, float)):
+        ratio = float(value)
+        if ratio > 1 and math.isfinite(ratio):
+            raise ValueError(f"{value:g} is more than 1: write a percentage as '{value:g}%', or a ratio such as 0.999")
+    else:
+        raise ValueError(f"expected a percentage such as '99.9%' or a number from 0 to 1, got {type(value).__name__}")
+    if not (math.isfinite(ratio) and 0.0 <= ratio <= 1.0):
+        raise ValueError("a success ratio lies between 0% and 100% (0 and 1)")
+    return ratio
+
+
+Ratio = Annotated[
+    float, BeforeValidator(parse_ratio), PlainSerializer(lambda r: f"{r * 100:g}%", return_type=str),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?\s*%$"},
+                              {"type": "number", "minimum": 0, "maximum": 1}],
+                    "description": "A success ratio: a percentage such as '99.9%', or a number from 0 to 1."}),
+]
+
+
+class AvailabilityExpectation(Model):
+    """User impact, measured continuously from just before the first fault to the end of verify.
+
+    Exactly one of ``http`` (dirt asks the URL itself) or ``promql`` (a success-ratio
+    expression on the target's Prometheus).  A sample fails when the user would have
+    noticed: no answer within ``timeout``, a status outside ``expect_status``, an answer
+    slower than ``max_latency``; for PromQL, a value below ``min_success`` (1 when not
+    given), or no value at all (an empty result or Prometheus unreachable: "unknown").
+    """
+
+    name: str | None = Field(None, description="Name in the report; default: the URL or the expression.")
+    http: str | None = Field(None, description="URL to GET every interval; {{ vars }} are substituted.")
+    promql: str | None = Field(
+        None, description="Expression whose value is the success ratio (0..1), e.g. "
+        "sum(rate(ok_total[30s])) / sum(rate(requests_total[30s])).  The lowest series counts."
+    )
+    interval: Duration | None = Field(
+        None, description="How often to sample: http default 200ms (at least 50ms), promql default 1s (at least 1s)."
+    )
+    timeout: Duration = Field(
+        1.0, gt=0, le=MAX_PROBE_TIMEOUT,
+        description="http: an answer later than this is a failed sample (the user gave up); default 1s, at most 30s.",
+    )
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
+        None, min_length=1, description="http: status codes that count as success; default any 2xx or 3xx."
+    )
+    max_latency: Duration | None = Field(
+        None, gt=0, description="http: a slower answer counts as a failure (the user waited too long)."
+    )
+    min_success: Ratio | None = Field(
+        None, description="Objective: share of successful samples, '99.9%' or 0.999.  None: measured only."
+    )
+    max_outage: Duration | None = Field(
+        None, description="Objective: the longest run of failed samples (first failure to the next success)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AvailabilityExpectation:
+        if (self.http is None) == (self.promql is None):
+            raise ValueError("give exactly one of 'http' (a URL to ask) or 'promql' (a success-ratio expression)")
+        if self.http is not None:
+            if "{{" not in self.http:
+                problem = url_problem(self.http)
+                if problem:
+                    raise ValueError(f"'http': {problem}")
+            if self.interval is not None and self.interval < HTTP_MIN_INTERVAL:
+                raise ValueError("an http probe's 'interval' must be at least 50ms")
+            if self.max_latency is not None and self.max_latency > self.timeout:
+                raise ValueError(f"'max_latency' ({self.max_latency:g}s) is longer than 'timeout' "
+                                 f"({self.timeout:g}s): no answer could be that slow; raise 'timeout'")
+        else:
+            if not (self.promql or "").strip():
+                raise ValueError("'promql' must not be empty")
+            if self.interval is not None and self.interval < PROMQL_MIN_INTERVAL:
+                raise ValueError("a promql probe's 'interval' must be at least 1s (Prometheus evaluates no faster)")
+            http_only = [k for k in ("expect_status", "max_latency") if getattr(self, k) is not None]
+            if http_only:
+                raise ValueError(f"{', '.join(repr(k) for k in http_only)} apply only to 'http' probes")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "http" if self.http is not None else "promql"
+
+    @property
+    def every(self) -> float:
+        """The sampling interval, with the kind's default."""
+        if self.interval is not None:
+            return self.interval
+        return 0.2 if self.http is not None else 1.0
+
+    def title(self) -> str:
+        if self.name:
+            return self.name
+        if self.http is not None:
+            return f"GET {self.http if '{{' in self.http else safe_url(self.http)}"
+        text = " ".join((self.promql or "").split())
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
 class Expect(Model):
     alerts: list[AlertExpectation] = Field(default_factory=list)
     silent: list[AlertMatch | str] = Field(
@@ -61,6 +187,19 @@ class Expect(Model):
     mttr: Duration | None = Field(
         None, description="Objective for MTTR: fault taking effect to every verify check passing."
     )
+    availability: list[AvailabilityExpectation] = Field(
+        default_factory=list,
+        description="User impact measured continuously from just before the first fault to the end of verify.",
+    )
+
+    @model_validator(mode="after")
+    def _probe_names_unique(self) -> Expect:
+        titles = [a.title() for a in self.availability]
+        twice = sorted({t for t in titles if titles.count(t) > 1})
+        if twice:
+            raise ValueError(f"availability probes need different names; {', '.join(repr(t) for t in twice)} "
+                             "is used twice (set 'name:')")
+        return self
 
 
 class AbortCondition(Model):
