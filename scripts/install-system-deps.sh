@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages dirt's sandbox and tests use, only when missing:
-# Prometheus + promtool and Alertmanager (alerting), Chromium (report test).
+# Prometheus + promtool and Alertmanager (alerting), Chromium (report test), and for the
+# sandbox's real node: containerd, runc, the CNI plugins, busybox-static (its images), openssl.
 set -euo pipefail
 
 need=()
@@ -8,9 +9,16 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
+[ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
+# the static build: the image's only binary must run without a C library
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: present (prometheus, promtool, prometheus-alertmanager, chromium)"
+  echo "system packages: present (prometheus, promtool, prometheus-alertmanager, chromium, containerd, runc," \
+       "containernetworking-plugins, busybox-static, openssl)"
   exit 0
 fi
 

@@ -37,20 +37,26 @@ def sandbox() -> None:
 @click.option("--force", is_flag=True, help="Rebuild even when a cached build answers the right version.")
 @click.option("--velero/--no-velero", default=None,
               help="Also build Velero, its AWS plugin and gofakes3 (default: when the sandbox target runs Velero).")
+@click.option("--real-node/--no-real-node", "real_node", default=None,
+              help="Also build the kubelet (default: when the sandbox target has a real node).")
 @_target
 @click.pass_context
-def build(ctx: click.Context, force: bool, velero: bool | None, target: str | None) -> None:
+def build(ctx: click.Context, force: bool, velero: bool | None, real_node: bool | None, target: str | None) -> None:
     """Build (or find in the cache) the sandbox's binaries: Kubernetes, etcd, kwok, kube-state-metrics,
-    and Velero's when the sandbox runs it (``settings: {velero: true}``)."""
+    Velero's when the sandbox runs it (``settings: {velero: true}``) and the kubelet when it has a real
+    node (``settings: {real_nodes: 1}``)."""
     import time
 
-    from dirt.sandbox.binaries import COMPONENTS, VELERO_COMPONENTS, build_all, cache_root
+    from dirt.sandbox.binaries import COMPONENTS, REAL_NODE_COMPONENTS, VELERO_COMPONENTS, build_all, cache_root
 
-    if velero is None:
-        velero = _sandbox(ctx, None, target).velero
+    if velero is None or real_node is None:
+        box = _sandbox(ctx, None, target)
+        velero = box.velero if velero is None else velero
+        real_node = bool(box.real_nodes) if real_node is None else real_node
     start = time.monotonic()
     folders = build_all(force=force, log=lambda m: click.echo(m, err=True),
-                        components=COMPONENTS + (VELERO_COMPONENTS if velero else ()))
+                        components=COMPONENTS + (VELERO_COMPONENTS if velero else ())
+                        + (REAL_NODE_COMPONENTS if real_node else ()))
     for name, folder in folders.items():
         click.echo(f"{name:20} {folder}")
     click.echo(f"binaries ready in {time.monotonic() - start:.0f}s (cache: {cache_root()})", err=True)
@@ -131,6 +137,54 @@ def logs(ctx: click.Context, component: str, name: str | None, target: str | Non
         raise TargetError(f"no log for {component} yet ({path})")
     text = path.read_text(errors="replace").splitlines()[-lines:]
     click.echo("\n".join(text))
+
+
+@sandbox.group()
+def image() -> None:
+    """Container images for the sandbox's real node, made and imported locally (no registry)."""
+
+
+@image.command("build")
+@_name
+@_target
+@click.pass_context
+def image_build(ctx: click.Context, name: str | None, target: str | None) -> None:
+    """Make the built-in images (pause, busybox) from Debian's busybox-static and import them."""
+    box = _sandbox(ctx, name, target)
+    if not box.component_running("containerd"):
+        from dirt.core.errors import TargetError
+
+        raise TargetError(f"sandbox {box.name!r} has no running real node: set `real_nodes: 1` in its settings "
+                          "and run `dirt sandbox up`")
+    imported = box.import_builtin_images(log=lambda m: click.echo(m, err=True))
+    click.echo("\n".join(imported) if imported else "the built-in images are already imported")
+
+
+@image.command("import")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@_name
+@_target
+@click.pass_context
+def image_import(ctx: click.Context, archive: str, name: str | None, target: str | None) -> None:
+    """Import an image archive (OCI layout tar, or `docker save` output) into the real node's containerd.
+
+    Pods use it by its reference with ``imagePullPolicy: Never``.
+    """
+    from pathlib import Path
+
+    box = _sandbox(ctx, name, target)
+    for reference in box.import_image(Path(archive)):
+        click.echo(reference)
+
+
+@image.command("list")
+@_name
+@_target
+@click.pass_context
+def image_list(ctx: click.Context, name: str | None, target: str | None) -> None:
+    """The images the real node's containerd holds."""
+    box = _sandbox(ctx, name, target)
+    click.echo("\n".join(box.images()))
 
 
 def _print_status(data: dict[str, Any]) -> None:

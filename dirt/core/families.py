@@ -10,9 +10,10 @@ from __future__ import annotations
 #: Family name -> what a fault of that family does, as ``dirt targets`` and ``dirt plan`` say it.
 FAMILIES: dict[str, str] = {
     "pods": "delete pods",
+    "container": "kill a container's process through its runtime (the kubelet restarts it)",
     "workload": "scale or change Deployments/StatefulSets",
     "namespace": "delete a namespace and everything in it",
-    "node": "delete, cordon or drain nodes",
+    "node": "delete, cordon, drain or power off nodes",
     "network": "deny traffic with NetworkPolicies",
     "control-plane": "stop kube-apiserver, controller-manager or scheduler",
     "etcd": "stop etcd or lose its data",

@@ -29,6 +29,7 @@ BUILTIN_MODULES = (
     "dirt.faults.generic",
     "dirt.faults.kube",
     "dirt.faults.cluster",
+    "dirt.faults.runtime",
     "dirt.faults.ctk",
     "dirt.checks.generic",
     "dirt.checks.kube",

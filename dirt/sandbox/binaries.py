@@ -156,9 +156,21 @@ VELERO_AWS_PLUGIN = Component(
     unversioned=frozenset({"velero-plugin-for-aws"}),
 )
 
+#: The kubelet of the sandbox's real node, from the control plane's wrapper module; its own cache folder,
+#: so that sandboxes without a real node never build it.
+KUBELET = Component(
+    name="kubelet",
+    version=KUBERNETES_VERSION,
+    binaries={"kubelet": "k8s.io/kubernetes/cmd/kubelet"},
+    module_dir="kubernetes",
+    ldflags=_kube_ldflags,
+)
+
 COMPONENTS = (KUBERNETES, ETCD, KWOK, KUBE_STATE_METRICS)
 #: Built only for sandboxes that run Velero (``settings: {velero: true}``).
 VELERO_COMPONENTS = (VELERO, VELERO_AWS_PLUGIN)
+#: Built only for sandboxes with a real node (``settings: {real_nodes: 1}``).
+REAL_NODE_COMPONENTS = (KUBELET,)
 #: A cold build of Kubernetes takes minutes on two cores; one hour means something is stuck.
 BUILD_TIMEOUT = 3600.0
 
@@ -373,3 +385,12 @@ def locate_velero(*, build_missing: bool = False, log: Callable[[str], None] = p
             build(component, log=log)
     return VeleroBinaries(velero=VELERO.path("velero"), aws_plugin=VELERO_AWS_PLUGIN.path("velero-plugin-for-aws"),
                           gofakes3=VELERO.path("gofakes3"))
+
+
+def locate_kubelet(*, build_missing: bool = False, log: Callable[[str], None] = print) -> Path:
+    if not is_built(KUBELET):
+        if not build_missing:
+            raise BinaryError(f"kubelet {KUBELET.version} is not built yet (the sandbox has a real node): "
+                              "run `dirt sandbox build` (or `make deps`)")
+        build(KUBELET, log=log)
+    return KUBELET.path("kubelet")

@@ -35,9 +35,10 @@ from dirt.clients import http
 from dirt.clients.commands import CommandResult, run
 from dirt.config import state_home
 from dirt.core.errors import CommandError, HttpError, TargetError
-from dirt.sandbox import process
+from dirt.sandbox import images, process
+from dirt.sandbox import realnode as realnode_parts
 from dirt.sandbox import velero as velero_parts
-from dirt.sandbox.binaries import Binaries, VeleroBinaries, locate, locate_velero
+from dirt.sandbox.binaries import Binaries, VeleroBinaries, locate, locate_kubelet, locate_velero
 from dirt.sandbox.monitoring import (
     RULES_DIR,
     Ports,
@@ -70,7 +71,8 @@ class Sandbox:
     def __init__(self, name: str = "dirt", *, nodes: int = 3, scrape_interval: float = 1.0,
                  evaluation_interval: float = 1.0, alert_for: float | None = None,
                  rules: list[Path] | None = None, kube_state_metrics: bool = True,
-                 node_grace_period: float = 10.0, velero: bool = False, home: Path | None = None) -> None:
+                 node_grace_period: float = 10.0, velero: bool = False, real_nodes: int = 0,
+                 home: Path | None = None) -> None:
         self.name = name
         self.nodes = nodes
         self.scrape_interval = scrape_interval
@@ -80,6 +82,9 @@ class Sandbox:
         self.want_ksm = kube_state_metrics
         self.node_grace_period = node_grace_period
         self.velero = velero
+        if real_nodes not in (0, 1):
+            raise TargetError(f"sandbox {name!r}: real_nodes must be 0 or 1 (one kubelet per machine for now)")
+        self.real_nodes = real_nodes
         self.root = (home or sandbox_home()) / name
         self.kwok_workdir = self.root / "kwok"
         self.cluster_dir = self.kwok_workdir / "clusters" / name
@@ -141,6 +146,9 @@ class Sandbox:
             self._binaries = locate(build_missing=build_missing, log=log)
         return self._binaries
 
+    def kubelet_binary(self, *, build_missing: bool = False, log: Log = _quiet) -> Path:
+        return locate_kubelet(build_missing=build_missing, log=log)
+
     def velero_binaries(self, *, build_missing: bool = False, log: Log = _quiet) -> VeleroBinaries:
         if self._velero_binaries is None:
             self._velero_binaries = locate_velero(build_missing=build_missing, log=log)
@@ -149,8 +157,11 @@ class Sandbox:
     @property
     def monitors(self) -> tuple[str, ...]:
         """The processes dirt starts beside the control plane (Velero's only when the sandbox runs it)."""
-        runs_velero = self.velero or bool(self.state().get("velero"))  # started by another configuration
-        return (*MONITORS, *(velero_parts.COMPONENTS if runs_velero else ()))
+        state = self.state()
+        runs_velero = self.velero or bool(state.get("velero"))  # started by another configuration
+        runs_node = self.real_nodes or bool(state.get("real_nodes"))
+        return (*MONITORS, *(velero_parts.COMPONENTS if runs_velero else ()),
+                *(realnode_parts.COMPONENTS if runs_node else ()))
 
     def exists(self) -> bool:
         return (self.cluster_dir / "kwok.yaml").is_file()
@@ -222,6 +233,10 @@ class Sandbox:
             "componentsPatches": [
                 {"name": "kube-controller-manager", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
                 {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
+                # KWOK fakes only the nodes it makes (kwokctl scale): a real kubelet's node is its own.
+                {"name": "kwok-controller", "extraArgs": [
+                    {"key": "manage-all-nodes", "value": "false"},
+                    {"key": "manage-nodes-with-annotation-selector", "value": "kwok.x-k8s.io/node=fake"}]},
             ],
         }
         path = self.root / "kwokctl.yaml"
@@ -240,8 +255,15 @@ class Sandbox:
             for name in reversed(velero_parts.COMPONENTS):
                 if process.stop(self._pid(name), binary=self._monitor_binary(name)):
                     log(f"stopped {name} (the sandbox no longer runs Velero)")
+        if self.real_nodes:
+            versions["kubelet"] = versions["kubernetes"]
+            versions["containerd"] = realnode_parts.containerd_version()
+            self.kubelet_binary(build_missing=True, log=log)
+        elif self.state().get("real_nodes"):  # the real node switched off: take down what an earlier up started
+            self._teardown_real_node(log)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._save_state(name=self.name, versions=versions, nodes=self.nodes, velero=self.velero)
+        self._save_state(name=self.name, versions=versions, nodes=self.nodes, velero=self.velero,
+                         real_nodes=self.real_nodes)
         if self.exists():
             for component in CONTROL_PLANE:
                 if not self.component_running(component):
@@ -255,6 +277,8 @@ class Sandbox:
         self.start_monitoring(log=log)
         if self.velero:
             self.start_velero(log=log)
+        if self.real_nodes:
+            self.start_real_node(log=log)
         self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
         self.wait_monitoring_settled(timeout=60.0, log=log)
         self._save_state(up_seconds=round(time.monotonic() - started, 2))
@@ -275,6 +299,10 @@ class Sandbox:
             # A new cluster has no Velero CRDs and the server holds the old PKI.  Like a real rebuild:
             # install Velero again against the same bucket; it finds the old backups there.
             self.start_velero(log=log, restart=True)
+        if self.real_nodes and process.alive(self._pid("kubelet")):
+            # Its node object went with the old cluster and its certificate with the old CA: like a
+            # machine rejoining a rebuilt cluster, it gets new credentials and registers again.
+            self.start_real_node(log=log, restart=True)
 
     def delete_cluster(self) -> None:
         """The whole cluster gone: processes killed, etcd data and PKI removed."""
@@ -287,6 +315,8 @@ class Sandbox:
 
     def down(self, *, log: Log = print) -> None:
         """Stop every process the sandbox started and remove its state."""
+        if set(realnode_parts.COMPONENTS) & set(self.monitors):
+            self._teardown_real_node(log)
         for name in reversed(self.monitors):
             if process.stop(self._pid(name), binary=self._monitor_binary(name)):
                 log(f"stopped {name}")
@@ -322,6 +352,7 @@ class Sandbox:
             "root": str(self.root),
             "up_seconds": state.get("up_seconds"),
             "velero": self.velero_status() if self.velero else None,
+            "real_nodes": self.real_node_status() if self.real_nodes else None,
         }
 
     def velero_status(self) -> dict[str, Any]:
@@ -353,6 +384,8 @@ class Sandbox:
             "alertmanager": lambda: self._get(f"{self.alertmanager_url}/-/ready"),
             "object-store": lambda: self._get(f"http://127.0.0.1:{p.object_store}/"),
             "velero": lambda: self._get(f"http://127.0.0.1:{p.velero_metrics}/metrics"),
+            "containerd": lambda: self._get(f"http://127.0.0.1:{p.containerd_metrics}/v1/metrics"),
+            "kubelet": lambda: self._get(f"http://127.0.0.1:{p.kubelet_healthz}/healthz"),
         }
         response = checks[name]()
         return response is not None and response.status == 200
@@ -426,13 +459,20 @@ class Sandbox:
     def scale_nodes(self, count: int, *, log: Log = _quiet, timeout: float = 60.0) -> None:
         self._kwokctl("scale", "node", "--replicas", str(count))
         deadline = time.monotonic() + timeout
+        def kwok_ready() -> list[str]:  # the real node is not KWOK's to count
+            return [n for n in self.ready_nodes() if not n.startswith(realnode_parts.NODE_PREFIX)]
+
         while time.monotonic() < deadline:
-            ready = self.ready_nodes()
-            if len(ready) >= count:
+            if len(kwok_ready()) >= count:
                 return
             time.sleep(0.25)
-        raise TargetError(f"sandbox {self.name!r}: {count} nodes wanted, {len(self.ready_nodes())} Ready "
+        raise TargetError(f"sandbox {self.name!r}: {count} nodes wanted, {len(kwok_ready())} Ready "
                           f"after {timeout:.0f}s")
+
+    def node_names(self) -> list[str] | None:
+        """Every node's name; None when the API server does not answer."""
+        proc = self.kubectl("get", "nodes", "-o", "name", check=False)
+        return [line.removeprefix("node/") for line in proc.stdout.split()] if proc.returncode == 0 else None
 
     def ready_nodes(self) -> list[str]:
         proc = self.kubectl("get", "nodes", "-o", "json", check=False)
@@ -455,6 +495,10 @@ class Sandbox:
         if name in velero_parts.COMPONENTS:
             v = self.velero_binaries()
             return v.gofakes3 if name == "object-store" else v.velero
+        if name == "kubelet":
+            return self.kubelet_binary()
+        if name == "containerd":
+            return realnode_parts.system_binaries()["containerd"]
         return {"prometheus": b.prometheus, "alertmanager": b.alertmanager,
                 "kube-state-metrics": b.kube_state_metrics, "volume-provisioner": Path(sys.executable)}[name]
 
@@ -571,6 +615,149 @@ class Sandbox:
                                     pids={n: self._pid(n) for n in argvs})
         finally:
             kube.close()
+
+    # -- the real node ---------------------------------------------------------------------
+    @property
+    def real_node_names(self) -> list[str]:
+        return [realnode_parts.node_name(i) for i in range(self.real_nodes)]
+
+    def real_node_status(self) -> dict[str, Any]:
+        """Where the real node's parts are: its name, containerd's socket and namespace, the images it holds."""
+        p = self.ports
+        return {"nodes": self.real_node_names, "label": f"{realnode_parts.LABEL}=real",
+                "taint": f"{realnode_parts.TAINT_KEY}=true:NoSchedule",
+                "containerd_socket": str(realnode_parts.socket_path(self.root)),
+                "containerd_namespace": realnode_parts.CRI_NAMESPACE,
+                "kubelet_url": f"https://127.0.0.1:{p.kubelet}", "cgroup": realnode_parts.cgroup_root(self.node_id),
+                "images_folder": str(self.images_folder)}
+
+    @property
+    def node_id(self) -> str:
+        """What sets this sandbox's real node apart on the machine (its pod cgroup): the name and where it lives,
+        since two sandboxes of one name in different folders must never share (or clean up) each other's pods."""
+        return f"{self.name}-{zlib.crc32(str(self.root.resolve()).encode()):08x}"
+
+    @property
+    def images_folder(self) -> Path:
+        return realnode_parts.folder(self.root) / "images"
+
+    def _kwok_manages_every_node(self) -> bool:
+        """Does the KWOK controller fake every node (a sandbox made before real nodes)?  Its last flag counts."""
+        if not self.exists():
+            return False
+        values = [a.split("=", 1)[1] for a in self._recorded("kwok-controller").get("args", [])
+                  if a.startswith("--manage-all-nodes=")]
+        return bool(values) and values[-1] == "true"
+
+    def start_real_node(self, *, log: Log = _quiet, restart: bool = False, timeout: float = 90.0) -> None:
+        """containerd and the kubelet running, the built-in images imported, the node Ready.
+
+        Idempotent; ``restart`` gives the kubelet new credentials and starts it again (a rebuilt
+        cluster: a new CA, and its node object gone).
+        """
+        if self._kwok_manages_every_node():
+            raise TargetError(f"sandbox {self.name!r} was created before it could have a real node (its KWOK "
+                              "controller fakes every node): recreate it with `dirt sandbox down` and "
+                              "`dirt sandbox up`")
+        node = realnode_parts.node_name(0)
+        system = realnode_parts.system_binaries()
+        kubelet = self.kubelet_binary(build_missing=True, log=log)
+        p = self.ports
+        base = realnode_parts.folder(self.root)
+        (base / "containerd" / "cni").mkdir(parents=True, exist_ok=True)
+        (base / "containerd" / "config.toml").write_text(realnode_parts.containerd_config(
+            self.root, metrics_port=p.containerd_metrics, runc=system["runc"], cni_bin=system["cni"]))
+        (base / "containerd" / "cni" / "10-loopback.conflist").write_text(realnode_parts.CNI_CONFIG)
+        write_yaml(base / "kubelet" / "config.yaml", realnode_parts.kubelet_config(
+            self.root, port=p.kubelet, healthz_port=p.kubelet_healthz, ca=self.pki / "ca.crt", sandbox=self.node_id))
+        cert = base / "kubelet" / "credentials" / f"{node}.crt"
+        if restart or not cert.is_file() or cert.stat().st_mtime < (self.pki / "ca.crt").stat().st_mtime:
+            cert, key = realnode_parts.node_credentials(self.pki, node, base / "kubelet" / "credentials")
+            write_yaml(base / "kubelet" / "kubeconfig.yaml", realnode_parts.kubeconfig(
+                f"https://127.0.0.1:{p.kube_apiserver}", self.pki / "ca.crt", cert, cert.with_suffix(".key")))
+        realnode_parts.ensure_cgroups(self.node_id)
+        if not restart and self.component_running("kubelet") and node not in (self.node_names() or [node]):
+            restart = True  # its node object is gone (etcd lost): a kubelet registers only when it starts
+        argvs = realnode_parts.commands(root=self.root, kubelet=kubelet, containerd=system["containerd"], node=node)
+        self._save_state(monitors=self.state().get("monitors", {}) | argvs)
+        if restart:
+            process.stop(self._pid("kubelet"), binary=kubelet)
+        if not self.component_running("containerd"):
+            log(f"starting containerd (socket {realnode_parts.socket_path(self.root)})")
+            process.start(argvs["containerd"], log=self.root / "logs" / "containerd.log",
+                          pidfile=self.root / "pids" / "containerd.pid", cwd=self.root)
+        self.wait_healthy(30.0, ("containerd",))
+        self.import_builtin_images(log=log)
+        if not self.component_running("kubelet"):
+            log(f"starting kubelet (node {node}, 127.0.0.1:{p.kubelet})")
+            process.start(argvs["kubelet"], log=self.root / "logs" / "kubelet.log",
+                          pidfile=self.root / "pids" / "kubelet.pid", cwd=self.root)
+        self.wait_healthy(30.0, ("kubelet",))
+        self.wait_real_node_ready(timeout)
+
+    def wait_real_node_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if set(self.real_node_names) <= set(self.ready_nodes()):
+                return
+            time.sleep(0.25)
+        raise TargetError(f"sandbox {self.name!r}: the real node is not Ready after {timeout:.0f}s "
+                          "(see `dirt sandbox logs kubelet`)")
+
+    def import_builtin_images(self, *, log: Log = _quiet) -> list[str]:
+        """Make the built-in images and import those containerd does not hold yet."""
+        have = set(realnode_parts.image_references(self.root))
+        wanted = [spec for spec in images.builtin_specs() if not {spec.reference, *spec.aliases} <= have]
+        imported: list[str] = []
+        for spec in wanted:
+            archive = self.images_folder / spec.archive_name
+            images.write_archive(spec, archive)
+            realnode_parts.import_image(self.root, archive)
+            imported.append(spec.reference)
+        if imported:
+            log(f"imported images: {', '.join(imported)}")
+        return imported
+
+    def import_image(self, archive: Path) -> list[str]:
+        if not self.component_running("containerd"):
+            raise TargetError(f"sandbox {self.name!r} runs no real node (settings: real_nodes: 1), or its "
+                              "containerd is stopped: `dirt sandbox up`")
+        return realnode_parts.import_image(self.root, archive)
+
+    def images(self) -> list[str]:
+        if not self.component_running("containerd"):
+            raise TargetError(f"sandbox {self.name!r}: containerd is not running (no real node, or it is stopped)")
+        return [r for r in realnode_parts.image_references(self.root) if not r.startswith(("sha256:", "import-"))]
+
+    def stop_real_node(self) -> None:
+        """The real node's machine lost: its containers killed, then the kubelet and containerd."""
+        self._teardown_real_node(_quiet, keep_state=True)
+
+    def _teardown_real_node(self, log: Log, *, keep_state: bool = False) -> None:
+        def stop(name: str) -> bool:
+            return process.stop(self._pid(name), binary=self._monitor_binary(name), sig=signal.SIGKILL)
+
+        problems = realnode_parts.teardown(self.root, self.node_id, stop=stop, log=log, remove=not keep_state)
+        for problem in problems:
+            log(f"real node: {problem}")
+
+    def kill_container(self, pod: dict[str, Any], container: str, *, sig: str = "SIGKILL") -> str:
+        """Signal a container's main process through containerd; its containerd ID."""
+        name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+        node = pod.get("spec", {}).get("nodeName")
+        if node not in self.real_node_names:
+            raise TargetError(f"pod {name} runs on {node or 'no node'}, not on the sandbox's real node: a KWOK node "
+                              f"runs no process to kill (schedule it with nodeSelector {realnode_parts.LABEL}: real "
+                              f"and a toleration for {realnode_parts.TAINT_KEY})")
+        statuses = {c.get("name"): c for c in pod.get("status", {}).get("containerStatuses") or []}
+        status = statuses.get(container)
+        if status is None:
+            raise TargetError(f"pod {name} has no container {container!r} (it has: {', '.join(statuses) or 'none'})")
+        cid = str(status.get("containerID") or "")
+        if not cid.startswith("containerd://") or "running" not in (status.get("state") or {}):
+            raise TargetError(f"container {container!r} of pod {name} is not running")
+        realnode_parts.kill_task(self.root, cid.removeprefix("containerd://"), sig=sig)
+        return cid.removeprefix("containerd://")
 
     def reload_prometheus(self) -> None:
         try:

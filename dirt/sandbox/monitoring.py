@@ -38,6 +38,10 @@ class Ports:
     # Velero's (sandboxes with velero: true); 0 in the state of a sandbox created before they existed
     object_store: int = 0
     velero_metrics: int = 0
+    # the real node's (sandboxes with real_nodes: 1)
+    kubelet: int = 0
+    kubelet_healthz: int = 0
+    containerd_metrics: int = 0
 
     @classmethod
     def names(cls) -> list[str]:

@@ -46,6 +46,8 @@ CAPABILITIES: dict[str, str] = {
     "etcd_wipe": "wipe etcd's data",
     "etcd_read": "read etcd directly",
     "cluster": "delete and create the whole cluster",
+    "containers": "kill a container's process through the container runtime",
+    "node_power": "power a node off and on (its kubelet and containers stopped, as a lost machine)",
 }
 
 
@@ -274,6 +276,21 @@ class Target:
 
     def cluster_exists(self) -> bool:
         raise self._cannot("tell whether the cluster exists")
+
+    def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
+        """Signal the main process of ``container`` in ``pod`` (a Pod object as the API returned it) through
+        the node's container runtime; returns the runtime's container ID (capability ``containers``)."""
+        raise self._cannot("kill a container's process")
+
+    def stop_node(self, node: str) -> None:
+        """The node's machine lost: its containers killed, its kubelet and runtime stopped (``node_power``)."""
+        raise self._cannot(f"power off node {node}")
+
+    def start_node(self, node: str) -> None:
+        raise self._cannot(f"power on node {node}")
+
+    def node_running(self, node: str) -> bool:
+        raise self._cannot(f"tell whether node {node} is powered on")
 
 
 def provider_class(provider: str) -> type[Target]:

@@ -36,12 +36,16 @@ class SandboxSettings(Settings):
     auto_up: bool = Field(True, description="Bring the sandbox up before a drill if it is not.")
     velero: bool = Field(False, description="Run a real Velero server (with an S3-compatible store) in the sandbox; "
                                             "`velero` backups and the `velero` CLI then work.")
+    real_nodes: int = Field(0, ge=0, le=1, description="Real nodes beside the KWOK ones: a kubelet with containerd "
+                                                       "and runc running real containers (label dirt.dev/node=real, "
+                                                       "taint dirt.dev/real-node=true:NoSchedule).")
 
 
 class SandboxTarget(Target):
     provider = "sandbox"
     Settings = SandboxSettings
-    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"})
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster", "containers",
+                              "node_power"})
 
     def __init__(self, name: str, config: Any, root: Path) -> None:
         super().__init__(name, config, root)
@@ -52,6 +56,7 @@ class SandboxTarget(Target):
             s.name, nodes=s.nodes, scrape_interval=s.scrape_interval, evaluation_interval=s.evaluation_interval,
             alert_for=s.alert_for, rules=[root / r for r in s.rules], kube_state_metrics=s.kube_state_metrics,
             node_grace_period=s.node_grace_period, velero=s.velero,
+            real_nodes=s.real_nodes,
         )
 
     @classmethod
@@ -104,6 +109,12 @@ class SandboxTarget(Target):
             folders.append(str(self.sandbox.velero_binaries().velero.parent))
             env["VELERO_NAMESPACE"] = NAMESPACE  # the velero CLI's namespace, as `velero client config` would set
         env["PATH"] = os.pathsep.join([*folders, os.environ.get("PATH", "")])
+        if self.settings.real_nodes:
+            from dirt.sandbox.realnode import CRI_NAMESPACE, socket_path
+
+            # `ctr` (containerd's CLI) reaches the real node's containerd, as on the node itself
+            env["CONTAINERD_ADDRESS"] = str(socket_path(self.sandbox.root))
+            env["CONTAINERD_NAMESPACE"] = CRI_NAMESPACE
         env["ETCDCTL_API"] = "3"
         env["ETCDCTL_ENDPOINTS"] = self.sandbox.etcd_endpoint()
         return env
@@ -161,6 +172,27 @@ class SandboxTarget(Target):
 
     def cluster_exists(self) -> bool:
         return self.sandbox.exists()
+
+    def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
+        return self.sandbox.kill_container(pod, container, sig=signal)
+
+    def _real_node(self, node: str) -> None:
+        if node not in self.sandbox.real_node_names:
+            raise TargetError(f"node {node} is not one of sandbox {self.sandbox.name!r}'s real nodes "
+                              f"({', '.join(self.sandbox.real_node_names) or 'it has none: settings.real_nodes: 1'}); "
+                              "a KWOK node has no machine to power off (node.delete loses it from the API)")
+
+    def stop_node(self, node: str) -> None:
+        self._real_node(node)
+        self.sandbox.stop_real_node()
+
+    def start_node(self, node: str) -> None:
+        self._real_node(node)
+        self.sandbox.start_real_node()
+
+    def node_running(self, node: str) -> bool:
+        self._real_node(node)
+        return self.sandbox.component_running("kubelet")
 
 
 def _snapshot_info(path: Path, status: dict[str, Any]) -> SnapshotInfo:

@@ -42,7 +42,11 @@ def alerts(url: str) -> list[dict]:
 
 def test_nodes_are_ready(dirt_sandbox) -> None:
     nodes = dirt_sandbox.kube().list("v1", "Node")
-    assert len(nodes) == dirt_sandbox.settings.nodes == 3
+    kwok = [n for n in nodes if n["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"]
+    real = [n for n in nodes if n["metadata"]["labels"].get("dirt.dev/node") == "real"]
+    assert len(kwok) == dirt_sandbox.settings.nodes == 3
+    assert len(real) == dirt_sandbox.settings.real_nodes == 1
+    assert len(nodes) == 4
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True", node["metadata"]["name"]

@@ -347,8 +347,9 @@ targets:
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1:] == [
-        "sandbox (default): provider sandbox; allows cluster, command, control-plane, etcd, namespace, network, "
-        "node, pods, workload; can do cluster, components, etcd_read, etcd_snapshot, etcd_wipe",
+        "sandbox (default): provider sandbox; allows cluster, command, container, control-plane, etcd, namespace, "
+        "network, node, pods, workload; can do cluster, components, containers, etcd_read, etcd_snapshot, "
+        "etcd_wipe, node_power",
         "prod: provider kubeconfig; allows non-destructive only; can do etcd_wipe",
     ]
     assert proc.stderr.replace(f"{project.root}/", "") == (

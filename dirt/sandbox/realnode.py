@@ -1,0 +1,457 @@
+"""A real node in the sandbox: kubelet with containerd and runc, running real containers.
+
+Opt-in per sandbox (``settings: {real_nodes: 1}``), beside the KWOK nodes.  Two processes, both
+started, health-checked, logged and stopped with the sandbox:
+
+* ``containerd`` (Debian's, with runc): its own socket, root and state under
+  ``<sandbox>/realnode/containerd``, metrics on a 127.0.0.1 port (its health check), the CRI
+  streaming server on 127.0.0.1, the built-in pause image as the sandbox image, and
+  ``restrict_oom_score_adj`` (this machine lacks CAP_SYS_RESOURCE; without it runc fails with
+  "can't get final child's PID from pipe").
+* ``kubelet`` (built from the same wrapper module as the control plane): node ``real-0`` with
+  ``--node-ip 127.0.0.1``, a client certificate for ``system:node:real-0`` signed by the
+  sandbox's CA (the Node authorizer applies to it as to any kubelet), its API and health
+  endpoint on 127.0.0.1, ``cgroupDriver: cgroupfs`` and ``failCgroupV1: false`` (the machine
+  has cgroup v1), its pods under a cgroup of the sandbox's own (``/dirt-<name>-<hash of its folder>``,
+  ``Sandbox.node_id``), so two sandboxes never share one, even of the same name.
+
+The node is labelled ``dirt.dev/node=real`` and tainted ``dirt.dev/real-node=true:NoSchedule``: only
+workloads that ask for it (a toleration and a node selector) land there; the KWOK controller
+manages only the nodes it made.  Pods there use ``hostNetwork`` and listen on 127.0.0.1 ports: the
+CNI configuration is loopback only, so no pod network on a private range is reachable from the
+host.  Images come from :mod:`dirt.sandbox.images` (no registry), imported into containerd.
+
+Stopping leaves nothing behind: every container is killed through containerd, the shims of this
+containerd (found by its socket address, never by name alone) are stopped, the mounts under the
+node's folder are unmounted and its cgroups removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dirt.clients.commands import CommandResult, run
+from dirt.core.errors import BinaryError, CommandError, TargetError
+from dirt.sandbox import images
+
+NODE_PREFIX = "real-"
+LABEL = "dirt.dev/node"
+TAINT_KEY = "dirt.dev/real-node"
+#: the processes, in start order (stopped in reverse)
+COMPONENTS = ("containerd", "kubelet")
+#: containerd's namespace for the CRI (kubelet's containers and images live there)
+CRI_NAMESPACE = "k8s.io"
+#: cgroup v1 hierarchies the kubelet creates its pod cgroups in (and the unified one, if mounted)
+_CGROUP_FS = Path("/sys/fs/cgroup")
+_UNIX_PATH_MAX = 107
+
+
+def node_name(index: int = 0) -> str:
+    return f"{NODE_PREFIX}{index}"
+
+
+#: The longest socket path the kubelet and containerd make below the node's folder (the kubelet's
+#: pod-resources socket), so that the whole path fits a Unix socket address (107 bytes).
+_DEEPEST_SOCKET = len("/kubelet/root/pod-resources/4294967295") + 4
+
+
+def folder(root: Path) -> Path:
+    """The node's files: ``<sandbox>/realnode``, unless the sandbox's folder is too deep for the sockets
+    the kubelet and containerd make there; then a short folder of its own in the temp folder."""
+    inside = root / "realnode"
+    if len(str(inside)) + _DEEPEST_SOCKET <= _UNIX_PATH_MAX:
+        return inside
+    import tempfile
+    import zlib
+
+    return Path(tempfile.gettempdir()) / f"dirt-node-{zlib.crc32(str(root).encode()):08x}"
+
+
+def socket_path(root: Path) -> Path:
+    return folder(root) / "containerd" / "containerd.sock"
+
+
+def cgroup_root(sandbox: str) -> str:
+    return f"/dirt-{re.sub(r'[^A-Za-z0-9_.-]', '_', sandbox)}"
+
+
+def system_binaries() -> dict[str, Path]:
+    """containerd, its ``ctr`` client, runc and the CNI plugins, from Debian's packages."""
+    import shutil
+
+    found: dict[str, Path] = {}
+    for name in ("containerd", "ctr", "runc", "containerd-shim-runc-v2"):
+        where = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}")
+                                            if os.access(p, os.X_OK)), None)
+        if where is None:
+            raise BinaryError(f"{name} not found: the sandbox's real node needs Debian's containerd and runc "
+                              "(scripts/install-system-deps.sh installs them)")
+        found[name] = Path(where)
+    cni = Path("/usr/lib/cni")
+    if not (cni / "loopback").is_file():
+        raise BinaryError("the CNI loopback plugin is not in /usr/lib/cni: install Debian's "
+                          "containernetworking-plugins (scripts/install-system-deps.sh)")
+    found["cni"] = cni
+    return found
+
+
+def containerd_version() -> str:
+    try:
+        out = run([str(system_binaries()["containerd"]), "--version"], timeout=10, what="containerd --version")
+    except CommandError as exc:
+        raise BinaryError(f"containerd does not run: {exc}") from None
+    match = re.search(r"\s(v?\d+\.\d+\.\d+)", out.stdout)
+    return match.group(1) if match else out.stdout.strip()[:40]
+
+
+# -- configuration -------------------------------------------------------------------------------
+def containerd_config(root: Path, *, metrics_port: int, runc: Path, cni_bin: Path) -> str:
+    base = folder(root) / "containerd"
+    sock = socket_path(root)
+    if len(str(folder(root))) + _DEEPEST_SOCKET > _UNIX_PATH_MAX:
+        raise TargetError(f"the temp folder is too deep for the real node's sockets ({sock}): the limit is "
+                          f"{_UNIX_PATH_MAX} characters; set TMPDIR to a shorter path")
+    def q(value: object) -> str:
+        """A TOML basic string: written as a JSON string (quotes and backslashes escaped)."""
+        return json.dumps(str(value))
+
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""version = 2
+root = {q(base / 'root')}
+state = {q(base / 'state')}
+# Snapshotters this machine cannot use (no btrfs, zfs or devmapper) stay quiet.
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = {q(sock)}
+
+[ttrpc]
+  address = {q(f"{sock}.ttrpc")}
+
+[debug]
+  address = ""
+
+[metrics]
+  address = "127.0.0.1:{metrics_port}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = {q(base / 'opt')}
+
+[{cri}]
+  sandbox_image = {q(images.PAUSE)}
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # This machine lacks CAP_SYS_RESOURCE: without this runc fails ("can't get final child's PID from pipe").
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  enable_selinux = false
+
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[{cri}.containerd.runtimes.runc.options]
+  BinaryName = {q(runc)}
+  SystemdCgroup = false
+
+[{cri}.cni]
+  bin_dir = {q(cni_bin)}
+  conf_dir = {q(base / 'cni')}
+"""
+
+
+#: Loopback only: pods on the real node use hostNetwork on 127.0.0.1 ports; no pod network on a
+#: private range exists, so none is reachable from the host.
+CNI_CONFIG = """{
+  "cniVersion": "1.0.0",
+  "name": "dirt-loopback",
+  "plugins": [{"type": "loopback"}]
+}
+"""
+
+
+def kubelet_config(root: Path, *, port: int, healthz_port: int, ca: Path, sandbox: str,
+                   node_status_seconds: float = 2.0, lease_seconds: int = 4) -> dict[str, Any]:
+    base = folder(root)
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": "127.0.0.1",
+        "port": port,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": healthz_port,
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": str(ca)}},
+        "authorization": {"mode": "Webhook"},
+        "containerRuntimeEndpoint": f"unix://{socket_path(root)}",
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": cgroup_root(sandbox),
+        "failCgroupV1": False,  # 1.35+ refuses cgroup v1 unless told
+        "failSwapOn": False,
+        "staticPodPath": "",
+        "podLogsDir": str(base / "pod-logs"),
+        "maxPods": 30,
+        "resolvConf": "/etc/resolv.conf",
+        # Node status within seconds, as the KWOK nodes' (the controller-manager's grace period is short).
+        "nodeStatusUpdateFrequency": f"{node_status_seconds:g}s",
+        "nodeStatusReportFrequency": f"{node_status_seconds:g}s",
+        "nodeLeaseDurationSeconds": lease_seconds,
+        # No registry to pull from again: never collect the imported images.
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "imageMinimumGCAge": "8760h",
+        # A busy CI disk must not evict the drill's pods.
+        "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+                         "nodefs.inodesFree": "1%"},
+        "registerWithTaints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
+        "shutdownGracePeriod": "0s",
+        "serializeImagePulls": False,
+        "protectKernelDefaults": False,
+        "makeIPTablesUtilChains": False,
+        "localStorageCapacityIsolation": True,
+        "containerLogMaxSize": "1Mi",
+        "containerLogMaxFiles": 2,
+        "syncFrequency": "5s",
+        "fileCheckFrequency": "5s",
+    }
+
+
+def node_credentials(pki: Path, node: str, out: Path) -> tuple[Path, Path]:
+    """A client certificate for ``system:node:<node>`` (group ``system:nodes``) signed by the sandbox's CA."""
+    out.mkdir(parents=True, exist_ok=True)
+    key, csr, cert = out / f"{node}.key", out / f"{node}.csr", out / f"{node}.crt"
+    steps = [
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-subj", f"/O=system:nodes/CN=system:node:{node}", "-out", str(csr)],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+         "-CAcreateserial", "-CAserial", str(out / "ca.srl"), "-days", "365", "-out", str(cert)],
+    ]
+    for argv in steps:
+        try:
+            result = run(argv, timeout=30, what="openssl")
+        except CommandError as exc:
+            raise TargetError(f"the real node's certificate: {exc}") from None
+        if result.returncode != 0:
+            raise TargetError(f"the real node's certificate: openssl failed: {(result.stderr or result.stdout)[-300:]}")
+    key.chmod(0o600)
+    return cert, key
+
+
+def kubeconfig(server: str, ca: Path, cert: Path, key: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "kubelet", "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": "kubelet", "context": {"cluster": "sandbox", "user": "kubelet"}}],
+        "current-context": "kubelet",
+    }
+
+
+def commands(*, root: Path, kubelet: Path, containerd: Path, node: str, extra_labels: dict[str, str] | None = None,
+             ) -> dict[str, list[str]]:
+    base = folder(root)
+    labels = {LABEL: "real", **(extra_labels or {})}
+    return {
+        "containerd": [str(containerd), "--config", str(base / "containerd" / "config.toml")],
+        "kubelet": [str(kubelet), f"--config={base / 'kubelet' / 'config.yaml'}",
+                    f"--kubeconfig={base / 'kubelet' / 'kubeconfig.yaml'}", f"--root-dir={base / 'kubelet' / 'root'}",
+                    f"--cert-dir={base / 'kubelet' / 'pki'}", "--node-ip=127.0.0.1", f"--hostname-override={node}",
+                    "--node-labels=" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())), "--v=1"],
+    }
+
+
+def ensure_cgroups(sandbox: str) -> None:
+    """The kubelet's ``cgroupRoot`` must exist in every hierarchy before it starts."""
+    for hierarchy in _hierarchies():
+        (hierarchy / cgroup_root(sandbox).lstrip("/")).mkdir(exist_ok=True)
+
+
+def _hierarchies() -> list[Path]:
+    try:
+        return [p for p in sorted(_CGROUP_FS.iterdir()) if p.is_dir() and not p.is_symlink()
+                and (p / "cgroup.procs").exists()]
+    except OSError:
+        return []
+
+
+# -- containerd through ctr ----------------------------------------------------------------------
+def ctr(root: Path, *args: str, timeout: float = 60.0) -> CommandResult:
+    binaries = system_binaries()
+    try:
+        return run([str(binaries["ctr"]), "--address", str(socket_path(root)), "--namespace", CRI_NAMESPACE, *args],
+                   timeout=timeout, what=f"ctr {' '.join(args[:2])}")
+    except CommandError as exc:
+        raise TargetError(f"the real node's containerd: {exc}") from None
+
+
+def image_references(root: Path) -> list[str]:
+    result = ctr(root, "images", "list", "--quiet", timeout=30)
+    if result.returncode != 0:
+        raise TargetError(f"ctr images list: {(result.stderr or result.stdout).strip()[-300:]}")
+    return sorted(line.strip() for line in result.stdout.splitlines() if line.strip())
+
+
+def import_image(root: Path, archive: Path) -> list[str]:
+    """Import an image archive (OCI layout or ``docker save`` tar) into the node's containerd."""
+    if not archive.is_file():
+        raise TargetError(f"no image archive at {archive}")
+    before = set(image_references(root))
+    result = ctr(root, "images", "import", "--no-unpack=false", "--digests", "--all-platforms", str(archive),
+                 timeout=300)
+    if result.returncode != 0:
+        raise TargetError(f"ctr images import {archive.name}: {(result.stderr or result.stdout).strip()[-300:]}")
+    after = image_references(root)
+    return sorted(set(after) - before) or [r for r in after if r in result.stdout]
+
+
+def kill_task(root: Path, container_id: str, *, sig: str = "SIGKILL") -> None:
+    """Signal a container's main process through containerd (what a crashing process looks like)."""
+    result = ctr(root, "tasks", "kill", "--signal", sig, container_id, timeout=30)
+    if result.returncode != 0:
+        raise TargetError(f"ctr tasks kill {container_id[:13]}: {(result.stderr or result.stdout).strip()[-300:]}")
+
+
+# -- stopping without leftovers ------------------------------------------------------------------
+def kill_all_tasks(root: Path) -> int:
+    """Every container of this containerd killed and deleted; the number killed."""
+    if not socket_path(root).exists():
+        return 0
+    listed = ctr(root, "tasks", "list", "--quiet", timeout=30)
+    ids = [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
+    for cid in ids:
+        ctr(root, "tasks", "kill", "--signal", "SIGKILL", "--all", cid, timeout=30)
+    for cid in ids:
+        ctr(root, "tasks", "delete", "--force", cid, timeout=30)
+    return len(ids)
+
+
+def shim_pids(root: Path) -> list[int]:
+    """The runc shims this containerd started (their command line names its socket)."""
+    address = str(socket_path(root))
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and address.encode() in argv:
+            pids.append(int(entry.name))
+    return pids
+
+
+def cgroup_pids(sandbox: str) -> list[int]:
+    """Processes still in the sandbox's pod cgroups (containers whose shim is gone)."""
+    pids: set[int] = set()
+    for hierarchy in _hierarchies():
+        top = hierarchy / cgroup_root(sandbox).lstrip("/")
+        if not top.is_dir():
+            continue
+        for procs in top.rglob("cgroup.procs"):
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except (OSError, ValueError):
+                continue
+    return sorted(pids)
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or under ``path``, deepest first (the order to unmount them in)."""
+    prefix = str(path.resolve())
+    found = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            point = fields[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return sorted(set(found), key=lambda p: (-p.count("/"), p))
+
+
+def unmount_all(path: Path) -> list[str]:
+    """Unmount (lazily, as a last resort) everything the node mounted under ``path``."""
+    left = []
+    for point in mounts_under(path):
+        try:
+            result = run(["umount", point], timeout=30, what="umount")
+            if result.returncode != 0:
+                run(["umount", "-l", point], timeout=30, what="umount -l")
+        except CommandError:
+            left.append(point)
+    return [p for p in mounts_under(path)] or left
+
+
+def remove_cgroups(sandbox: str) -> None:
+    for hierarchy in _hierarchies():
+        top = hierarchy / cgroup_root(sandbox).lstrip("/")
+        if not top.is_dir():
+            continue
+        for sub in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                sub.rmdir()
+            except OSError:
+                pass
+        try:
+            top.rmdir()
+        except OSError:
+            pass
+
+
+def teardown(root: Path, sandbox: str, *, stop: Callable[[str], bool], log: Callable[[str], None],
+             remove: bool = False) -> list[str]:
+    """Stop the node's containers, kubelet, containerd and shims; unmount and remove what they left.
+
+    ``stop(name)`` stops one of the sandbox's processes by its PID file; ``remove`` deletes the node's
+    folder too (the sandbox goes; a node powered off keeps its disk).  Returns what could not be
+    cleaned (empty when nothing is left behind).
+    """
+    problems: list[str] = []
+    if stop("kubelet"):
+        log("stopped kubelet")
+    try:
+        killed = kill_all_tasks(root)
+        if killed:
+            log(f"killed {killed} containers on the real node")
+    except (TargetError, BinaryError) as exc:
+        problems.append(f"containers: {exc}")
+    if stop("containerd"):
+        log("stopped containerd")
+    for pid in (*shim_pids(root), *cgroup_pids(sandbox)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while (shim_pids(root) or cgroup_pids(sandbox)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = unmount_all(folder(root))
+    if left:
+        problems.append(f"mounts left: {', '.join(left)}")
+    remove_cgroups(sandbox)
+    if remove and not left:
+        import shutil
+
+        shutil.rmtree(folder(root), ignore_errors=True)
+    if cgroup_pids(sandbox):
+        problems.append(f"processes left in cgroup {cgroup_root(sandbox)}")
+    return problems
+
+
