@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,6 +20,16 @@ os.environ["DIRT_TESTING"] = "1"
 # Malformed scenario files are test data, not tests for the dirt pytest plugin.
 collect_ignore_glob = ["unit/corpus/*", "unit/data/*"]
 DIRT = [sys.executable, "-m", "dirt"]
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script that is not a package module (bench/*.py), imported as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 FAKE_CONFIG = """\
 default_target: fake

@@ -151,12 +151,7 @@ def image() -> None:
 def image_build(ctx: click.Context, name: str | None, target: str | None) -> None:
     """Make the built-in images (pause, busybox) from Debian's busybox-static and import them."""
     box = _sandbox(ctx, name, target)
-    if not box.component_running("containerd"):
-        from dirt.core.errors import TargetError
-
-        raise TargetError(f"sandbox {box.name!r} has no running real node: set `real_nodes: 1` in its settings "
-                          "and run `dirt sandbox up`")
-    imported = box.import_builtin_images(log=lambda m: click.echo(m, err=True))
+    imported = box.build_images(log=lambda m: click.echo(m, err=True))
     click.echo("\n".join(imported) if imported else "the built-in images are already imported")
 
 

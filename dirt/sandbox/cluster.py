@@ -718,15 +718,22 @@ class Sandbox:
             log(f"imported images: {', '.join(imported)}")
         return imported
 
-    def import_image(self, archive: Path) -> list[str]:
+    def _require_containerd(self) -> None:
         if not self.component_running("containerd"):
-            raise TargetError(f"sandbox {self.name!r} runs no real node (settings: real_nodes: 1), or its "
-                              "containerd is stopped: `dirt sandbox up`")
+            raise TargetError(f"sandbox {self.name!r} has no running real node: set `real_nodes: 1` in its settings "
+                              "and run `dirt sandbox up`")
+
+    def build_images(self, *, log: Log = _quiet) -> list[str]:
+        """``dirt sandbox image build``: the built-in images made and imported (those not there yet)."""
+        self._require_containerd()
+        return self.import_builtin_images(log=log)
+
+    def import_image(self, archive: Path) -> list[str]:
+        self._require_containerd()
         return realnode_parts.import_image(self.root, archive)
 
     def images(self) -> list[str]:
-        if not self.component_running("containerd"):
-            raise TargetError(f"sandbox {self.name!r}: containerd is not running (no real node, or it is stopped)")
+        self._require_containerd()
         return [r for r in realnode_parts.image_references(self.root) if not r.startswith(("sha256:", "import-"))]
 
     def stop_real_node(self) -> None:

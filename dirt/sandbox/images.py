@@ -127,37 +127,24 @@ def _layer(spec: ImageSpec) -> bytes:
     """The root filesystem as an uncompressed, reproducible tar."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        def add(info: tarfile.TarInfo, data: bytes | None = None) -> None:
-            info.mtime = 0
-            info.uid = info.gid = 0
+        def add(name: str, mode: int, *, data: bytes | None = None, kind: bytes = tarfile.REGTYPE,
+                link: str = "") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.linkname = kind, mode, link
+            info.size = len(data) if data is not None else 0
+            info.mtime = info.uid = info.gid = 0
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
 
         for folder in sorted({*spec.folders, "bin"}):
-            info = tarfile.TarInfo(folder)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if folder == "tmp" else 0o755
-            add(info)
+            add(folder, 0o1777 if folder == "tmp" else 0o755, kind=tarfile.DIRTYPE)
         for name, source in sorted(spec.files.items()):
-            data = source.read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o755
-            add(info, data)
+            add(name, 0o755, data=source.read_bytes())
         for name, text in sorted(spec.texts.items()):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            add(info, data)
+            add(name, 0o644, data=text.encode())
         for name, target in sorted(spec.symlinks.items()):
-            if name in spec.files:
-                continue
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            info.mode = 0o777
-            add(info)
+            if name not in spec.files:
+                add(name, 0o777, kind=tarfile.SYMTYPE, link=target)
     return buffer.getvalue()
 
 
@@ -224,3 +211,4 @@ def build_builtin(folder: Path, *, busybox: Path | None = None) -> dict[str, Pat
         write_archive(spec, archive)
         made[spec.reference] = archive
     return made
+

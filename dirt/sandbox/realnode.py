@@ -28,6 +28,7 @@ node's folder are unmounted and its cgroups removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -82,6 +83,7 @@ def cgroup_root(sandbox: str) -> str:
     return f"/dirt-{re.sub(r'[^A-Za-z0-9_.-]', '_', sandbox)}"
 
 
+@functools.lru_cache(maxsize=1)
 def system_binaries() -> dict[str, Path]:
     """containerd, its ``ctr`` client, runc and the CNI plugins, from Debian's packages."""
     import shutil
@@ -388,15 +390,13 @@ def mounts_under(path: Path) -> list[str]:
 
 def unmount_all(path: Path) -> list[str]:
     """Unmount (lazily, as a last resort) everything the node mounted under ``path``."""
-    left = []
     for point in mounts_under(path):
         try:
-            result = run(["umount", point], timeout=30, what="umount")
-            if result.returncode != 0:
+            if run(["umount", point], timeout=30, what="umount").returncode != 0:
                 run(["umount", "-l", point], timeout=30, what="umount -l")
         except CommandError:
-            left.append(point)
-    return [p for p in mounts_under(path)] or left
+            pass  # still mounted: named below
+    return mounts_under(path)
 
 
 def remove_cgroups(sandbox: str) -> None:

@@ -10,7 +10,6 @@ the repository.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.drill_files import report, write
+from tests.integration.drill_files import cli, report, write
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
@@ -35,15 +34,6 @@ def node(dirt_sandbox):
     assert dirt_sandbox.settings.real_nodes == 1, "dirt.yaml's sandbox must have a real node (real_nodes: 1)"
     dirt_sandbox.sandbox.wait_real_node_ready(60)
     return dirt_sandbox
-
-
-def cli(target, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """A command with the drill's environment: the sandbox's kubectl, and ctr pointed at its containerd."""
-    env = {**os.environ, **target.command_env()}
-    proc = subprocess.run(list(args), input=stdin, env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def app_manifest(namespace: str = NAMESPACE, port: int = PORT) -> str:

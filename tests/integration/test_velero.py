@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.drill_files import report, write
+from tests.integration.drill_files import cli, report, write
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
@@ -49,15 +49,6 @@ def velero(dirt_sandbox):
     status = dirt_sandbox.sandbox.status()
     assert {c["name"]: c["healthy"] for c in status["components"]}.get("velero"), status["components"]
     return dirt_sandbox
-
-
-def cli(target, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """A command with the drill's environment: the sandbox's kubectl and velero first on PATH."""
-    env = {**os.environ, **target.command_env()}
-    proc = subprocess.run(list(args), input=stdin, env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def apply(target, *objects: dict) -> None:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_drill", REPO / "bench" / "drill.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_script(REPO / "bench" / "drill.py", "bench_drill")
 
 # /proc/PID/stat of a process whose name holds a space and parentheses (fields 14-17: 250 40 700 60)
 STAT = ("4242 (dirt (run) x) S 1 4242 4242 0 -1 4194304 9000 12000 0 0 250 40 700 60 20 0 3 0 "
