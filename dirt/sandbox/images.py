@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dirt.clients.commands import run
-from dirt.core.errors import BinaryError, CommandError
+from dirt.core.errors import BinaryError, CommandError, UsageError
 
 REGISTRY = "dirt.local"
 PAUSE = f"{REGISTRY}/pause:3.10"
@@ -212,3 +212,19 @@ def build_builtin(folder: Path, *, busybox: Path | None = None) -> dict[str, Pat
         made[spec.reference] = archive
     return made
 
+
+def check_archive(path: Path) -> None:
+    """A ``UsageError`` (exit 2) unless ``path`` is a tar archive holding an image: an OCI layout
+    (``index.json``) or ``docker save`` output (``manifest.json``).  Checked before containerd reads it,
+    so a wrong file gets one clear line, and a FIFO or device is never read."""
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file (an image archive is a tar file from `docker save` or "
+                         "an OCI layout)")
+    hint = "make one with `docker save IMAGE -o FILE` or `buildah push IMAGE oci-archive:FILE`"
+    try:
+        with tarfile.open(path) as tar:
+            names = {member.name.removeprefix("./") for member in tar}
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UsageError(f"{path}: not a tar archive ({str(exc).splitlines()[0].rstrip(':')}); {hint}") from None
+    if not names & {"index.json", "manifest.json"}:
+        raise UsageError(f"{path}: a tar archive, but not of an image (no index.json or manifest.json); {hint}")

@@ -308,8 +308,7 @@ def image_references(root: Path) -> list[str]:
 
 def import_image(root: Path, archive: Path) -> list[str]:
     """Import an image archive (OCI layout or ``docker save`` tar) into the node's containerd."""
-    if not archive.is_file():
-        raise TargetError(f"no image archive at {archive}")
+    images.check_archive(archive)
     before = set(image_references(root))
     result = ctr(root, "images", "import", "--no-unpack=false", "--digests", "--all-platforms", str(archive),
                  timeout=300)

@@ -188,8 +188,9 @@ class Expect(Model):
         None, description="Objective for MTTR: fault taking effect to every verify check passing."
     )
     availability: list[AvailabilityExpectation] = Field(
-        default_factory=list,
-        description="User impact measured continuously from just before the first fault to the end of verify.",
+        default_factory=list, max_length=20,
+        description="User impact measured continuously from just before the first fault to the end of verify "
+                    "(at most 20 probes: each samples on a thread of its own).",
     )
 
     @model_validator(mode="after")

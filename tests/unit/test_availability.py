@@ -72,6 +72,14 @@ def test_a_bad_probe_is_a_located_problem(project, probe: str, line: int, messag
     assert any(message in ln for ln in located), lines
 
 
+def test_more_probes_than_threads_allowed_is_a_located_problem(project) -> None:
+    """Each probe samples on its own thread: a scenario cannot ask for hundreds."""
+    probes = "".join(f'- {{name: p{i}, http: "http://x/{i}"}}\n' for i in range(21))
+    lines = problems(project, probes)
+    assert any("drill.yaml:" in ln and "at most 20 items" in ln for ln in lines), lines
+    assert len(scenario_with(project, probes.split("- {name: p20")[0]).expect.availability) == 20
+
+
 def test_the_json_schema_shows_the_probe_fields() -> None:
     schema = scenario_schema()
     probe = schema["$defs"]["AvailabilityExpectation"]["properties"]

@@ -180,3 +180,29 @@ def test_a_dynamically_linked_busybox_is_refused_naming_busybox_static() -> None
     assert str(caught.value).startswith(f"{ls} is linked dynamically")
     assert "busybox-static" in str(caught.value)
     assert "scripts/install-system-deps.sh" in str(caught.value)
+
+
+def test_an_archive_is_checked_before_containerd_reads_it(tmp_path: Path) -> None:
+    """A FIFO (never read: it would block), a non-tar and a tar without an image each get one clear line, exit 2."""
+    import os
+
+    from dirt.core.errors import UsageError
+
+    fifo = tmp_path / "pipe.tar"
+    os.mkfifo(fifo)
+    text = tmp_path / "notes.tar"
+    text.write_text("not an archive\n")
+    plain = tmp_path / "plain.tar"
+    (tmp_path / "hello.txt").write_text("hello")
+    with tarfile.open(plain, "w") as tar:
+        tar.add(tmp_path / "hello.txt", arcname="hello.txt")
+    cases = {fifo: "not a regular file", text: "not a tar archive", plain: "no index.json or manifest.json",
+             tmp_path: "not a regular file"}
+    for path, words in cases.items():
+        with pytest.raises(UsageError) as caught:
+            images.check_archive(path)
+        assert words in str(caught.value) and caught.value.exit_code == 2, (path, caught.value)
+        assert "\n" not in str(caught.value)
+    good = tmp_path / "good.tar"
+    images.write_archive(images.ImageSpec(reference="example.local/x:1", files={}, texts={"etc/x": "x"}), good)
+    images.check_archive(good)  # an OCI layout passes
