@@ -43,7 +43,7 @@ test: deps
 	@home="$${DIRT_SANDBOX_HOME:-}"; fresh=""; \
 	if [ -z "$$home" ]; then home=$$(mktemp -d -t dirt-sandbox-XXXXXX); fresh=1; fi; \
 	echo "make test: sandbox state in $$home (fresh: only the binary cache is reused)"; \
-	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest tests scenarios || status=$$?; \
+	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest --durations=40 tests scenarios || status=$$?; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
 	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
 	exit $$status

@@ -163,22 +163,45 @@ def location_phase(kube: Any) -> str | None:
     return ((obj or {}).get("status") or {}).get("phase")
 
 
+def server_answers(kube: Any, name: str) -> bool:
+    """Has the server processed the ServerStatusRequest ``name`` (creating it first)?  What
+    ``velero version`` asks: only a server whose controllers run answers it."""
+    request = kube.find(API, "ServerStatusRequest", name, NAMESPACE)
+    if request is None:
+        kube.create({"apiVersion": API, "kind": "ServerStatusRequest",
+                     "metadata": {"name": name, "namespace": NAMESPACE}})
+        return False
+    return ((request.get("status") or {}).get("phase")) == "Processed"
+
+
 def wait_ready(kube: Any, *, store_port: int, metrics_port: int, timeout: float = 90.0,
                pids: dict[str, int | None] | None = None) -> None:
-    """Both processes answer and Velero has validated the backup location (``Available``)."""
+    """Both processes answer, Velero has validated the backup location (``Available``) and its
+    controllers answer a status request.  The location's phase alone may be the word of a server
+    that was just stopped; the request is answered only by the one running now."""
     deadline = time.monotonic() + timeout
     phase: str | None = None
-    while time.monotonic() < deadline:
-        for name, pid in (pids or {}).items():
-            if pid is not None and not process.alive(pid):
-                raise TargetError(f"Velero's {name} exited at start (see `dirt sandbox logs {name}`)")
-        if store_healthy(store_port) and server_healthy(metrics_port):
-            try:
-                phase = location_phase(kube)
-            except DirtError:  # the API may be restarting; retried until the deadline
-                phase = None
-            if phase == "Available":
-                return
-        time.sleep(0.5)
-    raise TargetError(f"Velero not ready after {timeout:.0f}s: backup location {LOCATION!r} is "
-                      f"{phase or 'not validated'} (see `dirt sandbox logs velero`)")
+    request = f"dirt-ready-{os.getpid()}-{time.monotonic_ns()}"
+    answered = False
+    try:
+        while time.monotonic() < deadline:
+            for name, pid in (pids or {}).items():
+                if pid is not None and not process.alive(pid):
+                    raise TargetError(f"Velero's {name} exited at start (see `dirt sandbox logs {name}`)")
+            if store_healthy(store_port) and server_healthy(metrics_port):
+                try:
+                    phase = location_phase(kube)
+                    answered = answered or server_answers(kube, request)
+                except DirtError:  # the API may be restarting; retried until the deadline
+                    phase = None
+                if phase == "Available" and answered:
+                    return
+            time.sleep(0.5)
+    finally:
+        try:
+            kube.delete(API, "ServerStatusRequest", request, NAMESPACE)
+        except DirtError:
+            pass  # the server deletes processed requests after a minute anyway
+    what = "did not answer a status request" if phase == "Available" else \
+        f"backup location {LOCATION!r} is {phase or 'not validated'}"
+    raise TargetError(f"Velero not ready after {timeout:.0f}s: {what} (see `dirt sandbox logs velero`)")

@@ -116,7 +116,9 @@ def test_the_sandbox_runs_velero_and_the_cli_reaches_it(velero, tmp_path) -> Non
     assert logs.returncode == 0 and "velero" in logs.stdout.lower()
     # asks the server through the API (a ServerStatusRequest); the CLI waits 5 s by default
     version = cli(velero, "velero", "version", "--timeout", "60s")
-    assert "Server:" in version.stdout and "v1.18.3" in version.stdout.split("Server:")[1], version.stdout
+    log_tail = "\n".join((velero.sandbox.root / "logs" / "velero.log").read_text().splitlines()[-40:])
+    assert "Server:" in version.stdout and "v1.18.3" in version.stdout.split("Server:")[1], \
+        f"{version.stdout}\n--- the server's log ---\n{log_tail}"
     location = velero.kube().get("velero.io/v1", "BackupStorageLocation", "default", "velero")
     assert location["status"]["phase"] == "Available"
 
