@@ -9,8 +9,8 @@ replaces its staging modules with local folders, so the wrapper requires
 and are reused whenever they answer ``--version`` correctly; Go's own module
 and build caches make a rebuild after a cache wipe fast.
 
-Prometheus, promtool and Alertmanager come from Debian packages (installed by
-``scripts/install-system-deps.sh``); they are only located here.
+Prometheus, promtool, Alertmanager and the Pushgateway come from Debian packages
+(installed by ``scripts/install-system-deps.sh``); they are only located here.
 """
 
 from __future__ import annotations
@@ -385,6 +385,11 @@ def locate_velero(*, build_missing: bool = False, log: Callable[[str], None] = p
             build(component, log=log)
     return VeleroBinaries(velero=VELERO.path("velero"), aws_plugin=VELERO_AWS_PLUGIN.path("velero-plugin-for-aws"),
                           gofakes3=VELERO.path("gofakes3"))
+
+
+def locate_pushgateway() -> Path:
+    """Debian's Prometheus Pushgateway (for sandboxes with ``pushgateway: true``); nothing to build."""
+    return _system("prometheus-pushgateway", "pushgateway")
 
 
 def locate_kubelet(*, build_missing: bool = False, log: Callable[[str], None] = print) -> Path:

@@ -7,6 +7,7 @@ Layout (``$DIRT_SANDBOX_HOME`` or ``${XDG_STATE_HOME:-~/.local/state}/dirt/sandb
     <name>/kwok/clusters/<name>/ kwokctl's working dir: kubeconfig.yaml, pki/, etcd/, pids/, logs/
     <name>/prometheus/           prometheus.yml, rules/, data/
     <name>/alertmanager/         alertmanager.yml, data/
+    <name>/pushgateway/          the Pushgateway's persistence file (sandboxes with ``pushgateway: true``)
     <name>/pids/, <name>/logs/   the monitoring processes dirt starts itself
 
 kwokctl creates and deletes the cluster and forks the control-plane processes;
@@ -38,7 +39,14 @@ from dirt.core.errors import CommandError, HttpError, TargetError
 from dirt.sandbox import images, process
 from dirt.sandbox import realnode as realnode_parts
 from dirt.sandbox import velero as velero_parts
-from dirt.sandbox.binaries import Binaries, VeleroBinaries, locate, locate_kubelet, locate_velero
+from dirt.sandbox.binaries import (
+    Binaries,
+    VeleroBinaries,
+    locate,
+    locate_kubelet,
+    locate_pushgateway,
+    locate_velero,
+)
 from dirt.sandbox.monitoring import (
     RULES_DIR,
     Ports,
@@ -72,7 +80,7 @@ class Sandbox:
                  evaluation_interval: float = 1.0, alert_for: float | None = None,
                  rules: list[Path] | None = None, kube_state_metrics: bool = True,
                  node_grace_period: float = 10.0, velero: bool = False, real_nodes: int = 0,
-                 home: Path | None = None) -> None:
+                 pushgateway: bool = False, home: Path | None = None) -> None:
         self.name = name
         self.nodes = nodes
         self.scrape_interval = scrape_interval
@@ -85,6 +93,7 @@ class Sandbox:
         if real_nodes not in (0, 1):
             raise TargetError(f"sandbox {name!r}: real_nodes must be 0 or 1 (one kubelet per machine for now)")
         self.real_nodes = real_nodes
+        self.pushgateway = pushgateway
         self.root = (home or sandbox_home()) / name
         self.kwok_workdir = self.root / "kwok"
         self.cluster_dir = self.kwok_workdir / "clusters" / name
@@ -141,6 +150,10 @@ class Sandbox:
     def alertmanager_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.alertmanager}"
 
+    @property
+    def pushgateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.pushgateway}"
+
     def binaries(self, *, build_missing: bool = False, log: Log = _quiet) -> Binaries:
         if self._binaries is None:
             self._binaries = locate(build_missing=build_missing, log=log)
@@ -160,7 +173,9 @@ class Sandbox:
         state = self.state()
         runs_velero = self.velero or bool(state.get("velero"))  # started by another configuration
         runs_node = self.real_nodes or bool(state.get("real_nodes"))
-        return (*MONITORS, *(velero_parts.COMPONENTS if runs_velero else ()),
+        runs_pushgateway = self.pushgateway or bool(state.get("pushgateway"))
+        return (*MONITORS, *(("pushgateway",) if runs_pushgateway else ()),
+                *(velero_parts.COMPONENTS if runs_velero else ()),
                 *(realnode_parts.COMPONENTS if runs_node else ()))
 
     def exists(self) -> bool:
@@ -261,9 +276,14 @@ class Sandbox:
             self.kubelet_binary(build_missing=True, log=log)
         elif self.state().get("real_nodes"):  # the real node switched off: take down what an earlier up started
             self._teardown_real_node(log)
+        if self.pushgateway:
+            locate_pushgateway()  # missing: say so before anything starts
+        elif self.state().get("pushgateway") and process.stop(self._pid("pushgateway"),
+                                                              binary=self._monitor_binary("pushgateway")):
+            log("stopped pushgateway (the sandbox no longer runs one)")
         self.root.mkdir(parents=True, exist_ok=True)
         self._save_state(name=self.name, versions=versions, nodes=self.nodes, velero=self.velero,
-                         real_nodes=self.real_nodes)
+                         real_nodes=self.real_nodes, pushgateway=self.pushgateway)
         if self.exists():
             for component in CONTROL_PLANE:
                 if not self.component_running(component):
@@ -346,6 +366,7 @@ class Sandbox:
             "kubeconfig": str(self.kubeconfig),
             "prometheus_url": self.prometheus_url if state.get("ports") else None,
             "alertmanager_url": self.alertmanager_url if state.get("ports") else None,
+            "pushgateway_url": self.pushgateway_url if state.get("ports") and "pushgateway" in self.monitors else None,
             "api_server": f"https://127.0.0.1:{self.ports.kube_apiserver}" if state.get("ports") else None,
             "components": components,
             "versions": state.get("versions", {}),
@@ -382,6 +403,7 @@ class Sandbox:
             "prometheus": lambda: self._get(f"{self.prometheus_url}/-/ready"),
             "volume-provisioner": lambda: _Alive(),
             "alertmanager": lambda: self._get(f"{self.alertmanager_url}/-/ready"),
+            "pushgateway": lambda: self._get(f"{self.pushgateway_url}/-/healthy"),
             "object-store": lambda: self._get(f"http://127.0.0.1:{p.object_store}/"),
             "velero": lambda: self._get(f"http://127.0.0.1:{p.velero_metrics}/metrics"),
             "containerd": lambda: self._get(f"http://127.0.0.1:{p.containerd_metrics}/v1/metrics"),
@@ -499,6 +521,8 @@ class Sandbox:
             return self.kubelet_binary()
         if name == "containerd":
             return realnode_parts.system_binaries()["containerd"]
+        if name == "pushgateway":
+            return locate_pushgateway()
         return {"prometheus": b.prometheus, "alertmanager": b.alertmanager,
                 "kube-state-metrics": b.kube_state_metrics, "volume-provisioner": Path(sys.executable)}[name]
 
@@ -550,7 +574,7 @@ class Sandbox:
         rules = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for)
         write_yaml(prom_dir / "prometheus.yml", prometheus_config(
             ports=p, pki=self.pki, rule_files=rules, scrape_interval=self.scrape_interval,
-            evaluation_interval=self.evaluation_interval, with_ksm=ksm))
+            evaluation_interval=self.evaluation_interval, with_ksm=ksm, with_pushgateway=self.pushgateway))
         am_dir = self.root / "alertmanager"
         write_yaml(am_dir / "alertmanager.yml", alertmanager_config())
         commands: dict[str, list[str]] = {
@@ -574,6 +598,15 @@ class Sandbox:
                 f"--telemetry-port={p.kube_state_metrics_telemetry}",
                 "--resources=deployments,daemonsets,statefulsets,replicasets,pods,nodes,namespaces,"
                 "services,configmaps,secrets,persistentvolumeclaims,jobs,poddisruptionbudgets",
+            ]
+        if self.pushgateway:
+            # Kept in the sandbox's folder (never the package's /var/lib one), so pushed metrics
+            # outlive a restart of the sandbox but not `down`.
+            (self.root / "pushgateway").mkdir(parents=True, exist_ok=True)
+            commands["pushgateway"] = [
+                str(locate_pushgateway()), f"--web.listen-address=127.0.0.1:{p.pushgateway}",
+                f"--persistence.file={self.root / 'pushgateway' / 'metrics.data'}", "--persistence.interval=10s",
+                "--log.level=info",  # a few lines: where it listens, what it restored
             ]
         self._save_state(monitors={k: v for k, v in commands.items()})
         for name, argv in commands.items():

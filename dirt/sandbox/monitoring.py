@@ -5,7 +5,10 @@ monitoring does — the API server over HTTPS with the client certificate the
 sandbox generated, etcd and the KWOK controller over HTTP — and evaluates the
 rules in ``dirt/sandbox/rules`` (plus any configured), with scrape and rule
 evaluation every second and small ``for:`` so drills detect in seconds.
-Alertmanager receives the alerts with ``group_wait`` short so nothing is held.
+A sandbox with a Pushgateway has it scraped too, with ``honor_labels`` so that
+what batch jobs (``dirt history export --pushgateway``) push keeps its own
+``job`` and ``instance``.  Alertmanager receives the alerts with ``group_wait``
+short so nothing is held.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Ports:
     kubelet: int = 0
     kubelet_healthz: int = 0
     containerd_metrics: int = 0
+    # the Pushgateway's (sandboxes with pushgateway: true)
+    pushgateway: int = 0
 
     @classmethod
     def names(cls) -> list[str]:
@@ -55,7 +60,7 @@ def _duration(seconds: float) -> str:
 
 
 def prometheus_config(*, ports: Ports, pki: Path, rule_files: list[Path], scrape_interval: float,
-                      evaluation_interval: float, with_ksm: bool) -> dict[str, Any]:
+                      evaluation_interval: float, with_ksm: bool, with_pushgateway: bool = False) -> dict[str, Any]:
     tls_client = {"cert_file": str(pki / "admin.crt"), "key_file": str(pki / "admin.key")}
     interval = _duration(scrape_interval)
     timeout = _duration(max(0.5, min(scrape_interval, 10.0) * 0.8))
@@ -85,6 +90,9 @@ def prometheus_config(*, ports: Ports, pki: Path, rule_files: list[Path], scrape
     ]
     if with_ksm:
         jobs.append(job("kube-state-metrics", ports.kube_state_metrics))
+    if with_pushgateway:
+        # The pushers' own job and instance labels are the point of a pushed metric: keep them.
+        jobs.append(job("pushgateway", ports.pushgateway) | {"honor_labels": True})
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": _duration(evaluation_interval),
                    "external_labels": {"cluster": "dirt-sandbox"}},

@@ -39,6 +39,9 @@ class SandboxSettings(Settings):
     real_nodes: int = Field(0, ge=0, le=1, description="Real nodes beside the KWOK ones: a kubelet with containerd "
                                                        "and runc running real containers (label dirt.dev/node=real, "
                                                        "taint dirt.dev/real-node=true:NoSchedule).")
+    pushgateway: bool = Field(False, description="Run a Prometheus Pushgateway (Debian's prometheus-pushgateway) "
+                                                 "scraped by the sandbox's Prometheus with honor_labels: "
+                                                 "`dirt history export --pushgateway` can push to it.")
 
 
 class SandboxTarget(Target):
@@ -56,7 +59,7 @@ class SandboxTarget(Target):
             s.name, nodes=s.nodes, scrape_interval=s.scrape_interval, evaluation_interval=s.evaluation_interval,
             alert_for=s.alert_for, rules=[root / r for r in s.rules], kube_state_metrics=s.kube_state_metrics,
             node_grace_period=s.node_grace_period, velero=s.velero,
-            real_nodes=s.real_nodes,
+            real_nodes=s.real_nodes, pushgateway=s.pushgateway,
         )
 
     @classmethod
@@ -122,8 +125,13 @@ class SandboxTarget(Target):
     def variables(self) -> dict[str, Any]:
         values = super().variables()
         values.update(etcd_endpoint=self.sandbox.etcd_endpoint(), sandbox=self.sandbox.name,
-                      etcd_data_dir=str(self.sandbox.etcd_data))
+                      etcd_data_dir=str(self.sandbox.etcd_data), pushgateway_url=self.pushgateway_url or "")
         return values
+
+    @property
+    def pushgateway_url(self) -> str | None:
+        """Where batch jobs push metrics for the sandbox's Prometheus; None unless ``pushgateway: true``."""
+        return self.sandbox.pushgateway_url if self.settings.pushgateway else None
 
     @property
     def prometheus(self) -> Endpoint | None:
