@@ -7,6 +7,8 @@ local ``sandbox`` target applies.  Example::
     default_target: sandbox
     playbook_base_url: https://git.example.com/platform/dirt/blob/main/
     rules: [dirt/sandbox/rules]          # alert rule files for `dirt coverage`
+    history: postgresql://dirt@db.internal:5432/dirt  # run history (default: SQLite in reports/)
+    history_password_env: DIRT_HISTORY_PASSWORD
     targets:
       sandbox:
         provider: sandbox                  # destructive faults always allowed
@@ -48,6 +50,8 @@ from dirt.documents.problems import did_you_mean, problems_from_validation
 from dirt.documents.yamlpos import Path_, Positions, YamlSyntaxError, load, load_file
 
 CONFIG_NAME = "dirt.yaml"
+#: URL schemes of the run-history store (dirt.history maps postgresql to the psycopg 3 driver).
+HISTORY_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 #: Providers whose clusters are local and disposable: every fault family is allowed by default.
 DISPOSABLE_PROVIDERS = ("sandbox", "fake")
 
@@ -103,6 +107,25 @@ class DirtConfig(Model):
     targets: dict[str, TargetConfig] = Field(
         default_factory=lambda: {"sandbox": TargetConfig(provider="sandbox")}
     )
+    history: str | None = Field(
+        None, description="Run-history store: sqlite:///PATH (relative to dirt.yaml) or "
+        "postgresql://USER@HOST:PORT/DB shared by many runners; default: SQLite in the reports folder.")
+    history_password_env: str | None = Field(
+        None, description="Environment variable holding the history database's password (never in dirt.yaml).")
+
+    @field_validator("history")
+    @classmethod
+    def _a_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in HISTORY_SCHEMES:
+            raise ValueError(f"{value!r} is not a history database URL: write sqlite:///PATH or "
+                             "postgresql://USER@HOST:PORT/DATABASE")
+        if "@" in rest and ":" in rest.split("@", 1)[0]:
+            raise ValueError("a password does not belong in dirt.yaml: name the environment variable that holds "
+                             "it with history_password_env")
+        return value
 
     @field_validator("playbook_base_url")
     @classmethod
@@ -330,6 +353,8 @@ def _check_documents(checker: _Checker, data: Any) -> None:
     if not isinstance(data, dict):
         return
     top = SettingsCheck(checker, "", ())
+    if isinstance(data.get("history_password_env"), str):
+        top.env(("history_password_env",), data["history_password_env"])
     rules = data.get("rules")
     if isinstance(rules, list):
         for i, rule in enumerate(rules):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dirt.app.history import overdue_marks, record_run, recording
 from dirt.config import LoadedConfig
 from dirt.core.errors import Problem, ScenarioError
 from dirt.engine.guardrails import Confirm
@@ -40,6 +41,7 @@ def target_for(scenario: Scenario, loaded: LoadedConfig, target_name: str | None
 
 
 def run_options(loaded: LoadedConfig, *, report_dir: Path | None = None, **kwargs: Any) -> RunOptions:
+    kwargs.setdefault("history", recording(loaded))
     return RunOptions(
         report_dir=(report_dir or loaded.root / loaded.config.reports_dir),
         playbook_base_url=loaded.config.playbook_base_url,
@@ -48,11 +50,20 @@ def run_options(loaded: LoadedConfig, *, report_dir: Path | None = None, **kwarg
 
 
 def run_one(scenario: Scenario, target: Target, options: RunOptions) -> RunResult:
-    """Run one drill and render its reports (and the index of runs beside it)."""
+    """Run one drill, render its reports (and the index of runs beside it) and record it in the
+    run history (``options.history``; a store that cannot be written is only a warning)."""
     result = run_scenario(scenario, target, options)
     result.report = render_run(result.run_dir)
-    update_index(options.report_dir)
+    record_run(result.report, options.report_dir, options.history)
+    refresh_dashboard(options)
     return result
+
+
+def refresh_dashboard(options: RunOptions) -> None:
+    """Rewrite ``reports/index.html``, with overdue marks when the history and game days say so."""
+    rec = options.history
+    overdue = overdue_marks(rec, options.report_dir, rec.root) if rec is not None and rec.root is not None else {}
+    update_index(options.report_dir, overdue=overdue)
 
 
 def run_files(

@@ -29,7 +29,8 @@ code through ``VERDICT_EXIT``::
     ├── CommandError                a program dirt runs could not start or ran out of time
     ├── HttpError                   an HTTP endpoint could not be reached
     ├── MonitoringError             Prometheus/Alertmanager unreachable or refused
-    └── ReportError                 a run folder cannot be read or rendered
+    ├── ReportError                 a run folder cannot be read or rendered
+    └── HistoryError                the run-history store cannot be opened, read or written
 """
 
 from __future__ import annotations
@@ -191,6 +192,10 @@ class HttpError(DirtError):
 
 class MonitoringError(DirtError):
     pass
+
+
+class HistoryError(DirtError):
+    """The run-history store (SQLite or PostgreSQL) cannot be opened, read or written."""
 
 
 class ReportError(DirtError):

@@ -105,6 +105,8 @@ class RunOptions:
     variables: dict[str, Any] = field(default_factory=dict)
     handle_signals: bool = True
     run_id: str | None = None
+    #: dirt.app.history.Recording: where run_one records the run and what started it (None: SQLite beside the reports)
+    history: Any = None
 
 
 @dataclass
