@@ -37,13 +37,18 @@ system:
 binaries: venv
 	$(DIRT) sandbox build
 
+# The quarterly game day (tests/integration/test_gameday_quarterly.py) runs these drills and
+# asserts each passed: `make test` does not run them a second time on their own.
+GAMEDAY_DRILLS := control-plane-down etcd-loss namespace-deletion cluster-deletion
+IN_GAMEDAY := $(foreach d,$(GAMEDAY_DRILLS),--deselect scenarios/$(d).yaml::$(d))
+
 # The suite starts from nothing but the caches of built binaries and packages: a fresh
 # sandbox state in a temporary folder (unless DIRT_SANDBOX_HOME names one), removed after.
 test: deps
 	@home="$${DIRT_SANDBOX_HOME:-}"; fresh=""; \
 	if [ -z "$$home" ]; then home=$$(mktemp -d -t dirt-sandbox-XXXXXX); fresh=1; fi; \
 	echo "make test: sandbox state in $$home (fresh: only the binary cache is reused)"; \
-	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest --durations=40 tests scenarios || status=$$?; \
+	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest --durations=40 $(IN_GAMEDAY) tests scenarios || status=$$?; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
 	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
 	exit $$status
@@ -71,6 +76,7 @@ bench: venv
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_journal.py
 	$(BIN)/python bench/bench_availability.py
+	$(BIN)/python bench/bench_history.py
 
 # On the real sandbox (a fresh one in a temporary folder unless DIRT_SANDBOX_HOME names one):
 # restores by kubectl, dirt and Velero against the API server's ceiling, and each example drill's

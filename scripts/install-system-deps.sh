@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages dirt's sandbox and tests use, only when missing:
-# Prometheus + promtool and Alertmanager (alerting), Chromium (report test), and for the
-# sandbox's real node: containerd, runc, the CNI plugins, busybox-static (its images), openssl.
+# Prometheus + promtool, Alertmanager (alerting), the Pushgateway (pushed run metrics),
+# Chromium (report test), and for the sandbox's real node: containerd, runc, the CNI
+# plugins, busybox-static (its images), openssl.
 set -euo pipefail
 
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
+# the run history's PostgreSQL tests start their own server (initdb into a temporary folder)
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
@@ -17,8 +21,8 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed"
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: present (prometheus, promtool, prometheus-alertmanager, chromium, containerd, runc," \
-       "containernetworking-plugins, busybox-static, openssl)"
+  echo "system packages: present (prometheus, promtool, prometheus-alertmanager, prometheus-pushgateway, chromium," \
+       "postgresql, containerd, runc, containernetworking-plugins, busybox-static, openssl)"
   exit 0
 fi
 
@@ -37,4 +41,11 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 if [ -n "$made_policy" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
+# ... and would enable them for the next boot, listening on every address: keep off the
+# servers installed just now (the sandbox runs its own, on 127.0.0.1).
+if [ -d /run/systemd/system ]; then
+  for unit in prometheus prometheus-alertmanager prometheus-pushgateway postgresql; do
+    case " ${need[*]} " in *" $unit "*) $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true ;; esac
+  done
+fi
 echo "system packages: installed ${need[*]}"

@@ -112,10 +112,17 @@ def validate(state: _State, paths: tuple[str, ...], quiet: bool, verbose: bool) 
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of scenario files (for editor completion)."""
+@click.option("--kind", type=click.Choice(["scenario", "gameday"]), default="scenario", show_default=True,
+              help="Which dirt document: scenario files or game-day files.")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of scenario (or game-day) files, for editor completion."""
     import json
 
+    if kind == "gameday":
+        from dirt.gameday import gameday_schema
+
+        click.echo(json.dumps(gameday_schema(), indent=2))
+        return
     from dirt.scenario.schema import scenario_schema
 
     click.echo(json.dumps(scenario_schema(), indent=2))
@@ -366,9 +373,13 @@ def _write_output(text: str, out: Path | None) -> None:
 
 
 def _register_sandbox() -> None:
+    from dirt.cli.gameday import gameday
+    from dirt.cli.history import history
     from dirt.cli.sandbox import sandbox
 
     cli.add_command(sandbox)
+    cli.add_command(gameday)
+    cli.add_command(history)
 
 
 def main(argv: list[str] | None = None) -> None:

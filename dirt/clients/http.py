@@ -34,8 +34,13 @@ class HttpResponse:
 
 
 def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | None = None,
-            verify: bool | str = True, cert: tuple[str, str] | None = None) -> HttpResponse:
-    """One request; a connection failure or timeout is an ``HttpError`` naming its kind only."""
+            verify: bool | str = True, cert: tuple[str, str] | None = None, json_body: Any = None,
+            secret_url: bool = False) -> HttpResponse:
+    """One request; a connection failure or timeout is an ``HttpError`` naming its kind only.
+
+    ``json_body`` is sent as JSON; ``secret_url`` (a webhook's address may be a secret: Slack's
+    are) shows only its scheme and host in errors, and follows no redirect.
+    """
     import requests
     import urllib3
 
@@ -44,13 +49,32 @@ def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | 
         with warnings.catch_warnings():  # self-signed sandbox endpoints are asked with verify=False on purpose
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             with requests.request(method, url, headers=headers, timeout=timeout, verify=verify, cert=cert,
-                                  stream=True) as response:
+                                  json=json_body, allow_redirects=not secret_url, stream=True) as response:
                 body = response.raw.read(MAX_BODY, decode_content=True) or b""
                 encoding = response.encoding or "utf-8"
                 return HttpResponse(response.status_code, body.decode(encoding, errors="replace"),
                                     time.monotonic() - start)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        raise HttpError(f"{method} {_safe(url)}: {type(exc).__name__}") from None
+        shown = safe_origin(url) if secret_url else _safe(url)
+        raise HttpError(f"{method} {shown}: {type(exc).__name__}") from None
+
+
+def post_json(url: str, payload: Any, *, timeout: float, headers: dict[str, str] | None = None) -> HttpResponse:
+    """POST ``payload`` as JSON to a webhook whose URL may be a secret; the answer whatever its status,
+    an ``HttpError`` naming only the URL's scheme and host when none came."""
+    return request("POST", url, timeout=timeout, headers=headers, json_body=payload, secret_url=True)
+
+
+def safe_origin(url: str) -> str:
+    """Only scheme and host (and port) of a URL: what may be shown of a secret webhook address."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        return f"{parts.scheme or '?'}://{host}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "(malformed URL)"
 
 
 def download(url: str, *, timeout: float, limit: int = MAX_BODY, verify: bool | str = True) -> bytes:

@@ -132,8 +132,10 @@ def problems_from_validation(
     model: type[BaseModel] | None = None,
     extra_candidates: Iterable[str] = (),
     data: Any = None,
+    document: str = "the scenario",
 ) -> list[Problem]:
-    """One ``Problem`` per located pydantic error (union alternatives merged)."""
+    """One ``Problem`` per located pydantic error (union alternatives merged); ``document`` names
+    the top level in messages ("missing required field 'drills' in the game day")."""
     problems: list[Problem] = []
     extra = list(extra_candidates)
     grouped: dict[tuple[Any, ...], list[Any]] = {}
@@ -158,7 +160,7 @@ def problems_from_validation(
         elif kind == "missing":
             key = str(loc[-1]) if loc else "?"
             mark = positions.of_key(full[:-1]) if full[:-1] else positions.of_value(())
-            parent = ".".join(str(p) for p in full[:-1]) or "the scenario"
+            parent = ".".join(str(p) for p in full[:-1]) or document
             message = f"missing required field '{key}' in {parent}"
             hint = f"add '{key}:'"
         else:

@@ -245,6 +245,36 @@ def load_file(path: Path | str, *, limit: int = safefile.MAX_DOCUMENT_BYTES) -> 
     return load(text)
 
 
+@dataclass(frozen=True)
+class Document:
+    """A dirt document file read and parsed: its bytes (for the digest), data, positions and soft issues."""
+
+    display: str
+    raw: bytes
+    data: Any
+    positions: Positions
+    issues: list[YamlIssue]
+
+
+def read_document(path: Path) -> Document:
+    """Read and parse a scenario or game-day file, or raise ``ScenarioError`` with its one located
+    problem (unreadable, not UTF-8, not YAML)."""
+    from dirt.core.errors import Problem, ScenarioError
+
+    display = str(path)
+    try:
+        raw = safefile.read_bytes(path)
+        text = safefile.decode(raw)
+    except safefile.UnreadableFile as exc:
+        raise ScenarioError(display, [Problem(display, exc.line, exc.column, exc.message, exc.hint)]) from None
+    try:
+        data, positions, issues = load(text)
+    except YamlSyntaxError as exc:
+        i = exc.issue
+        raise ScenarioError(display, [Problem(display, i.mark.line, i.mark.column, i.message, i.hint)]) from None
+    return Document(display, raw, data, positions, issues)
+
+
 def _syntax_hint(problem: str, context: str) -> str:
     text = f"{context} {problem}"
     if "found character '\\t'" in text or "tab" in text:

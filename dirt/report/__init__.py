@@ -2,7 +2,8 @@
 
 ``render_run(run_dir)`` reads ``journal.jsonl`` and writes ``report.json``,
 ``report.md``, ``report.html`` and ``junit.xml`` beside it; ``update_index``
-rewrites ``reports/index.html`` from every run's ``report.json``.  Neither
+rewrites ``reports/index.html`` (the dashboard, see ``dirt.report.dashboard``) from
+every run's ``report.json`` and every game day's.  Neither
 trusts what it reads: journal lines that cannot be read are listed in the
 report (``journal_problems``), and run folders whose ``report.json`` is not a
 dirt report are skipped and listed in the index, never fatal.
@@ -11,15 +12,16 @@ dirt report are skipped and listed in the index, never fatal.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dirt.core import safefile
 from dirt.core.errors import JournalError
 from dirt.core.redact import redact
 from dirt.journal import read_journal
+from dirt.report.dashboard import MAX_POINTS, gameday_summaries, number, scenario_rows, text
 from dirt.report.model import SCHEMA_VERSION, build_report
 
 __all__ = ["SCHEMA_VERSION", "build_report", "render_run", "update_index", "REPORT_FILES"]
@@ -58,25 +60,12 @@ def _summary(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
         raise ValueError("not a dirt report")
 
-    def text(value: Any, default: str = "?") -> str:
-        return value if isinstance(value, str) else default
-
-    def number(value: Any) -> float | None:
-        """Finite numbers only: 1e999 parses as inf, a 400-digit int overflows a float."""
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None
-        try:
-            result = float(value)
-        except OverflowError:
-            return None
-        return result if math.isfinite(result) else None
-
     scenario, target, timings = (data.get(k) if isinstance(data.get(k), dict) else {}
                                  for k in ("scenario", "target", "timings"))
     mttd = timings.get("mttd_seconds") if isinstance(timings.get("mttd_seconds"), dict) else {}
     expectations = data.get("expectations") if isinstance(data.get("expectations"), list) else []
     return {
-        "href": f"{path.parent.name}/report.html",
+        "href": quote(f"{path.parent.name}/report.html", safe="/"),
         "started_at": text(data.get("started_at"), ""),
         "scenario": text(scenario.get("name")),
         "target": text(target.get("name")),
@@ -85,11 +74,27 @@ def _summary(path: Path) -> dict[str, Any]:
         "mttr": number(timings.get("mttr_seconds")),
         "duration": number(data.get("duration_seconds")),
         "failed": sum(1 for x in expectations if isinstance(x, dict) and not x.get("passed")),
+        "score": _score(data),
     }
 
 
-def update_index(report_dir: Path) -> Path:
-    """Rewrite ``index.html`` listing every run under ``report_dir``, newest first."""
+def _score(report: dict[str, Any]) -> float | None:
+    """The run's resilience score (dirt.history.analysis), None when this report cannot be scored."""
+    from dirt.history.analysis import run_score  # here, not at the top: it loads SQLAlchemy
+
+    try:
+        return number(run_score(report))
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError):  # a damaged or foreign report
+        return None
+
+
+def update_index(report_dir: Path, *, overdue: dict[str, str] | None = None, gamedays_dir: Path | None = None) -> Path:
+    """Rewrite ``index.html`` under ``report_dir``: the dashboard of every run and game day there.
+
+    ``overdue`` (scenario name -> why) comes from the caller, which knows the schedules;
+    game days are read from ``gamedays_dir`` (default ``<report_dir>/gamedays``).
+    """
+    from dirt.history.analysis import WINDOW
     from dirt.report.render import _env
 
     runs, skipped = [], []
@@ -99,7 +104,13 @@ def update_index(report_dir: Path) -> Path:
         except (OSError, ValueError, ArithmeticError, RecursionError) as exc:
             skipped.append({"folder": path.parent.name, "why": str(exc).split("\n")[0][:120]})
     runs.sort(key=lambda r: r["started_at"], reverse=True)
+    gamedays, gamedays_skipped = gameday_summaries(
+        report_dir.resolve(), (gamedays_dir or report_dir / "gamedays").resolve())
     index = report_dir / "index.html"
     report_dir.mkdir(parents=True, exist_ok=True)
-    _write(index, _env().get_template("index.html.j2").render(runs=runs, skipped=skipped))
+    scenarios = scenario_rows(runs, overdue or {}, window=WINDOW)
+    page = _env().get_template("index.html.j2").render(
+        runs=runs, skipped=skipped + gamedays_skipped, scenarios=scenarios, gamedays=gamedays,
+        max_points=MAX_POINTS, score_runs=WINDOW)
+    _write(index, page)
     return index

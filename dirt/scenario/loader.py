@@ -150,17 +150,8 @@ def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scena
     """Load and validate one scenario file, or raise ``ScenarioError`` with every problem."""
     options = options or LoadOptions()
     path = Path(path)
-    display = str(path)
-    try:
-        raw = safefile.read_bytes(path)
-        text = safefile.decode(raw)
-    except safefile.UnreadableFile as exc:
-        raise ScenarioError(display, [Problem(display, exc.line, exc.column, exc.message, exc.hint)]) from None
-    try:
-        data, positions, issues = yamlpos.load(text)
-    except yamlpos.YamlSyntaxError as exc:
-        i = exc.issue
-        raise ScenarioError(display, [Problem(display, i.mark.line, i.mark.column, i.message, i.hint)]) from None
+    read = yamlpos.read_document(path)
+    display, raw, data, positions, issues = read.display, read.raw, read.data, read.positions, read.issues
     state = _State(path, display, positions, options.root or project_root(path.parent))
     for i in issues:
         state.problems.append(Problem(display, i.mark.line, i.mark.column, i.message, i.hint))
