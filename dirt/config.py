@@ -334,11 +334,10 @@ class SettingsCheck:
             self.problem(Problem(str(path), i.mark.line, i.mark.column, i.message, i.hint, severity))
         return parsed, positions, path
 
-    def env(self, where: Path_, name: str) -> None:
+    def env(self, where: Path_, name: str, when: str = "when a drill runs on this target") -> None:
         """An environment variable a secret comes from: a warning now if unset, an error at run."""
         if name not in os.environ:
-            self.warning(where, f"environment variable {name} is not set",
-                         "it must be set when a drill runs on this target")
+            self.warning(where, f"environment variable {name} is not set", f"it must be set {when}")
 
     def _say(self, where: Path_, message: str, hint: str, severity: str) -> None:
         if severity == "warning" and not self._warnings:
@@ -354,7 +353,8 @@ def _check_documents(checker: _Checker, data: Any) -> None:
         return
     top = SettingsCheck(checker, "", ())
     if isinstance(data.get("history_password_env"), str):
-        top.env(("history_password_env",), data["history_password_env"])
+        top.env(("history_password_env",), data["history_password_env"],
+                when="wherever drills run or `dirt history` reads the history")
     rules = data.get("rules")
     if isinstance(rules, list):
         for i, rule in enumerate(rules):

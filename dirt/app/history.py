@@ -286,7 +286,10 @@ def parse_since(text: str, now: datetime) -> datetime:
     """``--since``: an age (``30d``, ``12h``, ``2w``, ``90m``) or an ISO date/time (UTC unless it says)."""
     value = text.strip()
     if len(value) > 1 and value[:-1].isdigit() and value[-1] in _AGO:
-        return now - timedelta(seconds=int(value[:-1]) * _AGO[value[-1]])
+        try:
+            return now - timedelta(seconds=int(value[:-1]) * _AGO[value[-1]])
+        except OverflowError:  # further back than datetime reaches: everything
+            return datetime.min.replace(tzinfo=timezone.utc)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -65,6 +65,8 @@ def test_since_takes_an_age_or_a_date_and_refuses_anything_else(project) -> None
     dirt(project, "run", "drill.yaml", "--display", "none")
     assert len(json.loads(dirt(project, "history", "--since", "1d", "--json").stdout)["runs"]) == 1
     assert json.loads(dirt(project, "history", "--since", "2999-01-01", "--json").stdout)["runs"] == []
+    ages_ago = dirt(project, "history", "--since", "99999999999999d", "--json")  # before datetime's year 1: all
+    assert ages_ago.returncode == 0 and len(json.loads(ages_ago.stdout)["runs"]) == 1, ages_ago.stderr
     bad = dirt(project, "history", "--since", "last tuesday")
     assert bad.returncode == 2 and "--since 'last tuesday': write an age such as 30d" in bad.stderr
 
