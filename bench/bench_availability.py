@@ -31,19 +31,20 @@ Run: make bench   (or .venv/bin/python bench/bench_availability.py [--quick])
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
+from measure import best, traced_peak  # noqa: E402
+
 T0 = 1_795_000_000.0  # wall time of the first synthetic sample
 #: (where it starts, as a share of the series; how many samples) for the statistics' series
 OUTAGES = ((0.2, 150), (0.5, 25), (0.8, 300))
@@ -236,19 +237,6 @@ def filled_tuples(rows: int) -> list[tuple[float, float, float, int]]:
     return out
 
 
-def traced_peak(build: Callable[[], object]) -> int:
-    """Peak bytes allocated while ``build`` runs (what it keeps and what it needed on the way)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        kept = build()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del kept
-    return peak
-
-
 # -- statistics --------------------------------------------------------------------------------
 
 
@@ -276,15 +264,6 @@ def plain_ratio(ok: Sequence[int]) -> float:
         if outcome == 1:
             good += 1
     return good / len(ok)
-
-
-def best(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def per_call(fn: Callable[[], object], calls: int, runs: int) -> float:

@@ -38,14 +38,16 @@ import os
 import sys
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
+from measure import best, timed, traced_peak  # noqa: E402
+
 DATA = REPO / "tests" / "unit" / "data" / "history"
 #: When the first synthetic run starts; one run every RUN_EVERY after it.
 FIRST = datetime(2026, 1, 5, 6, 0, tzinfo=timezone.utc)
@@ -137,29 +139,6 @@ def load_reports(paths: Sequence[Path], *, keep: bool = False) -> list[Any]:
         if keep:
             out.append(report)
     return out
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def best(fn: Callable[[], object], runs: int) -> float:
-    return min(timed(fn) for _ in range(runs))
-
-
-def traced_peak(build: Callable[[], object]) -> int:
-    """Peak bytes allocated while ``build`` runs (what it keeps and what it needed on the way)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        kept = build()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del kept
-    return peak
 
 
 # -- recording ---------------------------------------------------------------------------------

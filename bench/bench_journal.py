@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
+from measure import best  # noqa: E402
+
 TARGET_BYTES = 50 * 1024 * 1024
 RUNS = 3
 
@@ -84,15 +87,6 @@ def grown(lines: list[str], target_bytes: int) -> str:
     return "\n".join(head + body + [json.dumps(end)]) + "\n"
 
 
-def best(fn, runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     sys.path.insert(0, str(REPO))
     work = Path(tempfile.mkdtemp(prefix="dirt-bench-journal-"))
@@ -117,7 +111,7 @@ def main() -> None:
             targets: {fake: {provider: fake}}
             """))
         python = sys.executable
-        start_py = best(lambda: subprocess.run([python, "-c", "pass"], check=True))
+        start_py = best(lambda: subprocess.run([python, "-c", "pass"], check=True), RUNS)
         start = time.perf_counter()
         proc = subprocess.run([python, "-m", "dirt", "rollback", str(dup_dir), "--yes"], cwd=work,
                               capture_output=True, text=True, env={**os.environ, "DIRT_TESTING": "1"})
@@ -129,10 +123,10 @@ def main() -> None:
         long_run.write_text(grown(lines, TARGET_BYTES))
         size_mb = long_run.stat().st_size / 1024 / 1024
         raw = long_run.read_text().splitlines()
-        baseline = best(lambda: [json.loads(x) for x in raw])
+        baseline = best(lambda: [json.loads(x) for x in raw], RUNS)
         contents = read_journal(long_run)
-        read = best(lambda: read_journal(long_run))
-        report = best(lambda: build_report(contents.events, contents.problems))
+        read = best(lambda: read_journal(long_run), RUNS)
+        report = best(lambda: build_report(contents.events, contents.problems), RUNS)
 
         child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -24,6 +24,8 @@ DIRT = [sys.executable, "-m", "dirt"]
 
 def load_script(path: Path, name: str) -> ModuleType:
     """A script that is not a package module (bench/*.py), imported as module ``name``."""
+    if str(path.parent) not in sys.path:  # its sibling modules (bench/measure.py), as when run as a script
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

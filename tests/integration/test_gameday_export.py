@@ -19,21 +19,13 @@ from pathlib import Path
 import pytest
 
 from dirt.app import gameday_export as ge
+from tests.unit import test_gameday_export as unit
 from tests.unit.test_gameday_export import make_gameday
 
 pytestmark = [pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "dirt-gameday-export"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    for folder in ("scenarios", "playbooks"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
-    (tmp_path / "dirt.yaml").write_text("default_target: sandbox\ntargets:\n  sandbox: {provider: sandbox}\n")
-    (tmp_path / "gamedays").mkdir()
-    return tmp_path
+project = unit.project  # the same fixture: a copy of the repository's drills and playbooks, a user's project
 
 
 def kubectl(target, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
