@@ -61,6 +61,12 @@ MONITORS = ("kube-state-metrics", "volume-provisioner", "prometheus", "alertmana
 #: What a component needs running before it can become healthy.
 DEPENDS_ON = {"kube-apiserver": ("etcd",), "kube-controller-manager": ("kube-apiserver",),
               "kube-scheduler": ("kube-apiserver",), "kwok-controller": ("kube-apiserver",)}
+#: Components that hold a leader lease in a real control plane, and the default
+#: ``--leader-elect-renew-deadline`` after which one that cannot renew it exits.
+LEASE_HOLDERS = ("kube-controller-manager", "kube-scheduler")
+LEASE_RENEW_DEADLINE = 10.0
+#: What the API server needs to answer writes (and so to renew a lease).
+API_WRITES_NEED = ("etcd", "kube-apiserver")
 Log = Callable[[str], None]
 
 
@@ -544,6 +550,8 @@ class Sandbox:
         """Kill a component (SIGKILL: a crash, as a lost machine is), or stop it with SIGTERM."""
         if name not in CONTROL_PLANE:
             raise TargetError(f"unknown sandbox component {name!r} (one of {', '.join(CONTROL_PLANE)})")
+        if name in API_WRITES_NEED and not self._api_away_file.is_file() and self.component_running(name):
+            self._api_away_file.write_text(f"{time.time():.3f}\n")
         process.stop(self._pid(name), binary=self._component_binary(name),
                      sig=signal.SIGTERM if graceful else signal.SIGKILL, timeout=30.0)
         (self.cluster_dir / "pids" / f"{name}.pid").unlink(missing_ok=True)
@@ -564,6 +572,47 @@ class Sandbox:
         if wait and all(self.component_running(d) for d in DEPENDS_ON.get(name, ())):
             self.wait_healthy(60.0, (name,))
         # else: what it needs is down (another fault); it becomes healthy once that is back
+        if name in API_WRITES_NEED:
+            self.restart_lapsed_lease_holders(wait=wait)
+
+    @property
+    def _api_away_file(self) -> Path:
+        """When the API server stopped answering writes (its or etcd's stop), while it still does not."""
+        return self.cluster_dir / "api-away-since"
+
+    def restart_lapsed_lease_holders(self, *, wait: bool = True) -> list[str]:
+        """Restart the controller-manager and scheduler if the API was away past their lease.
+
+        In a real control plane they run with leader election: one that cannot renew its
+        lease for ``LEASE_RENEW_DEADLINE`` exits, and the kubelet starts its static pod
+        again.  The sandbox runs them without it (no kubelet would restart them), so it
+        does the restart itself once the API answers writes again.  Without it they keep
+        informers whose watches back off for 30-60 s after a long outage (client-go's
+        reflector), and a new namespace, its ServiceAccount and then its pods wait minutes.
+        A component started after the outage began is fresh already and left alone.
+        """
+        if not all(self.component_running(c) for c in API_WRITES_NEED):
+            return []
+        try:
+            since = float(self._api_away_file.read_text())
+        except (OSError, ValueError):
+            return []
+        self._api_away_file.unlink(missing_ok=True)
+        away = time.time() - since
+        if away <= LEASE_RENEW_DEADLINE:
+            return []
+        restarted = []
+        for name in LEASE_HOLDERS:
+            pidfile = self.cluster_dir / "pids" / f"{name}.pid"
+            if not self.component_running(name) or pidfile.stat().st_mtime >= since:
+                continue
+            with (self.cluster_dir / "logs" / f"{name}.log").open("a") as out:
+                out.write(f"dirt: the API was away {away:.0f}s, past the {LEASE_RENEW_DEADLINE:.0f}s lease renew "
+                          "deadline: restarted, as a kubelet restarts a static pod whose process exited\n")
+            self.stop_component(name)  # a lost lease is an exit, not a graceful stop
+            self.start_component(name, wait=wait)
+            restarted.append(name)
+        return restarted
 
     # -- monitoring processes --------------------------------------------------------------
     def start_monitoring(self, *, log: Log = _quiet) -> None:

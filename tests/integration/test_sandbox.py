@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from dirt.sandbox.cluster import LEASE_HOLDERS, LEASE_RENEW_DEADLINE
+
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
 DIRT = [sys.executable, "-m", "dirt"]
@@ -101,6 +103,41 @@ def test_stopping_the_api_server_fires_kube_api_down_in_prometheus_and_alertmana
     wait_for(lambda: not [a for a in alerts(prom) if a["labels"]["alertname"] == "KubeAPIDown"], 30,
              "KubeAPIDown resolved")
     assert dirt_sandbox.kube().readyz()
+
+
+def test_the_controller_manager_and_scheduler_restart_when_the_api_was_away_past_their_lease(dirt_sandbox) -> None:
+    """A real control plane runs them with leader election: one that cannot renew its lease for
+    10 s exits and its kubelet starts it again.  The sandbox does that restart itself.  Without it
+    their informers back off for 30-60 s after a long outage, and a new namespace got no
+    ServiceAccount (so no pods) for minutes."""
+    sandbox = dirt_sandbox.sandbox
+
+    def pids() -> dict[str, int]:
+        return {c["name"]: c["pid"] for c in sandbox.status()["components"] if c["name"] in LEASE_HOLDERS}
+
+    before = pids()
+    assert all(before.values()), before
+    dirt_sandbox.stop_component("kube-apiserver")
+    dirt_sandbox.start_component("kube-apiserver")
+    assert pids() == before, "an outage shorter than the renew deadline restarts nothing"
+
+    dirt_sandbox.stop_component("etcd")  # the API server answers, but can renew no lease
+    time.sleep(LEASE_RENEW_DEADLINE + 1)
+    dirt_sandbox.start_component("etcd")
+    after = pids()
+    assert all(after.values()) and all(after[name] != before[name] for name in LEASE_HOLDERS), (before, after)
+    log = (sandbox.cluster_dir / "logs" / "kube-controller-manager.log").read_text()
+    assert "past the 10s lease renew deadline: restarted" in log
+
+    kube = dirt_sandbox.kube()
+    kubectl(dirt_sandbox, "create", "namespace", "after-outage")
+    try:
+        kubectl(dirt_sandbox, "-n", "after-outage", "create", "deployment", "web", "--image=nginx:1.27",
+                "--replicas=2")
+        wait_for(lambda: kube.get("apps/v1", "Deployment", "web", "after-outage").get("status", {})
+                 .get("availableReplicas") == 2, 60, "2 replicas available in a namespace made after the outage")
+    finally:
+        kubectl(dirt_sandbox, "delete", "namespace", "after-outage", "--wait=false")
 
 
 def test_etcd_snapshot_restores_a_deleted_namespace_and_its_objects(dirt_sandbox, tmp_path) -> None:
