@@ -102,10 +102,15 @@ def test_the_same_drill_without_its_recovery_deviates_and_rollback_restarts_the_
     drill = yaml.safe_load((REPO / "scenarios" / "control-plane-down.yaml").read_text())
     drill["metadata"]["name"] = "control-plane-down-unrecovered"
     del drill["metadata"]["playbook"]
+    # Without the live storefront: after the API's outage the real node's kubelet takes about a
+    # minute to notice its pod's deletion (its watches back off), and the cleanup waits for that.
+    drill["setup"] = [step for step in drill["setup"] if "/live/" not in step["path"]]
+    drill["steady_state"] = [step for step in drill["steady_state"] if step["check"] != "http"]
+    drill["cleanup"][0]["namespaces"] = ["{{ namespace }}"]
     for section in ("setup", "steady_state", "inject", "verify", "cleanup"):
         for step in drill[section]:
             step.pop("playbook", None)
-            step["within"] = "10s" if section == "verify" else step.get("within", "60s")
+            step["within"] = "10s" if section in ("steady_state", "verify") else step.get("within", "60s")
     for step in drill["setup"]:  # the copy lives outside the repository: its manifests by absolute path
         step["path"] = str(REPO / "scenarios" / step["path"])
     drill["recover"] = []
