@@ -18,6 +18,7 @@ when it is loaded, not half-way through a drill.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from dirt.clients.credentials import kubeconfig_secrets
 from dirt.clients.monitoring import Endpoint, endpoint_secrets
 from dirt.config import SettingsCheck, TargetConfig, state_home
-from dirt.core.errors import ConfigError, TargetError
+from dirt.core.errors import APIUnavailableError, ConfigError, TargetError
 from dirt.core.plugins import load_target_provider, target_providers
 from dirt.core.redact import is_secret_key, register_secrets
 from dirt.documents.problems import did_you_mean
@@ -291,6 +292,42 @@ class Target:
 
     def node_running(self, node: str) -> bool:
         raise self._cannot(f"tell whether node {node} is powered on")
+
+
+def running_container(pod: dict[str, Any], container: str) -> tuple[str, str]:
+    """The node and the runtime's container ID of ``container`` in ``pod`` (as the API returned it).
+
+    A ``TargetError`` when the pod has no such container, or it is not running: a killed process
+    needs one that runs.  The runtime's prefix (``containerd://``, ``cri-o://``) is dropped.
+    """
+    name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+    statuses = {c.get("name"): c for c in pod.get("status", {}).get("containerStatuses") or []}
+    status = statuses.get(container)
+    if status is None:
+        raise TargetError(f"pod {name} has no container {container!r} (it has: {', '.join(statuses) or 'none'})")
+    runtime, _, cid = str(status.get("containerID") or "").partition("://")
+    if not cid or "running" not in (status.get("state") or {}):
+        raise TargetError(f"container {container!r} of pod {name} is not running")
+    node = pod.get("spec", {}).get("nodeName")
+    if not node:
+        raise TargetError(f"pod {name} runs on no node")
+    return str(node), cid
+
+
+def wait_node_ready(kube: KubeClient, node: str, timeout: float, *, hint: str) -> float:
+    """Wait until Node ``node`` reports Ready; the seconds it took.  A ``TargetError`` with ``hint`` after ``timeout``."""
+    start = time.monotonic()
+    while True:
+        try:
+            found = kube.find("v1", "Node", node)
+        except APIUnavailableError:
+            found = None  # the API busy or briefly away while the machine boots: ask again
+        conditions = (found or {}).get("status", {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise TargetError(f"node {node} is not Ready {timeout:.0f}s after it was powered on; {hint}")
+        time.sleep(1.0)
 
 
 def provider_class(provider: str) -> type[Target]:

@@ -18,14 +18,21 @@ command is refused with a message saying which key to set::
             stop_component: ssh cp-1 sudo mv /etc/kubernetes/manifests/{component}.yaml /root/
             start_component: ssh cp-1 sudo mv /root/{component}.yaml /etc/kubernetes/manifests/
             component_running: ssh cp-1 sudo crictl ps --name {component} -q | grep -q .
+            # a lost worker machine (node.poweroff) and a crashed process (container.kill)
+            stop_node: virsh destroy {node}
+            start_node: virsh start {node}
+            node_running: virsh domstate {node} | grep -q running
+            kill_container: ssh {node} sudo ctr -n k8s.io tasks kill --signal {signal} {container_id}
 
 Commands run with ``bash -c`` in the project folder, with ``KUBECONFIG`` set to
 this target's kubeconfig and a ``timeout`` (default 600 s).  They are Python
-``str.format`` templates: ``{component}`` (component operations) and ``{path}``
-(snapshot operations) are the only placeholders, filled shell-quoted, and any
+``str.format`` templates: ``{component}`` (component operations), ``{path}``
+(snapshot operations), ``{node}`` (node operations) and, for ``kill_container``,
+``{node} {namespace} {pod} {container} {container_id} {signal}`` are the only
+placeholders, filled shell-quoted, and any
 other brace is a configuration error at load time (write a literal brace, as in
-``${HOME}``, doubled: ``${{HOME}}``).  ``component_running`` and
-``cluster_exists`` answer with their exit status (0: yes).
+``${HOME}``, doubled: ``${{HOME}}``).  ``component_running``,
+``node_running`` and ``cluster_exists`` answer with their exit status (0: yes).
 
 ``capabilities`` is computed per instance from the configured commands (the
 class attribute stays empty: without configuration this provider can do none of
@@ -56,7 +63,7 @@ from dirt.core import safefile
 from dirt.core.durations import Duration
 from dirt.core.errors import CommandError, Problem, TargetError
 from dirt.documents.problems import did_you_mean
-from dirt.targets.base import CAPABILITIES, Settings, SnapshotInfo, Target
+from dirt.targets.base import CAPABILITIES, Settings, SnapshotInfo, Target, running_container, wait_node_ready
 
 #: Each operation a command can be configured for, and the placeholders its template may use.
 OPERATIONS: dict[str, tuple[str, ...]] = {
@@ -69,6 +76,10 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "delete_cluster": (),
     "create_cluster": (),
     "cluster_exists": (),
+    "kill_container": ("node", "namespace", "pod", "container", "container_id", "signal"),
+    "stop_node": ("node",),
+    "start_node": ("node",),
+    "node_running": ("node",),
 }
 
 #: A capability holds when all of its commands are configured.
@@ -77,6 +88,8 @@ CAPABILITY_COMMANDS: dict[str, tuple[str, ...]] = {
     "etcd_snapshot": ("etcd_snapshot_save", "etcd_snapshot_restore"),
     "etcd_wipe": ("etcd_wipe",),
     "cluster": ("delete_cluster", "create_cluster", "cluster_exists"),
+    "containers": ("kill_container",),
+    "node_power": ("stop_node", "start_node", "node_running"),
 }
 
 
@@ -92,6 +105,12 @@ class Commands(Settings):
     delete_cluster: str | None = Field(None, description="Delete the whole cluster.")
     create_cluster: str | None = Field(None, description="Create the cluster again.")
     cluster_exists: str | None = Field(None, description="Exit 0 when the cluster exists.")
+    kill_container: str | None = Field(
+        None, description="Send {signal} to the main process of container {container_id} ({container} of pod "
+                          "{namespace}/{pod}) on node {node}, through its container runtime.")
+    stop_node: str | None = Field(None, description="Power node {node}'s machine off (a lost machine, not a drain).")
+    start_node: str | None = Field(None, description="Power node {node}'s machine on again.")
+    node_running: str | None = Field(None, description="Exit 0 when node {node}'s machine is powered on.")
 
     @field_validator("*")
     @classmethod
@@ -253,6 +272,24 @@ class KubeconfigTarget(Target):
 
     def cluster_exists(self) -> bool:
         return self._run("cluster_exists", check=False).returncode == 0
+
+    def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
+        node, cid = running_container(pod, container)
+        self._run("kill_container", node=node, namespace=str(pod["metadata"].get("namespace", "")),
+                  pod=str(pod["metadata"]["name"]), container=container, container_id=cid, signal=signal)
+        return cid
+
+    def stop_node(self, node: str) -> None:
+        self._run("stop_node", node=node)
+
+    def start_node(self, node: str) -> None:
+        """Power the machine on, then wait (within the command timeout) until its Node is Ready again."""
+        self._run("start_node", node=node)
+        wait_node_ready(self.kube(), node, self.settings.timeout,
+                        hint=f"the start_node command of target {self.name!r} ran; see the node's kubelet log")
+
+    def node_running(self, node: str) -> bool:
+        return self._run("node_running", check=False, node=node).returncode == 0
 
     def _run(self, operation: str, *, check: bool = True, **values: str) -> CommandResult:
         """Fill the operation's template, run it with ``bash -c``; failures are one clean line."""

@@ -246,3 +246,85 @@ def test_prepare_refuses_a_context_the_kubeconfig_lacks(root: Path) -> None:
     with pytest.raises(TargetError, match=r"context 'dev' is not in .*kubeconfig"):
         target(root, context="dev").prepare()
     target(root, context="prod-eu").prepare()
+
+
+def pod(node: str = "worker-1", *, running: bool = True, container_id: str = "containerd://4f2a9c") -> dict:
+    state = {"running": {"startedAt": "2026-11-26T20:00:00Z"}} if running else {"waiting": {"reason": "CrashLoop"}}
+    return {"metadata": {"name": "web-7d4b", "namespace": "shop"}, "spec": {"nodeName": node},
+            "status": {"containerStatuses": [{"name": "web", "containerID": container_id, "state": state}]}}
+
+
+def test_kill_container_fills_node_pod_container_id_and_signal(root: Path) -> None:
+    staging = target(root, commands={
+        "kill_container": "printf '%s|' {node} {namespace} {pod} {container} {container_id} {signal} > killed.txt",
+    })
+
+    assert "containers" in staging.capabilities
+    assert staging.kill_container(pod(container_id="cri-o://77ab"), "web", signal="SIGTERM") == "77ab"
+    assert (root / "killed.txt").read_text() == "worker-1|shop|web-7d4b|web|77ab|SIGTERM|"
+
+
+@pytest.mark.parametrize(("the_pod", "container", "message"), [
+    (pod(), "sidecar", r"pod shop/web-7d4b has no container 'sidecar' \(it has: web\)"),
+    (pod(running=False), "web", r"container 'web' of pod shop/web-7d4b is not running"),
+    (pod(container_id=""), "web", r"container 'web' of pod shop/web-7d4b is not running"),
+    (pod(node=""), "web", r"pod shop/web-7d4b runs on no node"),
+])
+def test_kill_container_refuses_what_has_no_process_and_runs_nothing(root: Path, the_pod: dict, container: str,
+                                                                     message: str) -> None:
+    staging = target(root, commands={"kill_container": "touch killed.txt"})
+
+    with pytest.raises(TargetError, match=message):
+        staging.kill_container(the_pod, container)
+    assert not (root / "killed.txt").exists()
+
+
+class _Nodes:
+    """A pure stand-in for the API: a node that turns Ready on the second look."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    def find(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict:
+        self.looks += 1
+        ready = "True" if self.looks >= 2 else "Unknown"
+        return {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+def test_node_power_runs_the_commands_and_power_on_waits_until_the_node_is_ready(root: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    staging = target(root, commands={
+        "stop_node": "printf '%s' {node} > off.txt",
+        "start_node": "rm off.txt; printf '%s' {node} > on.txt",
+        "node_running": "test ! -e off.txt",
+    })
+    nodes = _Nodes()
+    monkeypatch.setattr(staging, "kube", lambda: nodes)
+
+    assert "node_power" in staging.capabilities
+    staging.stop_node("worker 2")
+    assert (root / "off.txt").read_text() == "worker 2" and staging.node_running("worker 2") is False
+    staging.start_node("worker 2")
+    assert (root / "on.txt").read_text() == "worker 2" and staging.node_running("worker 2") is True
+    assert nodes.looks == 2, "start_node returned only once the node reported Ready"
+
+
+def test_a_node_that_never_becomes_ready_after_power_on_is_a_clear_error(root: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    staging = target(root, timeout="1s", commands={"start_node": "true"})
+
+    class NeverReady(_Nodes):
+        def find(self, *args: Any, **kwargs: Any) -> dict:
+            return {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+
+    monkeypatch.setattr(staging, "kube", NeverReady)
+    with pytest.raises(TargetError, match=r"node worker-1 is not Ready 1s after it was powered on; the start_node "
+                                          r"command of target 'staging' ran"):
+        staging.start_node("worker-1")
+
+
+def test_node_power_is_a_capability_only_with_all_three_commands(root: Path) -> None:
+    two = target(root, commands={"stop_node": "x", "start_node": "x"})
+
+    assert "node_power" not in two.capabilities
+    assert "settings.commands.node_running" in two.why_not("node_power")
