@@ -5,10 +5,12 @@ no response bodies in messages."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dirt.core.errors import HttpError
 
@@ -38,25 +40,36 @@ def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | 
             secret_url: bool = False) -> HttpResponse:
     """One request; a connection failure or timeout is an ``HttpError`` naming its kind only.
 
+    ``timeout`` bounds the whole exchange (connecting, the headers and the body), not each read:
+    a server that drips a byte now and then would otherwise hold a check or a notification for
+    as long as it likes (see ``_bounded``).
+
     ``json_body`` is sent as JSON; ``secret_url`` (a webhook's address may be a secret: Slack's
     are) shows only its scheme and host in errors, and follows no redirect.
     """
     import requests
     import urllib3
 
+    shown = safe_origin(url) if secret_url else _safe(url)
     start = time.monotonic()
-    try:
-        with warnings.catch_warnings():  # self-signed sandbox endpoints are asked with verify=False on purpose
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            with requests.request(method, url, headers=headers, timeout=timeout, verify=verify, cert=cert,
-                                  json=json_body, allow_redirects=not secret_url, stream=True) as response:
-                body = response.raw.read(MAX_BODY, decode_content=True) or b""
-                encoding = response.encoding or "utf-8"
-                return HttpResponse(response.status_code, body.decode(encoding, errors="replace"),
-                                    time.monotonic() - start)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        shown = safe_origin(url) if secret_url else _safe(url)
-        raise HttpError(f"{method} {shown}: {type(exc).__name__}") from None
+
+    def exchange() -> HttpResponse:
+        try:
+            with warnings.catch_warnings():  # self-signed sandbox endpoints are asked with verify=False on purpose
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                with requests.request(method, url, headers=headers, timeout=timeout, verify=verify, cert=cert,
+                                      json=json_body, allow_redirects=not secret_url, stream=True) as response:
+                    body = _read_body(response, start + timeout)
+                    encoding = response.encoding or "utf-8"
+                    return HttpResponse(response.status_code, body.decode(encoding, errors="replace"),
+                                        time.monotonic() - start)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError, AnswerTimeout) as exc:
+            raise HttpError(f"{method} {shown}: {_kind(exc, timeout)}") from None
+
+    answer = _bounded(timeout, exchange)
+    if answer is None:
+        raise HttpError(f"{method} {shown}: {_kind(AnswerTimeout(), timeout)}")
+    return answer
 
 
 def post_json(url: str, payload: Any, *, timeout: float, headers: dict[str, str] | None = None) -> HttpResponse:
@@ -116,21 +129,80 @@ def timed_get(url: str, *, timeout: float, verify: bool | str = True) -> Answer:
     """One GET as a user would make it, on a fresh connection, body read (up to ``MAX_BODY``).
 
     Never raises for what the server does: refusals, resets and timeouts are answers too
-    (an availability probe counts them).  ``timeout`` bounds connecting and each read.
+    (an availability probe counts them).  ``timeout`` bounds the whole exchange, as in ``request``.
     """
     import requests
     import urllib3
 
     start = time.monotonic()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            with requests.get(url, timeout=(timeout, timeout), verify=verify, stream=True,
-                              headers={"Connection": "close"}) as response:
-                response.raw.read(MAX_BODY, decode_content=True)
-                return Answer(response.status_code, time.monotonic() - start)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        return Answer(None, time.monotonic() - start, type(exc).__name__)
+
+    def get() -> Answer:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                with requests.get(url, timeout=(timeout, timeout), verify=verify, stream=True,
+                                  headers={"Connection": "close"}) as response:
+                    _read_body(response, start + timeout)
+                    return Answer(response.status_code, time.monotonic() - start)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError, AnswerTimeout) as exc:
+            return Answer(None, time.monotonic() - start, type(exc).__name__)
+
+    answer = _bounded(timeout, get)
+    return answer if answer is not None else Answer(None, time.monotonic() - start, AnswerTimeout.__name__)
+
+
+#: How long past its deadline an exchange may take to say why it failed (a read timing out just then).
+_GRACE = 0.5
+#: A body is read in pieces of this size, the deadline checked between them.
+_CHUNK = 64 * 1024
+
+
+class AnswerTimeout(Exception):
+    """The whole answer did not come within the timeout (a server dripping it)."""
+
+
+def _kind(exc: BaseException, timeout: float) -> str:
+    return f"no complete answer within {timeout:g}s" if isinstance(exc, AnswerTimeout) else type(exc).__name__
+
+
+def _read_body(response: Any, deadline: float) -> bytes:
+    """The body, up to ``MAX_BODY``; ``AnswerTimeout`` once ``deadline`` has passed between two pieces."""
+    body = bytearray()
+    while len(body) < MAX_BODY:
+        if time.monotonic() > deadline:
+            raise AnswerTimeout()
+        piece = response.raw.read(min(_CHUNK, MAX_BODY - len(body)), decode_content=True)
+        if not piece:
+            break
+        body += piece
+    return bytes(body)
+
+
+T = TypeVar("T")
+
+
+def _bounded(timeout: float, work: Callable[[], T]) -> T | None:
+    """``work()`` on a daemon thread, given up ``timeout`` (plus a grace) seconds on: None then.
+
+    requests' timeouts apply to each read, so only a second thread can bound a whole exchange
+    whose server sends the headers a byte at a time.  A thread given up ends at its next read
+    timeout or with the process; its result is dropped.  What ``work`` raises is raised here.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="dirt-http", daemon=True)
+    worker.start()
+    worker.join(timeout + _GRACE)
+    if failure:
+        raise failure[0]
+    return outcome[0] if outcome else None
 
 
 def _safe(url: str) -> str:
