@@ -103,6 +103,9 @@ class DirtConfig(Model):
         None, description="Prefix for playbook links in reports (e.g. a repository's web URL)."
     )
     reports_dir: str = "reports"
+    report_base_url: str | None = Field(
+        None, description="Where the reports folder is published (a web server, CI artifacts): notifications "
+        "link reports there, not by their path on the runner.")
     rules: list[str] = Field(default_factory=list, description="Alert rule files or folders, for coverage.")
     targets: dict[str, TargetConfig] = Field(
         default_factory=lambda: {"sandbox": TargetConfig(provider="sandbox")}
@@ -127,7 +130,7 @@ class DirtConfig(Model):
                              "it with history_password_env")
         return value
 
-    @field_validator("playbook_base_url")
+    @field_validator("playbook_base_url", "report_base_url")
     @classmethod
     def _a_web_url(cls, value: str | None) -> str | None:
         problem = url_problem(value) if value is not None else None

@@ -32,7 +32,8 @@ The JSON notification (``format: json``), stable and versioned::
      "drill": drill id or null, "scenario": its file or null, "drill_run_id": its run id or null,
      "verdict": the drill's (drill, failure) or the day's (finish), null at start,
      "reason": why (a veto, a skip, a stop), "mttd": {alert: seconds}, "mttr": seconds or null,
-     "report": the drill's report.html (drill, failure) or the day's (finish),
+     "report": the drill's report.html (drill, failure) or the day's (finish): a URL under
+               dirt.yaml's report_base_url when set, else its path on the runner,
      "score": 0..100 or null, "stopped_after": drill id or null,
      "drills": [{"id", "verdict", "score", "report"}]}
 
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dirt import __version__
 from dirt.app.run import refresh_dashboard, run_one, run_options, target_for
@@ -356,6 +358,14 @@ class _Day:
                              self.warnings, report)
 
     # -- notifications ---
+    def link(self, report: Path) -> str:
+        """A report as its reader reaches it: under ``report_base_url`` when set, else its path here."""
+        base = self.loaded.config.report_base_url
+        if not base:
+            return str(report)
+        relative = Path(os.path.relpath(report.resolve(), self.reports.resolve())).as_posix()
+        return base.rstrip("/") + "/" + quote(relative)
+
     def notify(self, moment: str, outcome: DrillOutcome | None = None, **day: Any) -> None:
         payload = self.payload(moment, outcome, **day)
         for notify in self.gameday.document.notify:
@@ -365,13 +375,14 @@ class _Day:
     def payload(self, moment: str, outcome: DrillOutcome | None, *, verdict: str | None = None,
                 reason: str = "", score: float | None = None) -> dict[str, Any]:
         drills = [{"id": o.id, "verdict": o.verdict, "score": drill_score(o.report),
-                   "report": str(o.result.run_dir / "report.html") if o.result else None} for o in self.outcomes]
+                   "report": self.link(o.result.run_dir / "report.html") if o.result else None}
+                  for o in self.outcomes]
         drills += [{"id": p.entry.id, "verdict": None, "score": None, "report": None} for p in self.pending]
         payload: dict[str, Any] = {
             "schema_version": 1, "event": moment, "gameday": self.gameday.name, "run_id": self.run_id,
             "trigger": self.trigger, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "drill": None, "scenario": None, "drill_run_id": None, "verdict": verdict, "reason": reason,
-            "mttd": {}, "mttr": None, "report": str(self.dir / "report.html"), "score": score,
+            "mttd": {}, "mttr": None, "report": self.link(self.dir / "report.html"), "score": score,
             "stopped_after": self.stopped_after, "drills": drills,
         }
         if outcome is not None:
@@ -379,7 +390,7 @@ class _Day:
             payload.update(drill=outcome.id, scenario=outcome.scenario, drill_run_id=outcome.run_id,
                            verdict=outcome.verdict, reason=outcome.reason,
                            mttd=dict(timings.get("mttd_seconds") or {}), mttr=timings.get("mttr_seconds"),
-                           report=str(outcome.result.run_dir / "report.html") if outcome.result else None,
+                           report=self.link(outcome.result.run_dir / "report.html") if outcome.result else None,
                            score=drill_score(outcome.report))
         elif moment == "finish" and score is None and verdict != "skipped":
             payload["score"] = day_score([{"run_id": o.run_id, "weight": o.weight, "score": drill_score(o.report)}
@@ -449,8 +460,10 @@ def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
         lines.append(f"*Score*: {payload['score']:.0f}/100")
     if payload["event"] in ("start", "finish") and payload.get("drills"):
         lines.append("*Drills*: " + ", ".join(f"{d['id']} ({d['verdict'] or 'planned'})" for d in payload["drills"]))
-    if payload.get("report"):
-        lines.append(f"*Report*: `{payload['report']}`")
+    report = payload.get("report")
+    if report:
+        web = str(report).startswith(("https://", "http://"))
+        lines.append(f"*Report*: <{report}|{Path(str(report)).name}>" if web else f"*Report*: `{report}`")
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{payload['text']}*"}}]
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})

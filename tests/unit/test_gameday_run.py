@@ -321,6 +321,32 @@ def test_slack_notifications_carry_text_and_mrkdwn_blocks(project, receiver) -> 
     assert "*MTTD*: FakeDown" in hook.bodies[0]["blocks"][1]["text"]["text"]
 
 
+def test_with_report_base_url_notifications_link_reports_where_they_are_published(project, receiver) -> None:
+    config = project.root / "dirt.yaml"
+    config.write_text(config.read_text() + "report_base_url: https://ci.example.org/artifacts/run-7\n")
+    hook, chat = receiver(), receiver()
+    day = gameday(project, [{"scenario": drill(project, "linked")}],
+                  notify=[{"url": hook.url, "on": ["drill", "finish"]},
+                          {"url": chat.url, "format": "slack", "on": ["finish"]}])
+    result = run(project, day)
+
+    drill_body, finish = hook.bodies
+    base = "https://ci.example.org/artifacts/run-7/"
+    run_dir = result.drills[0].result.run_dir.relative_to(project.reports).as_posix()
+    assert drill_body["report"] == f"{base}{run_dir}/report.html"
+    assert finish["report"] == f"{base}gamedays/{result.run_id}/report.html"
+    assert finish["drills"][0]["report"] == drill_body["report"]
+    assert f"*Report*: <{finish['report']}|report.html>" in chat.bodies[0]["blocks"][1]["text"]["text"]
+
+
+def test_without_report_base_url_a_report_is_its_path_on_the_runner(project, receiver) -> None:
+    hook = receiver()
+    day = gameday(project, [{"scenario": drill(project, "local")}], notify=[{"url": hook.url, "on": ["finish"]}])
+    result = run(project, day)
+
+    assert hook.bodies[0]["report"] == str(result.day_dir / "report.html")
+
+
 def test_slack_message_of_a_start_lists_the_planned_drills() -> None:
     message = slack_message({"event": "start", "text": "Game day x started", "run_id": "r", "at": "now",
                              "drills": [{"id": "a", "verdict": None}], "mttd": {}, "mttr": None, "score": None,
