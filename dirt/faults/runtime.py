@@ -1,8 +1,10 @@
 """Faults done through the nodes themselves, beneath the API: a container's process killed by its
 runtime, a node's machine powered off.
 
-Both need a node that runs containers (the sandbox's real node, capability ``containers`` /
-``node_power``): a KWOK node has no process to kill and no machine to lose, and the target says so.
+Both need a node that runs containers (capability ``containers`` / ``node_power``): the sandbox's
+real node, a kind worker's node container, or a real cluster's machines through the kubeconfig
+target's configured commands.  A KWOK node has no process to kill and no machine to lose, and the
+target says so.
 
 ``container.kill`` is what a crashing process looks like: the runtime signals the container's main
 process, the kubelet sees it exit and restarts it (``restartPolicy``), its probes fail meanwhile.
@@ -123,7 +125,8 @@ class ContainerKill(Fault):
 
 
 class NodePowerParams(Params):
-    node: str = Field(description="The node whose machine is lost (the sandbox's real node: real-0).")
+    node: str = Field(description="The node whose machine is lost (the sandbox's real node real-0, a kind "
+                                  "worker, or a real cluster's node).")
 
 
 class NodePowerOff(Fault):

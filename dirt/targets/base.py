@@ -19,6 +19,7 @@ when it is loaded, not half-way through a drill.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -314,20 +315,35 @@ def running_container(pod: dict[str, Any], container: str) -> tuple[str, str]:
     return str(node), cid
 
 
-def wait_node_ready(kube: KubeClient, node: str, timeout: float, *, hint: str) -> float:
-    """Wait until Node ``node`` reports Ready; the seconds it took.  A ``TargetError`` with ``hint`` after ``timeout``."""
+def power_on_and_wait(kube: KubeClient, node: str, power_on: Callable[[], None], timeout: float, *,
+                      hint: str) -> float:
+    """Power ``node`` on, then wait until its kubelet reports it Ready; the seconds it took.
+
+    The Ready condition read before ``power_on`` does not count: powered on soon after it was
+    lost, a node still shows the Ready its kubelet posted before the loss (the controller marks
+    it NotReady only after its grace period).  Only a report with another heartbeat is the
+    restarted kubelet's.  A ``TargetError`` with ``hint`` after ``timeout``.
+    """
+    before = _ready_condition(kube, node)
+    power_on()
     start = time.monotonic()
     while True:
-        try:
-            found = kube.find("v1", "Node", node)
-        except APIUnavailableError:
-            found = None  # the API busy or briefly away while the machine boots: ask again
-        conditions = (found or {}).get("status", {}).get("conditions") or []
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        ready = _ready_condition(kube, node)
+        if ready and ready.get("status") == "True" and ready.get("lastHeartbeatTime") != (before or {}).get(
+                "lastHeartbeatTime"):
             return time.monotonic() - start
         if time.monotonic() - start > timeout:
             raise TargetError(f"node {node} is not Ready {timeout:.0f}s after it was powered on; {hint}")
         time.sleep(1.0)
+
+
+def _ready_condition(kube: KubeClient, node: str) -> dict[str, Any] | None:
+    try:
+        found = kube.find("v1", "Node", node)
+    except APIUnavailableError:
+        return None  # the API busy or briefly away while the machine boots: ask again
+    conditions = (found or {}).get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), None)
 
 
 def provider_class(provider: str) -> type[Target]:

@@ -22,13 +22,24 @@ CLIs, found on PATH (``kind_binary`` / ``docker_binary`` rename them):
   ``docker cp`` out; restore follows the documented procedure (stop the
   control plane by moving its manifests out, ``etcdutl snapshot restore`` into
   a new data dir, swap it in place of ``/var/lib/etcd``, manifests back, wait
-  for ``/readyz``); a wipe deletes ``/var/lib/etcd/member`` while etcd is stopped.
+  for ``/readyz``); a wipe deletes ``/var/lib/etcd/member`` while etcd is stopped;
+* a lost worker machine (capability ``node_power``): ``docker kill <node>`` — SIGKILL to the
+  whole node container, so kubelet, containerd and every pod process die at once;
+  ``docker start <node>`` powers it on, and dirt waits until its Node is Ready.  A
+  control-plane node is refused: losing it is a whole-cluster outage (``control_plane.stop``
+  with ``component_mode: container``, or ``cluster.delete``).  Caveat: after ``docker start``
+  a worker may come back with another address on the kind network; its kubelet re-registers;
+* a crashed process (capability ``containers``): ``ctr --namespace k8s.io tasks kill`` inside
+  the pod's node container (kind's node image ships containerd's ``ctr``).
+
+The cluster's nodes are what ``kind get nodes`` lists (kind names each node's container after
+the node: ``<cluster>-control-plane``, ``<cluster>-worker``, ``<cluster>-worker2``…).
 
 kind's node image ships neither ``etcdctl`` nor ``etcdutl``; point the
 ``etcd_tools`` setting at a host folder holding both (statically linked, the
 cluster's etcd version) and they are copied into the node before the first etcd
-operation.  Only the first control-plane node (``<cluster>-control-plane``) is
-touched: multi-control-plane kind clusters are not modelled.
+operation.  Control-plane operations touch only the first control-plane node
+(``<cluster>-control-plane``): multi-control-plane kind clusters are not modelled.
 """
 
 from __future__ import annotations
@@ -49,7 +60,7 @@ from dirt.clients.credentials import kubeconfig_secrets
 from dirt.config import SettingsCheck, TargetConfig
 from dirt.core.durations import Duration
 from dirt.core.errors import CommandError, TargetError
-from dirt.targets.base import Settings, SnapshotInfo, Target
+from dirt.targets.base import Settings, SnapshotInfo, Target, power_on_and_wait, running_container
 
 #: Components that run as static pods on a kind control-plane node.
 KIND_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -92,9 +103,17 @@ class KindSettings(Settings):
 
 
 class KindTarget(Target):
+    """A kind cluster: its API through kind's kubeconfig, the rest through the ``kind`` and ``docker`` CLIs.
+
+    ``node_power`` kills and starts a worker's node container (a lost machine; a worker may come
+    back with another address, its kubelet re-registers); ``containers`` signals a pod's container
+    with ``ctr`` inside its node container.
+    """
+
     provider = "kind"
     Settings = KindSettings
-    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"})
+    capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster", "containers",
+                              "node_power"})
 
     def __init__(self, name: str, config: TargetConfig, root: Path) -> None:
         super().__init__(name, config, root)
@@ -253,12 +272,65 @@ class KindTarget(Target):
         return bool(out.strip())
 
     def _node_running(self) -> bool:
-        out = self._docker(f"inspect {self.control_plane}", "inspect", "-f", "{{.State.Running}}",
-                           self.control_plane).stdout
-        return out.strip() == "true"
+        return self._container_up(self.control_plane)
 
     def _manifests(self) -> set[str]:
         return set(self._node("list static pod manifests", "ls", MANIFESTS).stdout.split())
+
+    # -- nodes and their containers ----------------------------------------------------
+    def cluster_nodes(self) -> list[str]:
+        """The cluster's nodes, as ``kind get nodes`` names them (each is also its Docker container)."""
+        out = self._kind("get nodes", "get", "nodes", "--name", self.settings.cluster).stdout
+        return out.split()  # no nodes: kind says so on stderr and prints nothing here
+
+    def _cluster_node(self, node: str, *, whose: str = "") -> str:
+        """``node`` if this cluster has it; a TargetError naming the nodes it has otherwise."""
+        nodes = self.cluster_nodes()
+        if node not in nodes:
+            raise TargetError(f"kind: {node!r}{whose} is not a node of cluster {self.settings.cluster!r} "
+                              f"(target {self.name!r}); its nodes: {', '.join(nodes) or 'none'}")
+        return node
+
+    def _worker(self, node: str) -> str:
+        """``node`` if it is one of this cluster's workers: a control-plane node is not a lost machine."""
+        self._cluster_node(node)
+        if "control-plane" in node:
+            raise TargetError(f"kind: {node} is a control-plane node of cluster {self.settings.cluster!r}: losing "
+                              "it is a whole-cluster outage, not a lost worker; use control_plane.stop "
+                              "(component_mode: container) or cluster.delete instead")
+        return node
+
+    def stop_node(self, node: str) -> None:
+        """SIGKILL to the whole node container: kubelet, containerd and every pod process die at once."""
+        self._docker(f"kill {node}", "kill", self._worker(node))
+
+    def start_node(self, node: str) -> None:
+        """Start the node container, then wait until its Node reports Ready."""
+        self._worker(node)
+        power_on_and_wait(self.kube(), node, lambda: self._docker(f"start {node}", "start", node),
+                          self.settings.timeout, hint=f"see `docker logs {node}` and `docker exec {node} journalctl "
+                                                      f"-u kubelet` (target {self.name!r})")
+
+    def node_running(self, node: str) -> bool:
+        return self._container_up(self._cluster_node(node))
+
+    def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
+        """``signal`` to the container's main process through containerd on its node; its containerd ID."""
+        node, cid = running_container(pod, container)
+        name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+        runtime = _runtime(pod, container)
+        if runtime != "containerd":
+            raise TargetError(f"kind: container {container!r} of pod {name} runs under {runtime!r}, not containerd "
+                              "(kind's nodes run containerd): ctr cannot signal it")
+        self._cluster_node(node, whose=f" (where pod {name} runs)")
+        # One argv element each, never a shell: the signal reaches ctr as given.
+        self._docker(f"kill container {container} of pod {name}", "exec", node,
+                     "ctr", "--namespace", "k8s.io", "tasks", "kill", "--signal", signal, cid)
+        return cid
+
+    def _container_up(self, container: str) -> bool:
+        out = self._docker(f"inspect {container}", "inspect", "-f", "{{.State.Running}}", container).stdout
+        return out.strip() == "true"
 
     # -- etcd -------------------------------------------------------------------------
     def etcd_snapshot_save(self, path: Path) -> SnapshotInfo:
@@ -411,6 +483,14 @@ def _snapshot_info(path: Path, status: dict[str, Any]) -> SnapshotInfo:
                         total_keys=int(status.get("totalKey", 0)),
                         size_bytes=int(status.get("totalSize", 0)) or path.stat().st_size,
                         created_at=path.stat().st_mtime)
+
+
+def _runtime(pod: dict[str, Any], container: str) -> str:
+    """The runtime prefix of the container's ID (``containerd`` in ``containerd://<id>``)."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            return str(status.get("containerID") or "").partition("://")[0]
+    return ""
 
 
 def _manifest(component: str) -> str:

@@ -63,7 +63,7 @@ from dirt.core import safefile
 from dirt.core.durations import Duration
 from dirt.core.errors import CommandError, Problem, TargetError
 from dirt.documents.problems import did_you_mean
-from dirt.targets.base import CAPABILITIES, Settings, SnapshotInfo, Target, running_container, wait_node_ready
+from dirt.targets.base import CAPABILITIES, Settings, SnapshotInfo, Target, power_on_and_wait, running_container
 
 #: Each operation a command can be configured for, and the placeholders its template may use.
 OPERATIONS: dict[str, tuple[str, ...]] = {
@@ -284,9 +284,8 @@ class KubeconfigTarget(Target):
 
     def start_node(self, node: str) -> None:
         """Power the machine on, then wait (within the command timeout) until its Node is Ready again."""
-        self._run("start_node", node=node)
-        wait_node_ready(self.kube(), node, self.settings.timeout,
-                        hint=f"the start_node command of target {self.name!r} ran; see the node's kubelet log")
+        power_on_and_wait(self.kube(), node, lambda: self._run("start_node", node=node), self.settings.timeout,
+                          hint=f"the start_node command of target {self.name!r} ran; see the node's kubelet log")
 
     def node_running(self, node: str) -> bool:
         return self._run("node_running", check=False, node=node).returncode == 0

@@ -3,7 +3,9 @@
 No Docker engine runs on the machine these tests run on, so they put recorded
 fakes of ``kind`` and ``docker`` first on PATH: small Python scripts, written by
 the ``fakes`` fixture into a temp folder, that log their argv (one JSON line per
-call) and emulate just enough of a kind node: which clusters exist, a
+call) and emulate just enough of a kind cluster: which clusters exist, their
+nodes (a control-plane and a worker container, each killed, started and
+inspected by ``docker``; ``ctr tasks kill`` accepted inside), a
 control-plane container whose files live in a state folder (static-pod
 manifests, etcd's data dir), ``crictl ps`` answering from whether a manifest is
 in place, ``etcdctl``/``etcdutl`` writing and describing snapshot files, and
@@ -29,6 +31,7 @@ from dirt.targets.base import make_target
 from dirt.targets.kind import KindTarget
 
 CP = "drill-control-plane"
+WORKER = "drill-worker"
 ETCDCTL_TLS = [
     "--endpoints=https://127.0.0.1:2379",
     "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
@@ -86,6 +89,12 @@ if args[:2] == ["get", "clusters"]:
         print("\n".join(names))
     else:
         sys.stderr.write("No kind clusters found.\n")
+elif args[:2] == ["get", "nodes"]:
+    name = flag("--name")
+    if name in names:
+        print(f"{name}-control-plane\n{name}-worker")
+    else:
+        sys.stderr.write(f'No kind nodes found for cluster "{name}".\n')
 elif args[:2] == ["get", "kubeconfig"]:
     name = flag("--name")
     if name not in names:
@@ -123,8 +132,9 @@ if fail and fail in " ".join(["docker", *args]):
     sys.stderr.write("some progress output\nError: snapshot must be read from a file: permission denied\n")
     sys.exit(1)
 clusters = (state / "clusters").read_text().split() if (state / "clusters").exists() else []
-containers = {f"{c}-control-plane" for c in clusters}
-stopped = state / "stopped"
+containers = {f"{c}-{role}" for c in clusters for role in ("control-plane", "worker")}
+stopped_file = state / "stopped"
+stopped = set(stopped_file.read_text().split()) if stopped_file.exists() else set()
 
 def die(message, code=1):
     sys.stderr.write(message + "\n")
@@ -146,11 +156,13 @@ if verb == "exec":
         env[key] = value
         rest = rest[2:]
     name = container(rest[0])
-    if stopped.exists() and name in stopped.read_text().split():
+    if name in stopped:
         die(f"Error response from daemon: container {name} is not running")
     cmd = rest[1:]
     manifests = node_path("/etc/kubernetes/manifests")
-    if cmd[0] == "ls":
+    if cmd[:5] == ["ctr", "--namespace", "k8s.io", "tasks", "kill"]:
+        pass  # containerd signals the task and prints nothing
+    elif cmd[0] == "ls":
         print("\n".join(sorted(p.name for p in node_path(cmd[1]).iterdir())))
     elif cmd[0] == "mv":
         if not node_path(cmd[1]).exists():
@@ -202,13 +214,11 @@ elif verb == "cp":
         node_path(dst.split(":", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, node_path(dst.split(":", 1)[1]))
 elif verb in ("stop", "kill"):
-    stopped.write_text(container(rest[0]))
+    stopped_file.write_text("\n".join(stopped | {container(rest[0])}))
 elif verb == "start":
-    container(rest[0])
-    stopped.unlink(missing_ok=True)
+    stopped_file.write_text("\n".join(stopped - {container(rest[0])}))
 elif verb == "inspect":
-    name = container(rest[-1])
-    print("false" if stopped.exists() and name in stopped.read_text().split() else "true")
+    print("false" if container(rest[-1]) in stopped else "true")
 else:
     die(f"docker: unknown command {verb}")
 '''
@@ -351,7 +361,8 @@ def test_identity_and_description(fakes: Fakes) -> None:
 
     assert target.cluster_name() == "drill"
     assert target.is_sandbox is False
-    assert target.capabilities == {"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster"}
+    assert target.capabilities == {"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster", "containers",
+                                   "node_power"}
     assert target.describe() == {"name": "kind-ci", "provider": "kind", "cluster": "drill", "control_plane": CP,
                                  "image": "kindest/node:v1.36.0", "component_mode": "manifest"}
 
@@ -590,6 +601,144 @@ def test_etcd_wipe_deletes_the_member_dir_while_etcd_is_stopped(fakes: Fakes) ->
     ]
     assert not (fakes.fs / "var/lib/etcd/member").exists()
     assert (fakes.fs / "etc/kubernetes/manifests/etcd.yaml").exists()
+
+
+# -- nodes and their containers -------------------------------------------------------
+
+
+class _Nodes:
+    """A pure stand-in for the API, as a node powered on soon after its loss looks: it still shows
+    the Ready its kubelet posted before (the controller has not marked it NotReady yet), and only
+    a later look, once the (fake) container runs again, has a new heartbeat.  A start_node that
+    took the stale Ready, or waited before ``docker start``, fails."""
+
+    def __init__(self, fakes: Fakes) -> None:
+        self.fakes = fakes
+        self.looks = 0
+        self.beat = 0
+
+    def find(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        self.looks += 1
+        stopped = self.fakes.state / "stopped"
+        running = not (stopped.exists() and name in stopped.read_text().split())
+        if running and self.looks >= 3:
+            self.beat += 1  # the restarted kubelet posts its status
+        ready = {"type": "Ready", "status": "True", "lastHeartbeatTime": f"2026-11-26T20:00:{self.beat:02d}Z"}
+        return {"metadata": {"name": name}, "status": {"conditions": [ready]}}
+
+
+def test_node_power_and_container_kill_faults_pass_the_capability_check_on_kind(fakes: Fakes) -> None:
+    from dirt.faults.runtime import ContainerKill, ContainerKillParams, NodePowerOff, NodePowerParams
+
+    target = fakes.target()
+
+    assert ContainerKill.requirements(ContainerKillParams(namespace="shop", pod="web-0")) <= target.capabilities
+    assert NodePowerOff.requirements(NodePowerParams(node=WORKER)) <= target.capabilities
+
+
+def test_powering_off_a_worker_kills_its_node_container_and_power_on_waits_until_it_is_ready(
+        fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = fakes.existing_cluster()
+    nodes = _Nodes(fakes)
+    monkeypatch.setattr(target, "kube", lambda: nodes)
+    get_nodes = ["kind", "get", "nodes", "--name", "drill"]
+
+    target.stop_node(WORKER)
+    assert fakes.calls() == [get_nodes, ["docker", "kill", WORKER]]
+    assert target.node_running(WORKER) is False
+    assert target.node_running(CP) is True, "only the worker's container was killed"
+    fakes.forget_calls()
+
+    target.start_node(WORKER)
+
+    assert fakes.calls() == [get_nodes, ["docker", "start", WORKER]]
+    assert nodes.looks == 3, "start_node returned only once the restarted kubelet reported Ready"
+    assert target.node_running(WORKER) is True
+
+
+def test_node_running_inspects_the_node_container(fakes: Fakes) -> None:
+    target = fakes.existing_cluster()
+
+    assert target.node_running(WORKER) is True
+    assert fakes.calls()[-1] == ["docker", "inspect", "-f", "{{.State.Running}}", WORKER]
+
+
+def test_a_worker_that_never_becomes_ready_says_where_to_look(fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = fakes.existing_cluster(timeout="1s")
+
+    class NeverReady(_Nodes):
+        def find(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+
+    monkeypatch.setattr(target, "kube", lambda: NeverReady(fakes))
+    with pytest.raises(TargetError, match=r"^node drill-worker is not Ready 1s after it was powered on; see "
+                                          r"`docker logs drill-worker` and `docker exec drill-worker journalctl "
+                                          r"-u kubelet` \(target 'kind-ci'\)$"):
+        target.start_node(WORKER)
+
+
+@pytest.mark.parametrize("operation", ["stop_node", "start_node"])
+@pytest.mark.parametrize(("name", "says"), [
+    (CP, r"^kind: drill-control-plane is a control-plane node of cluster 'drill': losing it is a whole-cluster "
+         r"outage, not a lost worker; use control_plane\.stop \(component_mode: container\) or cluster\.delete "
+         r"instead$"),
+    ("drill-worker2", r"^kind: 'drill-worker2' is not a node of cluster 'drill' \(target 'kind-ci'\); its nodes: "
+                      r"drill-control-plane, drill-worker$"),
+])
+def test_powering_a_control_plane_or_unknown_node_is_refused_and_touches_nothing(fakes: Fakes, operation: str,
+                                                                                 name: str, says: str) -> None:
+    target = fakes.existing_cluster(timeout="5s")  # were it not refused, power-on would give up soon
+
+    with pytest.raises(TargetError, match=says):
+        getattr(target, operation)(name)
+
+    assert fakes.calls() == [["kind", "get", "nodes", "--name", "drill"]]
+    assert not (fakes.state / "stopped").exists()
+
+
+def test_node_running_refuses_a_node_the_cluster_does_not_have(fakes: Fakes) -> None:
+    target = fakes.existing_cluster()
+
+    with pytest.raises(TargetError, match=r"'ghost-worker' is not a node of cluster 'drill'"):
+        target.node_running("ghost-worker")
+    assert not any(call[0] == "docker" for call in fakes.calls())
+
+
+def pod(*, node: str = WORKER, container_id: str = "containerd://4f1e9a", state: str = "running") -> dict[str, Any]:
+    return {"metadata": {"namespace": "shop", "name": "web-0"}, "spec": {"nodeName": node},
+            "status": {"containerStatuses": [{"name": "web", "containerID": container_id, "state": {state: {}}}]}}
+
+
+@pytest.mark.parametrize(("options", "signal"), [({}, "SIGKILL"), ({"signal": "SIGTERM"}, "SIGTERM")])
+def test_kill_container_signals_the_task_with_ctr_inside_the_pods_node(fakes: Fakes, options: dict[str, str],
+                                                                       signal: str) -> None:
+    target = fakes.existing_cluster()
+
+    assert target.kill_container(pod(), "web", **options) == "4f1e9a"
+
+    assert fakes.calls() == [
+        ["kind", "get", "nodes", "--name", "drill"],
+        ["docker", "exec", WORKER, "ctr", "--namespace", "k8s.io", "tasks", "kill", "--signal", signal, "4f1e9a"],
+    ]
+
+
+@pytest.mark.parametrize(("the_pod", "container", "says"), [
+    (pod(node="laptop"), "web", r"^kind: 'laptop' \(where pod shop/web-0 runs\) is not a node of cluster 'drill' "
+                                r"\(target 'kind-ci'\); its nodes: drill-control-plane, drill-worker$"),
+    (pod(), "sidecar", r"^pod shop/web-0 has no container 'sidecar' \(it has: web\)$"),
+    (pod(state="waiting"), "web", r"^container 'web' of pod shop/web-0 is not running$"),
+    (pod(container_id=""), "web", r"^container 'web' of pod shop/web-0 is not running$"),
+    (pod(container_id="cri-o://77ab"), "web", r"^kind: container 'web' of pod shop/web-0 runs under 'cri-o', "
+                                              r"not containerd"),
+])
+def test_kill_container_refuses_what_it_cannot_signal_and_runs_no_docker_command(
+        fakes: Fakes, the_pod: dict[str, Any], container: str, says: str) -> None:
+    target = fakes.existing_cluster()
+
+    with pytest.raises(TargetError, match=says):
+        target.kill_container(the_pod, container)
+
+    assert not any(call[0] == "docker" for call in fakes.calls())
 
 
 # -- failures -----------------------------------------------------------------------

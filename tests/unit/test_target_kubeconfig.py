@@ -280,15 +280,17 @@ def test_kill_container_refuses_what_has_no_process_and_runs_nothing(root: Path,
 
 
 class _Nodes:
-    """A pure stand-in for the API: a node that turns Ready on the second look."""
+    """A pure stand-in for the API, as a node powered on soon after its loss looks: the first two
+    looks show the stale Ready its kubelet posted before the loss, the third a new heartbeat."""
 
     def __init__(self) -> None:
         self.looks = 0
 
     def find(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict:
         self.looks += 1
-        ready = "True" if self.looks >= 2 else "Unknown"
-        return {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+        beat = "2026-11-26T20:00:00Z" if self.looks < 3 else f"2026-11-26T20:01:{self.looks:02d}Z"
+        ready = {"type": "Ready", "status": "True", "lastHeartbeatTime": beat}
+        return {"metadata": {"name": name}, "status": {"conditions": [ready]}}
 
 
 def test_node_power_runs_the_commands_and_power_on_waits_until_the_node_is_ready(root: Path,
@@ -306,7 +308,7 @@ def test_node_power_runs_the_commands_and_power_on_waits_until_the_node_is_ready
     assert (root / "off.txt").read_text() == "worker 2" and staging.node_running("worker 2") is False
     staging.start_node("worker 2")
     assert (root / "on.txt").read_text() == "worker 2" and staging.node_running("worker 2") is True
-    assert nodes.looks == 2, "start_node returned only once the node reported Ready"
+    assert nodes.looks == 3, "start_node took no stale Ready: only the restarted kubelet's report"
 
 
 def test_a_node_that_never_becomes_ready_after_power_on_is_a_clear_error(root: Path,
