@@ -64,11 +64,12 @@ def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | 
                     return HttpResponse(response.status_code, body.decode(encoding, errors="replace"),
                                         time.monotonic() - start)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError, AnswerTimeout) as exc:
-            raise HttpError(f"{method} {shown}: {_kind(exc, timeout)}") from None
+            kind = _late(timeout) if isinstance(exc, AnswerTimeout) else type(exc).__name__
+            raise HttpError(f"{method} {shown}: {kind}") from None
 
     answer = _bounded(timeout, exchange)
     if answer is None:
-        raise HttpError(f"{method} {shown}: {_kind(AnswerTimeout(), timeout)}")
+        raise HttpError(f"{method} {shown}: {_late(timeout)}")
     return answer
 
 
@@ -161,8 +162,8 @@ class AnswerTimeout(Exception):
     """The whole answer did not come within the timeout (a server dripping it)."""
 
 
-def _kind(exc: BaseException, timeout: float) -> str:
-    return f"no complete answer within {timeout:g}s" if isinstance(exc, AnswerTimeout) else type(exc).__name__
+def _late(timeout: float) -> str:
+    return f"no complete answer within {timeout:g}s"
 
 
 def _read_body(response: Any, deadline: float) -> bytes:

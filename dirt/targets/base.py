@@ -295,11 +295,12 @@ class Target:
         raise self._cannot(f"tell whether node {node} is powered on")
 
 
-def running_container(pod: dict[str, Any], container: str) -> tuple[str, str]:
-    """The node and the runtime's container ID of ``container`` in ``pod`` (as the API returned it).
+def running_container(pod: dict[str, Any], container: str) -> tuple[str, str, str]:
+    """The node, the runtime (``containerd``, ``cri-o``) and the runtime's container ID of
+    ``container`` in ``pod`` (as the API returned it).
 
     A ``TargetError`` when the pod has no such container, or it is not running: a killed process
-    needs one that runs.  The runtime's prefix (``containerd://``, ``cri-o://``) is dropped.
+    needs one that runs.
     """
     name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
     statuses = {c.get("name"): c for c in pod.get("status", {}).get("containerStatuses") or []}
@@ -312,7 +313,7 @@ def running_container(pod: dict[str, Any], container: str) -> tuple[str, str]:
     node = pod.get("spec", {}).get("nodeName")
     if not node:
         raise TargetError(f"pod {name} runs on no node")
-    return str(node), cid
+    return str(node), runtime, cid
 
 
 def power_on_and_wait(kube: KubeClient, node: str, power_on: Callable[[], None], timeout: float, *,

@@ -316,9 +316,8 @@ class KindTarget(Target):
 
     def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
         """``signal`` to the container's main process through containerd on its node; its containerd ID."""
-        node, cid = running_container(pod, container)
+        node, runtime, cid = running_container(pod, container)
         name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
-        runtime = _runtime(pod, container)
         if runtime != "containerd":
             raise TargetError(f"kind: container {container!r} of pod {name} runs under {runtime!r}, not containerd "
                               "(kind's nodes run containerd): ctr cannot signal it")
@@ -483,14 +482,6 @@ def _snapshot_info(path: Path, status: dict[str, Any]) -> SnapshotInfo:
                         total_keys=int(status.get("totalKey", 0)),
                         size_bytes=int(status.get("totalSize", 0)) or path.stat().st_size,
                         created_at=path.stat().st_mtime)
-
-
-def _runtime(pod: dict[str, Any], container: str) -> str:
-    """The runtime prefix of the container's ID (``containerd`` in ``containerd://<id>``)."""
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        if status.get("name") == container:
-            return str(status.get("containerID") or "").partition("://")[0]
-    return ""
 
 
 def _manifest(component: str) -> str:

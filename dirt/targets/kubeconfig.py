@@ -274,7 +274,7 @@ class KubeconfigTarget(Target):
         return self._run("cluster_exists", check=False).returncode == 0
 
     def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
-        node, cid = running_container(pod, container)
+        node, _, cid = running_container(pod, container)
         self._run("kill_container", node=node, namespace=str(pod["metadata"].get("namespace", "")),
                   pod=str(pod["metadata"]["name"]), container=container, container_id=cid, signal=signal)
         return cid
