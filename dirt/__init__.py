@@ -6,4 +6,4 @@ renders a report linked to the playbook.  Heavy modules are imported lazily so
 that ``dirt --help`` and ``dirt validate`` start fast.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,12 +2,15 @@
 
 Nothing here is downloaded as a release binary.  Each component is built with
 the machine's Go from its published modules, through a small wrapper module
-kept in the repository (``build/<component>/go.mod``): Kubernetes' own go.mod
+shipped inside the package (``dirt/sandbox/gomodules/<component>/go.mod``, package
+data, so an installed wheel builds as a checkout does): Kubernetes' own go.mod
 replaces its staging modules with local folders, so the wrapper requires
 ``k8s.io/kubernetes`` and replaces each staging module with its published
 ``v0.Y.Z``.  Outputs land in ``${XDG_CACHE_HOME:-~/.cache}/dirt/bin/<component>-<version>/``
 and are reused whenever they answer ``--version`` correctly; Go's own module
-and build caches make a rebuild after a cache wipe fast.
+and build caches make a rebuild after a cache wipe fast.  The wrapper module is
+copied to ``<cache>/modules/<component>/`` before a build: site-packages may be
+read-only, and one fixed folder keeps Go's caches warm wherever dirt is installed.
 
 Prometheus, promtool, Alertmanager and the Pushgateway come from Debian packages
 (installed by ``scripts/install-system-deps.sh``); they are only located here.
@@ -21,6 +24,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from dirt.clients.commands import run
@@ -34,9 +38,29 @@ VELERO_VERSION = "v1.18.3"
 VELERO_AWS_VERSION = "v1.14.3"
 GOFAKES3_VERSION = "v1.2.0"
 
-#: The repository's wrapper modules (build/<name>/go.mod); found from the source
-#: tree, so building needs a checkout (an installed wheel uses the cache only).
-BUILD_ROOT = Path(__file__).resolve().parents[2] / "build"
+#: The wrapper modules, a folder of dirt.sandbox (each of its folders holds go.mod, go.sum and tools.go).
+GOMODULES = "gomodules"
+#: The files of a wrapper module.
+MODULE_FILES = ("go.mod", "go.sum", "tools.go")
+
+
+def wrapper_module(name: str) -> Path:
+    """The wrapper module ``name`` copied from the package into ``<cache>/modules/<name>``, ready to build in."""
+    source = resources.files("dirt.sandbox").joinpath(GOMODULES, name)
+    if not source.joinpath("go.mod").is_file():
+        raise BinaryError(f"wrapper module {name!r} is missing from the installed dirt package "
+                          f"({source}/go.mod): reinstall dirt")
+    dest = cache_root() / "modules" / name
+    dest.mkdir(parents=True, exist_ok=True)
+    for file in MODULE_FILES:
+        part = source.joinpath(file)
+        if not part.is_file():
+            continue
+        data = part.read_bytes()
+        target = dest / file
+        if not target.is_file() or target.read_bytes() != data:
+            target.write_bytes(data)
+    return dest
 
 
 def cache_root() -> Path:
@@ -52,7 +76,7 @@ class Component:
     name: str
     version: str
     binaries: dict[str, str]  # output name -> Go package
-    module_dir: str | None = None  # wrapper module under build/; None: `go install pkg@version`
+    module_dir: str | None = None  # wrapper module under dirt/sandbox/gomodules/; None: `go install pkg@version`
     ldflags: Callable[[Component], str] = field(default=lambda c: "-s -w")
     #: how each binary is asked for its version (default: --version)
     version_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -129,7 +153,7 @@ KUBE_STATE_METRICS = Component(
 )
 
 #: Velero's server and CLI (one binary) and gofakes3, the S3-compatible store Velero writes to: one wrapper
-#: module (build/velero), because Velero's go.mod replaces kopia with its fork and pins a k8s.io patch
+#: module (gomodules/velero), because Velero's go.mod replaces kopia with its fork and pins a k8s.io patch
 #: release the module proxy no longer serves.  The version is set by ldflags, or `velero version` is empty.
 VELERO = Component(
     name="velero",
@@ -245,10 +269,7 @@ def build(component: Component, *, log: Callable[[str], None] = print, force: bo
     log_path = cache_root() / f"build-{component.name}-{component.version}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if component.module_dir is not None:
-        module = BUILD_ROOT / component.module_dir
-        if not (module / "go.mod").is_file():
-            raise BinaryError(f"{component.name}: wrapper module {module}/go.mod not found "
-                              "(building needs a checkout of the dirt repository)")
+        module = wrapper_module(component.module_dir)
         argv = [go, "build", "-trimpath", "-ldflags", component.ldflags(component),
                 "-o", str(staging) + os.sep, *component.binaries.values()]
         cwd = module

@@ -1,7 +1,7 @@
 """Velero in the sandbox: a real Velero server, its AWS object-store plugin, and an S3-compatible store.
 
 Opt-in per sandbox (``settings: {velero: true}``).  Three parts, all built from
-Go modules (``build/velero``) and all bound to 127.0.0.1:
+Go modules (``dirt/sandbox/gomodules/velero``) and all bound to 127.0.0.1:
 
 * ``object-store``: gofakes3, an S3 API server with a filesystem backend under
   ``<sandbox>/velero/bucket``; the bucket ``velero`` holds the backups.  It

@@ -1,4 +1,4 @@
-module github.com/dirt-project/dirt/build/kube-state-metrics
+module github.com/dirt-project/dirt/dirt/sandbox/gomodules/kube-state-metrics
 
 go 1.26.0
 

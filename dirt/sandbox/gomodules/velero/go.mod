@@ -1,4 +1,4 @@
-module github.com/dirt-project/dirt/build/velero
+module github.com/dirt-project/dirt/dirt/sandbox/gomodules/velero
 
 go 1.26.0
 

@@ -1,4 +1,4 @@
-module github.com/dirt-project/dirt/build/etcd
+module github.com/dirt-project/dirt/dirt/sandbox/gomodules/etcd
 
 go 1.26.0
 

@@ -1,4 +1,4 @@
-module github.com/dirt-project/dirt/build/kubernetes
+module github.com/dirt-project/dirt/dirt/sandbox/gomodules/kubernetes
 
 go 1.26.0
 
