@@ -18,8 +18,8 @@ from dirt.clients.commands import run
 from dirt.config import LoadedConfig
 from dirt.core.errors import ScenarioError, UsageError
 from dirt.documents.problems import did_you_mean
+from dirt.documents.rules import as_prometheus, is_prometheus_rule, rule_groups
 
-SANDBOX_RULES = Path(__file__).parent / "sandbox" / "rules"
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,11 @@ def read_rules(paths: list[Path]) -> list[RuleRef]:
         except yamlpos.YamlSyntaxError as exc:
             i = exc.issue
             raise UsageError(f"{path}:{i.mark.line}:{i.mark.column}: cannot read rule file: {i.message}") from None
-        groups = data.get("groups", []) if isinstance(data, dict) else []
-        for gi, group in enumerate(groups if isinstance(groups, list) else []):
+        groups, where = rule_groups(data)
+        for gi, group in enumerate(groups):
             for ri, rule in enumerate(group.get("rules", []) if isinstance(group, dict) else []):
                 if isinstance(rule, dict) and "alert" in rule:
-                    mark = positions.of_value(("groups", gi, "rules", ri, "alert"))
+                    mark = positions.of_value((*where, gi, "rules", ri, "alert"))
                     refs.append(RuleRef(str(rule["alert"]), path, mark.line, str(group.get("name", ""))))
     return refs
 
@@ -68,15 +68,41 @@ def alert_names_in_rules(paths: list[Path]) -> set[str]:
 
 
 def promtool_check(files: list[Path]) -> tuple[bool, str]:
+    """``promtool check rules`` on the files; a PrometheusRule is checked as the plain rule file in its spec."""
+    import tempfile
+
+    import yaml
+
+    from dirt.core.safefile import MAX_RULES_BYTES
+    from dirt.documents import yamlpos
+
     promtool = shutil.which("promtool")
     if promtool is None:
         return False, "promtool not found (it comes with the Debian package 'prometheus'; `make deps` installs it)"
-    result = run([promtool, "check", "rules", *map(str, files)], timeout=120, what="promtool check rules")
-    return result.ok, (result.stdout + result.stderr).strip()
+    with tempfile.TemporaryDirectory(prefix="dirt-rules-") as scratch:
+        checked: list[str] = []
+        for i, path in enumerate(files):
+            try:
+                data, _, _ = yamlpos.load_file(path, limit=MAX_RULES_BYTES)
+            except yamlpos.YamlSyntaxError:
+                data = None  # promtool says what is wrong with it
+            if is_prometheus_rule(data):
+                plain = Path(scratch) / f"{i:02d}-{path.name}"
+                plain.write_text(yaml.safe_dump(as_prometheus(data), sort_keys=False), encoding="utf-8")
+                checked.append(str(plain))
+            else:
+                checked.append(str(path))
+        result = run([promtool, "check", "rules", *checked], timeout=120, what="promtool check rules")
+        output = (result.stdout + result.stderr).strip()
+        for i, path in enumerate(files):  # name the user's files, not the scratch copies
+            output = output.replace(str(Path(scratch) / f"{i:02d}-{path.name}"), str(path))
+    return result.ok, output
 
 
 def default_rule_paths(loaded: LoadedConfig) -> list[Path]:
-    return loaded.rule_paths() or [SANDBOX_RULES]
+    from dirt.sandbox.monitoring import RULES_DIR
+
+    return loaded.rule_paths() or [RULES_DIR]
 
 
 def run_coverage(loaded: LoadedConfig, scenario_paths: list[str], rule_paths: list[Path]) -> None:

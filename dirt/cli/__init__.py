@@ -72,6 +72,27 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 @cli.command()
+@click.argument("folder", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite the starter's files where they already exist.")
+def init(folder: str, force: bool) -> None:
+    """Write a starter project into FOLDER (default: here) that passes on the sandbox out of the box.
+
+    dirt.yaml (the sandbox, a kind target for CI, a commented kubeconfig target), a tiny app with its
+    alert rule, scenarios/first-drill.yaml and its playbook, a game day, a GitHub Actions workflow and a
+    .gitignore.  Never overwrites a file: exit 2 naming the first that exists (unless --force).
+    """
+    from dirt.app.init import init_project
+
+    where = Path(folder)
+    written = init_project(where, force=force)
+    for path in written:
+        click.echo(f"wrote {path}")
+    hint = "" if where.resolve() == Path.cwd().resolve() else f"cd {folder}\n  "
+    click.echo(f"\nNext:\n  {hint}dirt sandbox up                      # the local cluster (builds it the first time)"
+               "\n  dirt run scenarios/first-drill.yaml  # your first drill; its report's path is printed")
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--quiet", "-q", is_flag=True, help="Print problems only.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list the YAML files skipped as not scenarios, and why.")

@@ -52,6 +52,8 @@ from dirt.sandbox.monitoring import (
     Ports,
     alertmanager_config,
     prometheus_config,
+    render_rules,
+    rules_in,
     write_rules,
     write_yaml,
 )
@@ -145,7 +147,8 @@ class Sandbox:
         taken = set(known.values())
         fresh = iter(p for p in process.free_ports(len(missing) + len(taken), start=start) if p not in taken)
         ports = Ports(**known, **{name: next(fresh) for name in missing})
-        self._save_state(ports=asdict(ports))
+        if self.root.is_dir():  # a sandbox that does not exist yet is not made by asking (`dirt plan` touches nothing)
+            self._save_state(ports=asdict(ports))
         return ports
 
     @property
@@ -667,6 +670,23 @@ class Sandbox:
             log(f"starting {name}" + (f" on 127.0.0.1:{port}" if port else ""))
             process.start(argv, log=self.root / "logs" / f"{name}.log", pidfile=self.root / "pids" / f"{name}.pid",
                           cwd=self.root)
+
+    def sync_rules(self, *, log: Log = _quiet) -> bool:
+        """Load this sandbox object's rules into the running Prometheus when it holds others (another
+        project's, or an older version of these); True when they were changed.  A sandbox is shared by
+        every project on the machine: the drill about to run must be judged by its own alerts."""
+        prom_dir = self.root / "prometheus"
+        wanted = render_rules([RULES_DIR, *self.extra_rules], self.alert_for)
+        if rules_in(prom_dir / "rules") == wanted:
+            return False
+        log(f"loading the alert rules of this project into sandbox {self.name!r} "
+            f"({', '.join(str(r) for r in self.extra_rules) or 'the built-in rules only'})")
+        written = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for)
+        config = yaml.safe_load((prom_dir / "prometheus.yml").read_text(encoding="utf-8"))
+        config["rule_files"] = [str(path) for path in written]  # only the rules: the rest is the running sandbox's
+        write_yaml(prom_dir / "prometheus.yml", config)
+        self.reload_prometheus()
+        return True
 
     def start_velero(self, *, log: Log = _quiet, restart: bool = False, timeout: float = 90.0) -> None:
         """Velero's object store and server running, its objects in the cluster, its location Available.

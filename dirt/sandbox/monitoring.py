@@ -22,6 +22,7 @@ import yaml
 from dirt.core.errors import ConfigError
 from dirt.core.safefile import MAX_RULES_BYTES
 from dirt.documents import yamlpos
+from dirt.documents.rules import as_prometheus
 
 RULES_DIR = Path(__file__).parent / "rules"
 
@@ -111,24 +112,37 @@ def alertmanager_config() -> dict[str, Any]:
     }
 
 
+def render_rules(sources: list[Path], alert_for: float | None) -> dict[str, str]:
+    """The sandbox's rule files, by name: each source as a plain rule file, every ``for:`` overridden when asked."""
+    files: list[Path] = []
+    for src in sources:
+        files.extend(sorted(src.glob("*.y*ml")) if src.is_dir() else [src])
+    rendered: dict[str, str] = {}
+    for i, src in enumerate(files):
+        data = as_prometheus(_read_rules(src))  # a PrometheusRule's spec is a plain rule file
+        if alert_for is not None:
+            for group in data.get("groups") or []:
+                for rule in (group.get("rules") or []) if isinstance(group, dict) else []:
+                    if isinstance(rule, dict) and "alert" in rule and rule.get("expr") != "vector(1)":
+                        rule["for"] = _duration(alert_for)
+        rendered[f"{i:02d}-{src.stem}.yaml"] = yaml.safe_dump(data, sort_keys=False)
+    return rendered
+
+
+def rules_in(dest: Path) -> dict[str, str]:
+    """The rule files a sandbox's Prometheus has now, by name."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(dest.glob("*.yaml"))} if dest.is_dir() else {}
+
+
 def write_rules(sources: list[Path], dest: Path, alert_for: float | None) -> list[Path]:
     """Copy rule files into the sandbox, overriding every ``for:`` when asked."""
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("*.yaml"):
         old.unlink()
     written = []
-    files: list[Path] = []
-    for src in sources:
-        files.extend(sorted(src.glob("*.y*ml")) if src.is_dir() else [src])
-    for i, src in enumerate(files):
-        data = _read_rules(src)
-        if alert_for is not None:
-            for group in data.get("groups") or []:
-                for rule in (group.get("rules") or []) if isinstance(group, dict) else []:
-                    if isinstance(rule, dict) and "alert" in rule and rule.get("expr") != "vector(1)":
-                        rule["for"] = _duration(alert_for)
-        target = dest / f"{i:02d}-{src.stem}.yaml"
-        target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    for name, text in render_rules(sources, alert_for).items():
+        target = dest / name
+        target.write_text(text, encoding="utf-8")
         written.append(target)
     return written
 

@@ -44,6 +44,10 @@ class SandboxSettings(Settings):
                                                  "`dirt history export --pushgateway` can push to it.")
 
 
+def _say(message: str) -> None:
+    print(f"dirt sandbox: {message}", file=sys.stderr, flush=True)
+
+
 class SandboxTarget(Target):
     provider = "sandbox"
     Settings = SandboxSettings
@@ -88,7 +92,9 @@ class SandboxTarget(Target):
             if not self.settings.auto_up:
                 raise TargetError(f"sandbox {self.sandbox.name!r} is not up: run `dirt sandbox up`")
             # on a fresh machine this may build the binaries first: say what is going on
-            self.sandbox.up(log=lambda message: print(f"dirt sandbox: {message}", file=sys.stderr, flush=True))
+            self.sandbox.up(log=_say)
+        else:
+            self.sandbox.sync_rules(log=_say)  # up by another project: judge this drill by this project's rules
         self.reset_kube()
 
     def drill_lock_path(self) -> Path:
