@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 DIRT := $(BIN)/dirt
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv system binaries test unit integration drills demo bench bench-sandbox lint clean sandbox-down
+.PHONY: help deps venv system binaries test unit integration drills demo image bench bench-sandbox lint clean sandbox-down
 
 help:
 	@echo "make demo   - set up, start the sandbox, run the control-plane-down drill, print the report"
@@ -20,6 +20,7 @@ help:
 	@echo "make unit   - fast unit tests only"
 	@echo "make bench  - benchmarks (figures and ratios)"
 	@echo "make bench-sandbox - restore and drill benchmarks on the real sandbox (minutes)"
+	@echo "make image  - build the dirt runner image as an OCI archive (no docker, no registry)"
 
 deps: venv system binaries
 
@@ -61,6 +62,9 @@ integration: deps
 
 drills: deps
 	$(BIN)/python -m pytest scenarios
+
+image: deps
+	$(DIRT) image build
 
 demo: deps
 	$(DIRT) validate scenarios

@@ -396,11 +396,13 @@ def _write_output(text: str, out: Path | None) -> None:
 def _register_sandbox() -> None:
     from dirt.cli.gameday import gameday
     from dirt.cli.history import history
+    from dirt.cli.image import image
     from dirt.cli.sandbox import sandbox
 
     cli.add_command(sandbox)
     cli.add_command(gameday)
     cli.add_command(history)
+    cli.add_command(image)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,25 +9,24 @@ whose ``io.containerd.image.name`` annotation gives the reference pods use (with
 - ``dirt.local/busybox:latest`` (and ``:<busybox version>``) — a shell and ~270 tools, ``httpd`` among them (the sample shop's
   frontend on the real node serves with it).
 
-Archives are written reproducibly (fixed times, sorted entries), so the same busybox gives the
-same image digest.  Users import their own archives (``docker save``, ``buildah push oci-archive:``,
+Archives are written reproducibly (fixed times, sorted entries) by ``dirt.sandbox.oci``, so the same
+busybox gives the same image digest.  Users import their own archives (``docker save``, ``buildah push oci-archive:``,
 any OCI layout tar) with ``dirt sandbox image import FILE``.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
-import json
 import re
 import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dirt.clients.commands import run
 from dirt.core.errors import BinaryError, CommandError, UsageError
+from dirt.sandbox import oci
 
 REGISTRY = "dirt.local"
 PAUSE = f"{REGISTRY}/pause:3.10"
@@ -123,10 +122,10 @@ def builtin_specs(busybox: Path | None = None) -> list[ImageSpec]:
     ]
 
 
-def _layer(spec: ImageSpec) -> bytes:
-    """The root filesystem as an uncompressed, reproducible tar."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+def _layer(spec: ImageSpec, path: Path) -> oci.Layer:
+    """The root filesystem as a reproducible, gzip-compressed tar at ``path``."""
+    # Level 9, as these archives always were: the same busybox keeps giving the same digests.
+    with oci.write_layer(path, compresslevel=9) as (tar, made):
         def add(name: str, mode: int, *, data: bytes | None = None, kind: bytes = tarfile.REGTYPE,
                 link: str = "") -> None:
             info = tarfile.TarInfo(name)
@@ -145,62 +144,21 @@ def _layer(spec: ImageSpec) -> bytes:
         for name, target in sorted(spec.symlinks.items()):
             if name not in spec.files:
                 add(name, 0o777, kind=tarfile.SYMTYPE, link=target)
-    return buffer.getvalue()
-
-
-def _blob(tar: tarfile.TarFile, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    info = tarfile.TarInfo(f"blobs/sha256/{digest}")
-    info.size = len(data)
-    info.mtime = 0
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
-    return f"sha256:{digest}"
+    return made[0]
 
 
 def write_archive(spec: ImageSpec, path: Path) -> str:
     """Write ``spec`` as an OCI image layout tar at ``path``; return the manifest's digest."""
-    layer = _layer(spec)
-    compressed = gzip.compress(layer, mtime=0)
     config = {
         "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
         "config": {"Env": list(spec.env), "Entrypoint": list(spec.entrypoint) or None, "Cmd": list(spec.cmd) or None,
                    "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]},
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "dirt sandbox image build"}],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-        config_bytes = json.dumps(config, sort_keys=True).encode()
-        config_digest = _blob(tar, config_bytes)
-        layer_digest = _blob(tar, compressed)
-        manifest = {
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
-                       "size": len(config_bytes)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest,
-                        "size": len(compressed)}],
-        }
-        manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
-        manifest_digest = _blob(tar, manifest_bytes)
-        index = {
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                           "size": len(manifest_bytes), "platform": {"architecture": "amd64", "os": "linux"},
-                           "annotations": {"io.containerd.image.name": reference,
-                                           "org.opencontainers.image.ref.name": reference.rsplit(":", 1)[-1]}}
-                          for reference in (spec.reference, *spec.aliases)],
-        }
-        for name, data in (("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()),
-                           ("index.json", json.dumps(index, sort_keys=True).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    partial.replace(path)
-    return manifest_digest
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".layer-") as scratch:
+        layer = _layer(spec, Path(scratch) / "layer.tar.gz")
+        return oci.write_image(path, [layer], config=config, references=[spec.reference, *spec.aliases])
 
 
 def build_builtin(folder: Path, *, busybox: Path | None = None) -> dict[str, Path]:
