@@ -2,7 +2,9 @@
 # Install the Debian packages dirt's sandbox and tests use, only when missing:
 # Prometheus + promtool, Alertmanager (alerting), the Pushgateway (pushed run metrics),
 # Chromium (report test), and for the sandbox's real node: containerd, runc, the CNI
-# plugins, busybox-static (its images), openssl.
+# plugins, busybox-static (its images), openssl; debootstrap (the runner image's root
+# filesystem); faketime, systemd-analyze and shellcheck (scheduled game days at other moments, and
+# the exported timers and workflows checked).
 set -euo pipefail
 
 need=()
@@ -19,10 +21,18 @@ command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 # the static build: the image's only binary must run without a C library
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# the runner image (dirt image build): a Debian root filesystem
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+# scheduled game days tested at other moments than now (libfaketime), and their timers (systemd-analyze)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null 2>&1 || need+=(faketime)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# the exported workflows' shell steps, checked by actionlint
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: present (prometheus, promtool, prometheus-alertmanager, prometheus-pushgateway, chromium," \
-       "postgresql, containerd, runc, containernetworking-plugins, busybox-static, openssl)"
+       "postgresql, containerd, runc, containernetworking-plugins, busybox-static, openssl, debootstrap, faketime," \
+       "systemd-analyze, shellcheck)"
   exit 0
 fi
 

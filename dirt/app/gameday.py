@@ -4,7 +4,10 @@
 ``<reports>/gamedays/<run_id>/journal.jsonl`` (``dirt.journal.gameday``):
 
 1. load every drill's scenario and resolve its target (a broken file is exit 2
-   before anything is asked or touched);
+   before anything is asked or touched).  A run a scheduler started (``--trigger schedule``) goes on only for a real
+   slot of the schedule (``dirt.gameday.schedule.due``), else it ends at once as
+   ``not-due`` (exit 0), writing and telling nothing; within a slot it waits out
+   the jitter, then skips the day inside a blackout;
 2. approval: ``--approved-by NAME`` (one of the approvers, when any are listed),
    else the approval webhook is POSTed the plan and must answer 2xx with
    ``{"allow": true}`` (optionally ``"by"`` and ``"reason"``).  Anything else — no
@@ -65,6 +68,7 @@ from dirt.drivers.registry import default_registry
 from dirt.engine.guardrails import Confirm
 from dirt.engine.runner import RunResult
 from dirt.gameday.model import DrillEntry, GameDay, Notify, Schedule
+from dirt.gameday.schedule import Slot, due
 from dirt.journal import Journal
 from dirt.journal import gameday as gd
 from dirt.report.gameday import day_score, drill_score, render_gameday
@@ -75,7 +79,7 @@ from dirt.targets.base import Target
 NotifySender = Callable[[str, dict[str, Any], float, dict[str, str]], None]
 #: Says one line of progress to the person running the day.
 Say = Callable[[str], None]
-DAY_EXIT = {"passed": 0, "failed": 1, "aborted": 3, "skipped": 0}
+DAY_EXIT = {"passed": 0, "failed": 1, "aborted": 3, "skipped": 0, "not-due": 0}
 
 
 @dataclass
@@ -101,7 +105,7 @@ class DrillOutcome:
 class GameDayResult:
     run_id: str
     day_dir: Path
-    verdict: str  # passed | failed | aborted | skipped
+    verdict: str  # passed | failed | aborted | skipped | not-due (a scheduler's start outside a real slot)
     reason: str = ""
     drills: list[DrillOutcome] = field(default_factory=list)
     approved_by: str | None = None
@@ -145,6 +149,7 @@ def run_gameday(
     *,
     approved_by: str | None = None,
     trigger: str = "manual",
+    started_at: datetime | None = None,
     report_dir: Path | None = None,
     notify_sender: NotifySender | None = None,
     force: bool = False,
@@ -159,19 +164,28 @@ def run_gameday(
     """Run ``gameday`` (see the module docstring); the day's report folder is ``<reports>/gamedays/<run_id>/``.
 
     Raises ``UsageError`` (exit 2) before anything is touched for a broken drill file, an unknown target
-    or an ``approved_by`` who is not an approver.
+    or an ``approved_by`` who is not an approver.  ``started_at``: when the scheduler started the run, if
+    not now (a workflow that asked ``dirt gameday due`` before a slow setup passes the moment it asked).
     """
     say = say or (lambda text: None)
     reports = Path(report_dir or loaded.root / loaded.config.reports_dir)
     planned = _plan(gameday, loaded, make_target)
     _check_approver(gameday, approved_by)
     approved_by = approved_by.strip() if approved_by else None
+    schedule = gameday.document.schedule
+    slot = None
+    if trigger == "schedule" and schedule is not None:
+        asked = started_at or datetime.now(timezone.utc)
+        slot = due(schedule, asked, gameday.name)
+        if slot is None:  # a scheduler's superset time, a catch-up too late, a wrong season's cron
+            return GameDayResult(run_id="", day_dir=reports, verdict="not-due",
+                                 reason=not_due_reason(gameday, asked) + "; nothing was touched")
     run_id = new_gameday_run_id(gameday)
     day = _Day(gameday, loaded, run_id, reports, trigger, notify_sender or post_notification, say)
     try:
         day.start(planned)
-        if trigger == "schedule" and gameday.document.schedule is not None:
-            blackout = _wait_for_scheduled_start(day, gameday.document.schedule, sleep=sleep)
+        if slot is not None and schedule is not None:
+            blackout = _wait_for_scheduled_start(day, schedule, slot, sleep=sleep)
             if blackout:
                 return day.skip(f"skipped: inside a blackout: {blackout}", approved_by=approved_by)
         allowed, by, reason = _approve(day, planned, approved_by)
@@ -191,18 +205,34 @@ def run_gameday(
         day.journal.close()
 
 
-def _wait_for_scheduled_start(day: _Day, schedule: Schedule, *, sleep: Callable[[float], None]) -> str | None:
-    """A run a scheduler started: wait out the jitter ``next`` showed, then check the blackouts (cron cannot
-    express them).  Returns the blackout's description when the day must be skipped."""
-    from dirt.gameday.schedule import describe, in_blackout, scheduled_start
+def not_due_reason(gameday: GameDay, now: datetime | None = None) -> str:
+    """Why a run started by a scheduler now is not for a real slot: the last and the next cron times."""
+    from dirt.gameday.schedule import cron_times, scheduled_start, slot_of
 
-    now = datetime.now(timezone.utc)
-    start = scheduled_start(schedule, now, day.gameday.name)
-    if start is not None:
-        wait = min((start[1] - now).total_seconds(), schedule.jitter)
-        if wait > 0:
-            day.say(f"scheduled for {start[0].isoformat()}: waiting {wait:.0f}s of jitter")
-            sleep(wait)
+    schedule = gameday.document.schedule
+    assert schedule is not None
+    now = now or datetime.now(timezone.utc)
+    parts = [f"not a scheduled slot of {schedule.cron!r} in {schedule.timezone}"]
+    latest = scheduled_start(schedule, now, gameday.name)
+    if latest is not None:
+        slot = slot_of(schedule, latest[0], gameday.name)
+        parts.append(f"the last was {slot.cron_at.isoformat()} (it could start until {slot.deadline.isoformat()})")
+    upcoming = next(cron_times(schedule, now), None)
+    if upcoming is not None:
+        parts.append(f"the next is {upcoming.isoformat()}")
+    return "; ".join(parts)
+
+
+def _wait_for_scheduled_start(day: _Day, schedule: Schedule, slot: Slot, *,
+                              sleep: Callable[[float], None]) -> str | None:
+    """A run a scheduler started for ``slot``: wait out the jitter ``next`` showed, then check the blackouts
+    (cron cannot express them).  Returns the blackout's description when the day must be skipped."""
+    from dirt.gameday.schedule import describe, in_blackout
+
+    wait = (slot.start - datetime.now(timezone.utc)).total_seconds()
+    if wait > 0:
+        day.say(f"scheduled for {slot.cron_at.isoformat()}: waiting {wait:.0f}s of jitter")
+        sleep(wait)
     blackout = in_blackout(schedule, datetime.now(timezone.utc))
     if blackout is None:
         return None

@@ -44,6 +44,10 @@ from dirt.config import TargetConfig
 from dirt.core.errors import GuardrailError, UsageError
 from dirt.drivers import fault_family
 from dirt.drivers.registry import Registry, default_registry
+from dirt.core.durations import format_duration
+from dirt.gameday.cron import CronError
+from dirt.gameday.cron import compact as _compact
+from dirt.gameday.cron import parse as parse_cron
 from dirt.gameday.model import Blackout, DrillEntry, GameDay, Schedule
 from dirt.scenario import LoadOptions, Scenario, load_scenario
 from dirt.scenario.loader import project_root
@@ -61,7 +65,6 @@ CONFIGMAP_LIMIT = 1_000_000
 #: Extra time a job gets beyond the sum of its drills' deadlines (pulling the image, reports).
 DEADLINE_MARGIN = 600.0
 NON_ROOT_UID = 65532
-WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 LABEL = "app.kubernetes.io"
 
 
@@ -112,6 +115,56 @@ def refuse_in_cluster(gameday: GameDay, drills: list[PlannedDrill]) -> None:
             + "; ".join(found)
             + ". Run the CronJob in a separate management cluster instead: --management-cluster and "
               "--kubeconfig-secret: the name of the Secret holding the drilled cluster's kubeconfig (key 'kubeconfig')")
+
+
+#: Checks that read alerts (any monitoring will do) or PromQL (Prometheus only).
+ALERT_CHECKS = ("alert.firing", "alert.absent")
+PROMQL_CHECKS = ("promql",)
+
+
+def monitoring_needs(gameday: GameDay, drills: list[PlannedDrill]) -> tuple[list[str], list[str]]:
+    """What in the plan watches alerts, and what queries Prometheus: (alert uses, PromQL uses), each named."""
+    alerts: list[str] = []
+    promql: list[str] = []
+    for d in drills:
+        where = f"{d.entry.id} ({d.scenario.path.name})"
+        expect = d.scenario.expect
+        if expect.alerts:
+            alerts.append(f"{where} expects {', '.join(a.name for a in expect.alerts)}")
+        if expect.silent:
+            alerts.append(f"{where} expects silence from {len(expect.silent)} alert(s)")
+        for spec in d.scenario.steps():
+            if spec.kind == "check" and spec.driver in ALERT_CHECKS:
+                alerts.append(f"{where} checks {spec.driver} ({spec.name})")
+            if spec.kind == "check" and spec.driver in PROMQL_CHECKS:
+                promql.append(f"{where} checks {spec.driver} ({spec.name})")
+        for guard in d.scenario.abort_when:
+            (promql if guard.promql is not None else alerts).append(f"{where} aborts on {guard.name or 'a guard'}")
+    schedule = gameday.document.schedule
+    if schedule is not None and schedule.skip_when_firing:
+        alerts.append(f"the schedule skips the day while {', '.join(schedule.skip_when_firing)} fires")
+    return alerts, promql
+
+
+def refuse_unwatched_alerts(gameday: GameDay, drills: list[PlannedDrill], *, target_config: TargetConfig | None,
+                            prometheus_url: str | None, alertmanager_url: str | None) -> None:
+    """A plan that watches alerts, exported for a job with nothing to watch them on, would fail at run time
+    ("has no Prometheus or Alertmanager"): refuse it now (exit 2), naming what needs them and the options."""
+    alerts, promql = monitoring_needs(gameday, drills)
+    copied = target_config.model_dump(mode="json", exclude_none=True) if target_config is not None else {}
+    prometheus = prometheus_url or (copied.get("prometheus") or {}).get("url")
+    alertmanager = alertmanager_url or (copied.get("alertmanager") or {}).get("url")
+    missing: list[str] = []
+    if promql and not prometheus:
+        missing = promql + [u for u in alerts if not alertmanager]
+        wanted = "--prometheus URL"
+    elif alerts and not (prometheus or alertmanager):
+        missing = alerts
+        wanted = "--prometheus URL and/or --alertmanager URL"
+    if missing:
+        raise ExportError(f"{gameday.path}: the job would have nothing to watch alerts on: " + "; ".join(missing)
+                          + f". Say where the job reaches them: {wanted} (as seen from the pod), or --target a "
+                            "kubeconfig target of dirt.yaml that names them")
 
 
 def blackout_now(gameday: GameDay, now: datetime) -> Blackout | None:
@@ -206,7 +259,7 @@ def _referenced_files(scenario: Scenario) -> list[Path]:
         for value in _strings(spec.params.model_dump()):
             if "{{" in value or "\n" in value or len(value) > 512:
                 continue
-            candidate = scenario.path.parent / value
+            candidate = (scenario.path.parent / value).resolve()  # '../apps/x' is a folder, not a hidden one
             if not Path(value).is_absolute() and candidate.exists():
                 found.extend(_walk(candidate))
     return found
@@ -223,9 +276,11 @@ def _strings(value: Any) -> list[str]:
 
 
 def _walk(path: Path) -> list[Path]:
+    """The file, or the files of the folder, hidden ones (``.git``, ``.terraform``) left out below it."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts))
+    return sorted(p for p in path.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
 def _rewritten_gameday(gameday: GameDay, plan: PlanFiles, drills: list[PlannedDrill]) -> str:
@@ -340,6 +395,7 @@ def _target_names(gameday: GameDay, drills: list[PlannedDrill]) -> list[str]:
 
 
 def _dirt_yaml(gameday: GameDay, drills: list[PlannedDrill], *, kubeconfig: str, management_cluster: bool,
+               through_secret: bool,
                target_config: TargetConfig | None, prometheus_url: str | None,
                alertmanager_url: str | None, history: str | None, history_password_env: str | None) -> str:
     """dirt.yaml for the pod: each target the plan names, pointing at the drilled cluster.
@@ -350,7 +406,7 @@ def _dirt_yaml(gameday: GameDay, drills: list[PlannedDrill], *, kubeconfig: str,
     """
     families = sorted({f for d in drills for f in d.families} - {"none"})
     target: dict[str, Any] = {"provider": "kubeconfig",
-                              "description": ("the drilled cluster, through the kubeconfig Secret" if management_cluster
+                              "description": ("the drilled cluster, through the kubeconfig Secret" if through_secret
                                               else "this cluster, as the CronJob's ServiceAccount"),
                               "allow": families, "confirm": False}
     settings: dict[str, Any] = {}
@@ -405,33 +461,53 @@ def _secret_envs(gameday: GameDay, target_config: TargetConfig | None) -> list[s
     return sorted({n for n in names if n})
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the job's pod runs and how it reaches things: nodes, tolerations, the host's network."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+    host_network: bool = False
+
+
 def cronjob(gameday: GameDay, *, image: str, namespace: str = "dirt", management_cluster: bool = False,
-            kubeconfig_secret: str | None = None, reports_pvc: str | None = None,
+            kubeconfig_secret: str | None = None, reports_pvc: str | None = None, reports_host_path: str | None = None,
             env_secret: str | None = None, target_config: TargetConfig | None = None,
             prometheus_url: str | None = None, alertmanager_url: str | None = None,
-            history: str | None = None, history_password_env: str | None = None, starting_deadline: int = 600, history_limits: tuple[int, int] = (3, 5),
-            registry: Registry | None = None) -> str:
+            history: str | None = None, history_password_env: str | None = None,
+            starting_deadline: int | None = None, history_limits: tuple[int, int] = (3, 5),
+            placement: Placement | None = None, registry: Registry | None = None) -> str:
     """The game day as Kubernetes objects (YAML, several documents), ready for ``kubectl apply -n NAMESPACE``.
 
     ConfigMap (the plan and dirt.yaml), ServiceAccount, RBAC derived from the drills
-    (in-cluster only: from a management cluster the kubeconfig's identity holds the
-    rights), and the CronJob.  Reports go to the PVC ``reports_pvc``, else to an
-    emptyDir that is lost with the pod (the run history, in PostgreSQL, outlives it).
+    (only when the job acts as its ServiceAccount: through a kubeconfig Secret the
+    kubeconfig's identity holds the rights), and the CronJob.  Reports and the run
+    history (SQLite beside them unless dirt.yaml names PostgreSQL) go to the PVC
+    ``reports_pvc`` or the node's folder ``reports_host_path``, else to an emptyDir
+    that is lost with the pod.  The cron is the game day's where Kubernetes can say
+    it, else a superset (``dirt.gameday.cron``) whose extra times the job itself
+    declines (``dirt gameday run --trigger schedule``).  A plan whose drills expect
+    alerts is refused unless the job has a Prometheus or Alertmanager to watch.
     """
     schedule = _schedule(gameday)
     if management_cluster and not kubeconfig_secret:
         raise ExportError("--management-cluster needs --kubeconfig-secret: the name of the Secret (in the CronJob's "
                           "namespace) that holds the drilled cluster's kubeconfig under the key 'kubeconfig'")
-    if kubeconfig_secret and not management_cluster:
-        raise ExportError("--kubeconfig-secret is for --management-cluster: in the drilled cluster itself the "
-                          "CronJob uses its own ServiceAccount")
+    if reports_pvc and reports_host_path:
+        raise ExportError("give --reports-pvc or --reports-host-path, not both")
+    if reports_host_path is not None and not PurePosixPath(reports_host_path).is_absolute():
+        raise ExportError(f"--reports-host-path {reports_host_path!r}: give an absolute path on the node")
     drills = plan_drills(gameday, registry)
     if not management_cluster:
         refuse_in_cluster(gameday, drills)
+    refuse_unwatched_alerts(gameday, drills, target_config=target_config, prometheus_url=prometheus_url,
+                            alertmanager_url=alertmanager_url)
+    through_secret = kubeconfig_secret is not None
+    placement = placement or Placement()
     plan = plan_files(gameday, drills)
     name = _object_name(gameday.name)
     labels = {f"{LABEL}/name": "dirt", f"{LABEL}/component": "gameday", f"{LABEL}/instance": gameday.name[:63]}
-    kubeconfig = (f"{KUBECONFIG_MOUNT}/kubeconfig" if management_cluster
+    kubeconfig = (f"{KUBECONFIG_MOUNT}/kubeconfig" if through_secret
                   else f"{PLAN_MOUNT}/{IN_CLUSTER_KUBECONFIG}")
     rules, notes = rbac_rules(drills)
 
@@ -444,11 +520,12 @@ def cronjob(gameday: GameDay, *, image: str, namespace: str = "dirt", management
         data[key] = gameday_text if rel == plan.gameday else _text(path)
         items.append({"key": key, "path": rel})
     data["dirt.yaml"] = _dirt_yaml(gameday, drills, kubeconfig=kubeconfig, management_cluster=management_cluster,
-                                   target_config=target_config, prometheus_url=prometheus_url,
+                                   through_secret=through_secret, target_config=target_config,
+                                   prometheus_url=prometheus_url,
                                    alertmanager_url=alertmanager_url, history=history,
                                    history_password_env=history_password_env)
     items.append({"key": "dirt.yaml", "path": "dirt.yaml"})
-    if not management_cluster:
+    if not through_secret:
         data[IN_CLUSTER_KUBECONFIG] = _in_cluster_kubeconfig(namespace)
         items.append({"key": IN_CLUSTER_KUBECONFIG, "path": IN_CLUSTER_KUBECONFIG})
     size = sum(len(v.encode()) + len(k) for k, v in data.items())
@@ -460,17 +537,19 @@ def cronjob(gameday: GameDay, *, image: str, namespace: str = "dirt", management
     documents: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
-         "automountServiceAccountToken": not management_cluster},
+         "automountServiceAccountToken": not through_secret},
     ]
-    if not management_cluster:
+    if not through_secret:
         documents += _rbac_documents(name, namespace, labels, rules)
+    deadline = starting_deadline if starting_deadline is not None else int(math.ceil(schedule.starting_deadline))
     documents.append(_cronjob_document(
         gameday, schedule, meta, labels, image=image, plan=plan, items=items, reports_pvc=reports_pvc,
-        management_cluster=management_cluster, kubeconfig_secret=kubeconfig_secret, env_secret=env_secret,
-        deadline=day_deadline(gameday, drills), starting_deadline=starting_deadline, history_limits=history_limits))
+        reports_host_path=reports_host_path, kubeconfig_secret=kubeconfig_secret, env_secret=env_secret,
+        deadline=day_deadline(gameday, drills), starting_deadline=deadline, history_limits=history_limits,
+        placement=placement))
     header = _cronjob_header(gameday, schedule, namespace, management_cluster=management_cluster,
                              kubeconfig_secret=kubeconfig_secret,
-                             reports_pvc=reports_pvc,
+                             reports_pvc=reports_pvc, reports_host_path=reports_host_path,
                              secret_envs=_secret_envs(gameday, target_config) + ([history_password_env]
                                                                                  if history_password_env else []),
                              env_secret=env_secret, notes=notes, rules=rules)
@@ -505,20 +584,20 @@ def _rbac_documents(name: str, namespace: str, labels: dict[str, str],
 
 def _cronjob_document(gameday: GameDay, schedule: Schedule, meta: dict[str, Any], labels: dict[str, str], *,
                       image: str, plan: PlanFiles, items: list[dict[str, str]], reports_pvc: str | None,
-                      management_cluster: bool, kubeconfig_secret: str | None, env_secret: str | None,
-                      deadline: int, starting_deadline: int, history_limits: tuple[int, int]) -> dict[str, Any]:
+                      reports_host_path: str | None, kubeconfig_secret: str | None, env_secret: str | None,
+                      deadline: int, starting_deadline: int, history_limits: tuple[int, int],
+                      placement: Placement) -> dict[str, Any]:
     mounts = [{"name": "plan", "mountPath": PLAN_MOUNT, "readOnly": True},
               {"name": "reports", "mountPath": REPORTS_MOUNT},
               {"name": "tmp", "mountPath": "/tmp"},
               {"name": "state", "mountPath": "/state"}]
     volumes: list[dict[str, Any]] = [
         {"name": "plan", "configMap": {"name": meta["name"], "items": items}},
-        {"name": "reports", **({"persistentVolumeClaim": {"claimName": reports_pvc}} if reports_pvc
-                               else {"emptyDir": {}})},
+        {"name": "reports", **_reports_volume(reports_pvc, reports_host_path)},
         {"name": "tmp", "emptyDir": {}},
         {"name": "state", "emptyDir": {}},
     ]
-    if management_cluster:
+    if kubeconfig_secret:
         mounts.append({"name": "kubeconfig", "mountPath": KUBECONFIG_MOUNT, "readOnly": True})
         volumes.append({"name": "kubeconfig", "secret": {"secretName": kubeconfig_secret,
                                                          "items": [{"key": "kubeconfig", "path": "kubeconfig"}]}})
@@ -534,17 +613,24 @@ def _cronjob_document(gameday: GameDay, schedule: Schedule, meta: dict[str, Any]
     }
     if env_secret:
         container["envFrom"] = [{"secretRef": {"name": env_secret}}]
-    pod = {
-        "serviceAccountName": meta["name"], "automountServiceAccountToken": not management_cluster,
+    pod: dict[str, Any] = {
+        "serviceAccountName": meta["name"], "automountServiceAccountToken": not kubeconfig_secret,
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "runAsUser": NON_ROOT_UID, "runAsGroup": NON_ROOT_UID,
                             "fsGroup": NON_ROOT_UID, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container], "volumes": volumes,
     }
+    if placement.host_network:  # e.g. an API server, Prometheus and Alertmanager on the node's 127.0.0.1
+        pod["hostNetwork"] = True
+        pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+    if placement.node_selector:
+        pod["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        pod["tolerations"] = [dict(t) for t in placement.tolerations]
     return {
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
         "spec": {
-            "schedule": schedule.cron, "timeZone": schedule.timezone, "concurrencyPolicy": "Forbid",
+            "schedule": kubernetes_cron(schedule), "timeZone": schedule.timezone, "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": starting_deadline,
             "successfulJobsHistoryLimit": history_limits[0], "failedJobsHistoryLimit": history_limits[1],
             "jobTemplate": {"metadata": {"labels": labels}, "spec": {
@@ -554,20 +640,52 @@ def _cronjob_document(gameday: GameDay, schedule: Schedule, meta: dict[str, Any]
     }
 
 
+def _reports_volume(pvc: str | None, host_path: str | None) -> dict[str, Any]:
+    if pvc:
+        return {"persistentVolumeClaim": {"claimName": pvc}}
+    if host_path:
+        return {"hostPath": {"path": host_path, "type": "DirectoryOrCreate"}}
+    return {"emptyDir": {}}
+
+
+def kubernetes_cron(schedule: Schedule) -> str:
+    """The CronJob's schedule: the game day's cron where Kubernetes can read it, else its superset."""
+    cron = parse_cron(schedule.cron)
+    return schedule.cron if cron.exact else cron.standard()
+
+
+def _superset_lines(schedule: Schedule, scheduler_cron: str, special: list[str]) -> list[str]:
+    return [f"{schedule.cron!r} uses {', '.join(special)}, which this scheduler's cron cannot say: it fires on "
+            f"{scheduler_cron!r}, a superset,",
+            "and `dirt gameday run --trigger schedule` runs only for a real slot (within the jitter and "
+            f"starting_deadline {format_duration(schedule.starting_deadline)}); at other times it exits 0, "
+            "'not a scheduled slot'."]
+
+
 def _cronjob_header(gameday: GameDay, schedule: Schedule, namespace: str, *, management_cluster: bool,
                     kubeconfig_secret: str | None,
-                    reports_pvc: str | None, secret_envs: list[str], env_secret: str | None, notes: list[str],
+                    reports_pvc: str | None, reports_host_path: str | None, secret_envs: list[str],
+                    env_secret: str | None, notes: list[str],
                     rules: list[dict[str, Any]]) -> str:
     lines = [f"dirt game day {gameday.name!r} as a Kubernetes CronJob (dirt gameday export --cronjob)",
              f"Apply: kubectl create namespace {namespace}; kubectl apply -f THIS_FILE",
              f"Schedule: {schedule.cron} in {schedule.timezone}. Blackouts are checked by the job itself at start",
              "(dirt gameday run --trigger schedule skips inside one); Kubernetes applies no jitter.",
              "concurrencyPolicy Forbid; a run more than startingDeadlineSeconds late is skipped, not started."]
-    lines.append(f"Reports: PVC {reports_pvc!r}." if reports_pvc else
-                 "Reports: an emptyDir, lost with the pod: name a PVC (--reports-pvc) or keep the history in "
-                 "PostgreSQL (history: in dirt.yaml) to keep them.")
-    if management_cluster:
-        lines += [f"Runs in a management cluster: the drilled cluster is reached through the kubeconfig in Secret "
+    cron = parse_cron(schedule.cron)
+    if not cron.exact:
+        lines += _superset_lines(schedule, cron.standard(), cron.special)
+    if reports_pvc:
+        lines.append(f"Reports and run history: PVC {reports_pvc!r}.")
+    elif reports_host_path:
+        lines.append(f"Reports and run history: {reports_host_path} on the node (hostPath; the folder must be "
+                     f"writable by uid {NON_ROOT_UID}).")
+    else:
+        lines.append("Reports: an emptyDir, lost with the pod: name a PVC (--reports-pvc) or keep the history in "
+                     "PostgreSQL (history: in dirt.yaml) to keep them.")
+    if kubeconfig_secret:
+        where = "in a management cluster" if management_cluster else "in the drilled cluster"
+        lines += [f"Runs {where}: the drilled cluster is reached through the kubeconfig in Secret "
                   f"{kubeconfig_secret!r} (key 'kubeconfig'); its identity there needs these rights:"]
         lines += [f"  {rule['apiGroups'][0] or 'core'}: {', '.join(rule['resources'])}: {', '.join(rule['verbs'])}"
                   for rule in rules]
@@ -610,34 +728,16 @@ class CronFields:
 
 
 def cron_fields(cron: str) -> CronFields:
-    if len(cron.split()) != 5 or not croniter.is_valid(cron):
-        raise ExportError(f"cron {cron!r}: expected five fields (minute hour day-of-month month day-of-week)")
-    expanded = croniter(cron).expanded
+    """The fields of the plain cron a scheduler gets: the game day's, or its superset where the game day's
+    uses what plain cron cannot say (``2#1``, ``L``, ``15W``: see ``dirt.gameday.cron``)."""
+    try:
+        plain = parse_cron(cron).standard()
+    except CronError as exc:
+        raise ExportError(str(exc)) from None
     fields: list[list[int] | None] = []
-    for values in expanded:
-        if values == ["*"]:
-            fields.append(None)
-        elif all(isinstance(v, int) for v in values):
-            fields.append(sorted(set(values)))
-        else:
-            raise ExportError(f"cron {cron!r}: {values} (L, W, #) has no equivalent in the scheduler's cron")
+    for values in croniter(plain).expanded:
+        fields.append(None if values == ["*"] else sorted({int(v) for v in values}))
     return CronFields(*fields)
-
-
-def _compact(values: list[int] | None, full: range, dash: str = "-", width: int = 1) -> str:
-    """'*' for every value, else lists with consecutive runs as ranges: [1,2,3,5] -> '1-3,5'."""
-    if values is None or set(values) == set(full):
-        return "*"
-    parts: list[str] = []
-    start = prev = values[0]
-    for value in values[1:] + [None]:  # type: ignore[list-item]
-        if value is not None and value == prev + 1:
-            prev = value
-            continue
-        parts.append(f"{start:0{width}d}" if start == prev else f"{start:0{width}d}{dash}{prev:0{width}d}")
-        if value is not None:
-            start = prev = value
-    return ",".join(parts)
 
 
 @dataclass(frozen=True)
@@ -719,16 +819,13 @@ def _shifted_days(fields: CronFields, shift: int, original: str) -> tuple[str, s
 
 
 def on_calendar(cron: str, timezone_name: str) -> list[str]:
-    """systemd ``OnCalendar=`` values equal to a cron in a time zone (two when cron ORs its day fields)."""
-    fields = cron_fields(cron)
-    zone = ZoneInfo(timezone_name).key if timezone_name else "UTC"
-    clock = f"{_compact(fields.hours, range(24), '..', 2)}:{_compact(fields.minutes, range(60), '..', 2)}:00 {zone}"
-    months = _compact(fields.months, range(1, 13), "..", 2)
-    weekday = ",".join(WEEKDAY_NAMES[d] for d in fields.weekdays) if fields.weekdays is not None else None
-    days = _compact(fields.days, range(1, 32), "..", 2)
-    if fields.days is not None and weekday is not None:  # cron: either day field matches
-        return [f"*-{months}-{days} {clock}", f"{weekday} *-{months}-* {clock}"]
-    return [f"{weekday + ' ' if weekday else ''}*-{months}-{days} {clock}"]
+    """systemd ``OnCalendar=`` values for a cron in a time zone: one per group of days (cron ORs its day
+    fields, systemd ANDs them); ``2#1`` and ``L`` exactly, ``15W`` as a superset (``dirt.gameday.cron``)."""
+    try:
+        parsed = parse_cron(cron)
+    except CronError as exc:
+        raise ExportError(str(exc)) from None
+    return parsed.on_calendar(ZoneInfo(timezone_name).key if timezone_name else "UTC")
 
 
 # -- GitHub Actions ------------------------------------------------------------------------
@@ -741,7 +838,12 @@ def github_actions(gameday: GameDay, *, python_version: str = "3.11", dirt_requi
 
     The game day's path is taken relative to its project folder, which is the repository's
     root in the checkout; dirt.yaml there must define the game day's target (a ``kind``
-    target named after ``kind_cluster``).
+    target named after ``kind_cluster``).  GitHub's cron is UTC only and plain: the
+    workflow fires on a superset of the game day's times (both seasons' crons, every
+    Tuesday for ``2#1``), and a guard step, before any kind cluster is made, lets a
+    scheduled run through only when its cron is the one of today's UTC offset and
+    ``dirt gameday due`` finds a real slot.  The run is told the moment the guard
+    checked (``--started-at``), so a slow setup does not push it out of its slot.
     """
     schedule = _schedule(gameday)
     crons = utc_crons(schedule, now=now)
@@ -749,39 +851,49 @@ def github_actions(gameday: GameDay, *, python_version: str = "3.11", dirt_requi
     repo_root = project_root(gameday.path.parent)
     path = gameday.path.resolve().relative_to(repo_root).as_posix()
     offsets = sorted({o for c in crons for o in c.offsets})
-    guarded = len(offsets) > 1
-    run_if = "steps.guard.outputs.run == 'true'" if guarded else None
+    run_if = "steps.guard.outputs.run == 'true'"
 
     def step(**fields: Any) -> dict[str, Any]:
-        return {**fields, **({"if": run_if} if run_if else {})}
+        return {**fields, "if": run_if}
 
-    steps: list[dict[str, Any]] = []
-    if guarded:
+    guard = ["set -euo pipefail",
+             'if [ "$EVENT" != "schedule" ]; then echo "run=true" >> "$GITHUB_OUTPUT"; exit 0; fi']
+    if len(offsets) > 1:
         cases = "\n".join(f"  '{c.cron}') want='{' '.join(_offset_text(o, compact=True) for o in c.offsets)}' ;;"
                           for c in crons)
-        steps.append({"name": "Run only the cron of today's UTC offset", "id": "guard", "shell": "bash",
-                      "env": {"SCHEDULE": "${{ github.event.schedule }}", "ZONE": schedule.timezone},
-                      "run": "set -euo pipefail\n"
-                             'if [ -z "$SCHEDULE" ]; then echo "run=true" >> "$GITHUB_OUTPUT"; exit 0; fi\n'
-                             'case "$SCHEDULE" in\n' + cases + "\n  *) want='' ;;\nesac\n"
-                             'now=$(TZ="$ZONE" date +%z)\n'
-                             'if [[ " $want " == *" $now "* ]]; then echo "run=true" >> "$GITHUB_OUTPUT"; '
-                             'else echo "UTC offset $now: this cron is the other season\'s"; '
-                             'echo "run=false" >> "$GITHUB_OUTPUT"; fi\n'})
-    steps += [
-        step(uses="actions/checkout@v4"),
-        step(uses="actions/setup-python@v5", **{"with": {"python-version": python_version}}),
-        step(name="Install dirt", shell="bash", env={"DIRT_REQUIREMENT": dirt_requirement},
-             run='set -euo pipefail\npython -m pip install "$DIRT_REQUIREMENT"\n'),
+        guard += ['case "$SCHEDULE" in', cases, "  *) want='' ;;", "esac",
+                  'now=$(TZ="$ZONE" date +%z)',
+                  'if [[ " $want " != *" $now "* ]]; then',
+                  '  echo "UTC offset $now: this cron is the other season\'s"',
+                  '  echo "run=false" >> "$GITHUB_OUTPUT"; exit 0',
+                  "fi"]
+    guard += ['echo "started_at=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)" >> "$GITHUB_OUTPUT"',
+              f"status=0; dirt gameday due {_sh(path)} || status=$?",
+              'case "$status" in',
+              '  0) echo "run=true" >> "$GITHUB_OUTPUT" ;;',
+              '  1) echo "run=false" >> "$GITHUB_OUTPUT" ;;',
+              '  *) exit "$status" ;;',
+              "esac"]
+    steps: list[dict[str, Any]] = [
+        {"uses": "actions/checkout@v4"},
+        {"uses": "actions/setup-python@v5", "with": {"python-version": python_version}},
+        {"name": "Install dirt", "shell": "bash", "env": {"DIRT_REQUIREMENT": dirt_requirement},
+         "run": 'set -euo pipefail\npython -m pip install "$DIRT_REQUIREMENT"\n'},
+        {"name": "Run only in a real slot of the game day's schedule", "id": "guard", "shell": "bash",
+         "env": {"EVENT": "${{ github.event_name }}", "SCHEDULE": "${{ github.event.schedule }}",
+                 "ZONE": schedule.timezone},
+         "run": "\n".join(guard) + "\n"},
         step(name="Create the kind cluster", uses="helm/kind-action@v1", **{"with": {"cluster_name": kind_cluster}}),
         step(name="Run the game day", shell="bash",
              env={"TRIGGER": "${{ github.event_name == 'schedule' && 'schedule' || 'manual' }}",
+                  "STARTED_AT": "${{ steps.guard.outputs.started_at }}",
                   "APPROVED_BY": "${{ inputs.approved_by }}"},
              run="set -euo pipefail\nargs=(--trigger \"$TRIGGER\")\n"
+                 'if [ "$TRIGGER" = schedule ]; then args+=(--started-at "$STARTED_AT"); fi\n'
                  'if [ -n "${APPROVED_BY:-}" ]; then args+=(--approved-by "$APPROVED_BY"); fi\n'
                  f"dirt gameday run {_sh(path)} --report-dir {_sh(report_dir)} \"${{args[@]}}\"\n"),
         {"name": "Upload the reports", "uses": "actions/upload-artifact@v4",
-         "if": f"always(){' && ' + run_if if run_if else ''}",
+         "if": f"always() && {run_if}",
          "with": {"name": f"dirt-gameday-{gameday.name}", "path": report_dir, "if-no-files-found": "warn"}},
     ]
     workflow = {
@@ -802,11 +914,15 @@ def github_actions(gameday: GameDay, *, python_version: str = "3.11", dirt_requi
     for c in crons:
         lines.append(f"  {c.cron:<20} UTC is that time while {schedule.timezone} is at "
                      + " or ".join(_offset_text(o) for o in c.offsets))
-    if guarded:
+    cron = parse_cron(schedule.cron)
+    if not cron.exact:
+        lines += _superset_lines(schedule, cron.standard(), cron.special)
+    if len(offsets) > 1:
         lines.append("Both seasons' crons are listed; the guard step lets through only the one whose UTC offset "
                      "holds that day (github.event.schedule says which cron fired).")
-    lines += ["Blackouts are checked by `dirt gameday run --trigger schedule` itself; GitHub may start a scheduled",
-              "run late under load, and applies no jitter."]
+    lines += ["The guard asks `dirt gameday due` before the kind cluster is made: GitHub may start a scheduled run",
+              f"late under load; later than starting_deadline ({format_duration(schedule.starting_deadline)}) the "
+              "day is not run. Blackouts are checked by the run itself; GitHub applies no jitter."]
     header = "".join(f"# {line}\n" for line in lines)
     return header + yaml.dump(workflow, Dumper=_Dumper, sort_keys=False, width=120)
 
@@ -855,7 +971,11 @@ def systemd(gameday: GameDay, *, executable: str | None = None, user: str | None
         "NoNewPrivileges=yes",
         "",
     ]
+    cron = parse_cron(schedule.cron)
+    note = ([f"# {line}" for line in _superset_lines(schedule, "the OnCalendar values below", cron.special)]
+            if not cron.exact_in_systemd else [])
     timer = [
+        *note,
         "[Unit]",
         f"Description=dirt game day {gameday.name}: {schedule.cron} in {schedule.timezone}"
         " (blackouts: checked by the run)",

@@ -1,4 +1,4 @@
-"""``dirt gameday``: game days (plans of drills, scheduled or run by hand) — validate, plan, run, next, export."""
+"""``dirt gameday``: game days (plans of drills, scheduled or run by hand) — validate, plan, run, next, due, export."""
 
 from __future__ import annotations
 
@@ -66,25 +66,16 @@ def next_(state: Any, path: str, count: int, after: str | None, as_json: bool) -
     Exit 2 when blackouts leave (nearly) no cron time free.
     """
     import json
-    from datetime import datetime, timezone
 
     from dirt.core.errors import UsageError
     from dirt.gameday import load_gameday
-    from dirt.gameday.schedule import MAX_SCAN, gameday_scan, wall_to_instant, zone_of
+    from dirt.gameday.schedule import MAX_SCAN, gameday_scan
 
     day = load_gameday(Path(path), known_targets=list(state.loaded.config.targets))
     schedule = day.schedule
     if schedule is None:
         raise UsageError(f"{path}: game day {day.name!r} has no schedule: it runs only when started by hand")
-    start = datetime.now(timezone.utc)
-    if after:
-        try:
-            start = datetime.fromisoformat(after)
-        except ValueError:
-            raise UsageError(f"--after {after!r} is not an ISO-8601 date-time (e.g. 2027-03-27T12:00 or "
-                             "2027-03-27T12:00+01:00)") from None
-        if start.tzinfo is None:
-            start = wall_to_instant(start, zone_of(schedule))
+    start = _moment(after, "--after", schedule)
     found = gameday_scan(day, start, count)
     note = (f"checked when a run starts, not known in advance: a run is skipped while "
             f"{', '.join(schedule.skip_when_firing)} fires") if schedule.skip_when_firing else None
@@ -96,6 +87,53 @@ def next_(state: Any, path: str, count: int, after: str | None, as_json: bool) -
     if found.gave_up:
         raise UsageError(f"{path}: found {len(found.runs)} of {count} run(s) in {found.scanned:,} cron times "
                          f"(the search stops at {MAX_SCAN:,} or ten years): the blackouts cover (nearly) every one")
+
+
+def _moment(text: str | None, option: str, schedule: Any) -> Any:
+    """Now, or the moment given as ``option`` (without an offset it is read in the schedule's zone)."""
+    from datetime import datetime, timezone
+
+    from dirt.core.errors import UsageError
+    from dirt.gameday.schedule import wall_to_instant, zone_of
+
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not an ISO-8601 date-time (e.g. 2027-03-27T12:00 or "
+                         "2027-03-27T12:00+01:00)") from None
+    return wall_to_instant(moment, zone_of(schedule)) if moment.tzinfo is None else moment
+
+
+@gameday.command(name="due")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--at", metavar="ISO-8601",
+              help="Ask about this moment (default: now); without an offset it is read in the schedule's zone.")
+@click.pass_obj
+def due_(state: Any, path: str, at: str | None) -> int:
+    """Is a scheduled run due: does a run started now belong to a real slot of the schedule?
+
+    Exit 0 and the slot when it does; exit 1 and "not a scheduled slot" (with the last and next cron
+    times) when it does not.  `dirt gameday run --trigger schedule` asks the same first; the exported
+    GitHub workflow asks it before it makes a kind cluster, since GitHub's cron cannot say 2#1 or L.
+    """
+    from dirt.app.gameday import not_due_reason
+    from dirt.core.errors import UsageError
+    from dirt.gameday import load_gameday
+    from dirt.gameday.schedule import due
+
+    day = load_gameday(Path(path), known_targets=list(state.loaded.config.targets))
+    if day.schedule is None:
+        raise UsageError(f"{path}: game day {day.name!r} has no schedule: it runs only when started by hand")
+    moment = _moment(at, "--at", day.schedule)
+    slot = due(day.schedule, moment, day.name)
+    if slot is None:
+        click.echo(f"game day {day.name}: {not_due_reason(day, moment)}")
+        return 1
+    click.echo(f"game day {day.name}: due for the slot of {slot.cron_at.isoformat()} (starts "
+               f"{slot.start.isoformat()}, may start until {slot.deadline.isoformat()})")
+    return 0
 
 
 def _next_json(day: Any, start: Any, found: Any, note: str | None) -> dict[str, Any]:
@@ -186,24 +224,45 @@ def plan_(state: Any, path: str) -> None:
 @click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True)
 @click.option("--trigger", type=click.Choice(["manual", "schedule"]), default="manual", show_default=True,
               help="What started the run (a scheduler passes 'schedule').")
+@click.option("--started-at", metavar="ISO-8601",
+              help="With --trigger schedule: when the scheduler started the run, if not now (a workflow that "
+                   "asked `dirt gameday due` before a slow setup passes the moment it asked).")
 @click.option("--force", is_flag=True, help="Run even while a skip_when_firing alert fires.")
 @click.pass_obj
 def run_(state: Any, path: str, approved_by: str | None, yes: bool, report_dir: str | None, display: str,
-         trigger: str, force: bool) -> int:
+         trigger: str, started_at: str | None, force: bool) -> int:
     """Run a game day: approval, then its drills in order, notifications, and the game-day report.
 
-    Exit status: 0 passed (or skipped while an alert fired), 1 a drill failed, 2 bad input, 3 aborted or vetoed.
+    With --trigger schedule (what the exported CronJob, workflow and timer pass) it runs only for a
+    real slot of the schedule: between a cron time and its jittered start plus schedule.starting_deadline.
+    Started at any other time (a scheduler's superset of the cron, a late catch-up) it says
+    "not a scheduled slot", touches nothing and exits 0.
+
+    Exit status: 0 passed (or skipped while an alert fired, or not a scheduled slot), 1 a drill failed,
+    2 bad input, 3 aborted or vetoed.
     """
+    from datetime import datetime, timedelta, timezone
+
     from dirt.app.gameday import run_gameday
     from dirt.cli import _confirm
+    from dirt.core.errors import UsageError
     from dirt.core.redact import redact_text
     from dirt.gameday import load_gameday
 
     loaded = state.loaded
     day = load_gameday(Path(path), known_targets=list(loaded.config.targets))
-    result = run_gameday(day, loaded, approved_by=approved_by, trigger=trigger, force=force, assume_yes=yes,
+    if started_at and trigger != "schedule":
+        raise UsageError("--started-at is for --trigger schedule: a run started by hand runs now")
+    asked = _moment(started_at, "--started-at", day.schedule) if started_at and day.schedule else None
+    if asked is not None and asked > datetime.now(timezone.utc) + timedelta(seconds=60):
+        raise UsageError(f"--started-at {started_at!r} is in the future: give the moment the scheduler started the run")
+    result = run_gameday(day, loaded, approved_by=approved_by, trigger=trigger, started_at=asked, force=force,
+                         assume_yes=yes,
                          confirm=_confirm, display=display, report_dir=Path(report_dir) if report_dir else None,
                          say=lambda text: click.echo(redact_text(text), err=True))
+    if result.verdict == "not-due":
+        click.echo(f"game day {day.name}: {result.reason}")
+        return result.exit_code
     for drill in result.drills:
         where = f" {drill.result.run_dir / 'report.html'}" if drill.result else ""
         click.echo(f"{drill.verdict.upper():8} {drill.id}{where}")
@@ -228,8 +287,18 @@ def run_(state: Any, path: str, approved_by: str | None, yes: bool, report_dir: 
 @click.option("--management-cluster", is_flag=True,
               help="The CronJob runs in a separate cluster: control-plane, etcd and cluster drills are allowed.")
 @click.option("--kubeconfig-secret", metavar="NAME", help="Secret with the drilled cluster's kubeconfig "
-              "(key 'kubeconfig'), with --management-cluster.")
-@click.option("--reports-pvc", metavar="NAME", help="PersistentVolumeClaim for reports (default: an emptyDir).")
+              "(key 'kubeconfig'): the job acts as that identity instead of its ServiceAccount (needed with "
+              "--management-cluster).")
+@click.option("--reports-pvc", metavar="NAME", help="PersistentVolumeClaim for reports and the run history "
+              "(default: an emptyDir).")
+@click.option("--reports-host-path", metavar="PATH", help="A folder on the node for reports and the run history "
+              "(hostPath; writable by uid 65532).")
+@click.option("--host-network", is_flag=True, help="Run the job's pod in the node's network (it reaches the API "
+              "server, Prometheus and Alertmanager at the node's addresses, e.g. 127.0.0.1).")
+@click.option("--node-selector", "node_selectors", multiple=True, metavar="KEY=VALUE",
+              help="Run the job only on nodes with this label (repeatable).")
+@click.option("--toleration", "tolerations", multiple=True, metavar="KEY[=VALUE][:EFFECT]",
+              help="Let the job run on nodes with this taint (repeatable), e.g. dirt.dev/real-node=true:NoSchedule.")
 @click.option("--env-secret", metavar="NAME", help="Secret whose keys become the job's environment "
               "(webhook URLs, tokens named by *_env).")
 @click.option("--target", "-t", "target_name", help="A kubeconfig target of dirt.yaml to copy (commands, "
@@ -239,14 +308,20 @@ def run_(state: Any, path: str, approved_by: str | None, yes: bool, report_dir: 
 @click.pass_obj
 def export_(state: Any, path: str, kind: str | None, output: str | None, image: str | None, namespace: str,
             management_cluster: bool, kubeconfig_secret: str | None, reports_pvc: str | None,
-            env_secret: str | None, target_name: str | None, prometheus_url: str | None,
-            alertmanager_url: str | None) -> None:
+            reports_host_path: str | None, host_network: bool, node_selectors: tuple[str, ...],
+            tolerations: tuple[str, ...], env_secret: str | None, target_name: str | None,
+            prometheus_url: str | None, alertmanager_url: str | None) -> None:
     """Hand a scheduled game day to a real scheduler: a Kubernetes CronJob, a GitHub Actions
     workflow, or a systemd timer.  Blackouts are checked by the run itself at start.
 
+    A cron the scheduler cannot read (2#1, L, 15W) is exported as a superset the scheduler
+    accepts, and the run itself lets only the real slots through (`dirt gameday due`).
+
     A CronJob in the cluster its drills destroy would die with it: plans with control-plane,
     etcd or cluster drills are refused (exit 2) unless --management-cluster says it runs
-    elsewhere and --kubeconfig-secret names how it reaches the drilled cluster.
+    elsewhere and --kubeconfig-secret names how it reaches the drilled cluster.  A plan whose
+    drills watch alerts is refused unless the job can reach a Prometheus or Alertmanager
+    (--prometheus, --alertmanager, or a --target that names them).
     """
     from dirt.app import gameday_export
     from dirt.core.errors import UsageError
@@ -254,10 +329,12 @@ def export_(state: Any, path: str, kind: str | None, output: str | None, image: 
 
     if kind is None:
         raise UsageError("say which scheduler: --cronjob, --github-actions or --systemd")
-    if kind != "cronjob" and (image or management_cluster or kubeconfig_secret or reports_pvc or env_secret
-                              or target_name or prometheus_url or alertmanager_url):
-        raise UsageError("--image, --management-cluster, --kubeconfig-secret, --reports-pvc, --env-secret, "
-                         "--target, --prometheus and --alertmanager are for --cronjob")
+    if kind != "cronjob" and (image or management_cluster or kubeconfig_secret or reports_pvc or reports_host_path
+                              or host_network or node_selectors or tolerations or env_secret or target_name
+                              or prometheus_url or alertmanager_url):
+        raise UsageError("--image, --management-cluster, --kubeconfig-secret, --reports-pvc, --reports-host-path, "
+                         "--host-network, --node-selector, --toleration, --env-secret, --target, --prometheus and "
+                         "--alertmanager are for --cronjob")
     loaded = state.loaded
     day = load_gameday(Path(path), known_targets=list(loaded.config.targets))
     out = Path(output) if output else None
@@ -272,14 +349,59 @@ def export_(state: Any, path: str, kind: str | None, output: str | None, image: 
             raise UsageError("--cronjob needs --image IMAGE: a container image with dirt installed")
         target = loaded.target(target_name)[1] if target_name else None
         history = loaded.config.history if (loaded.config.history or "").startswith("postgresql") else None
+        placement = gameday_export.Placement(node_selector=_labels(node_selectors),
+                                             tolerations=tuple(_toleration(t) for t in tolerations),
+                                             host_network=host_network)
         text = gameday_export.cronjob(
             day, image=image, namespace=namespace, management_cluster=management_cluster,
-            kubeconfig_secret=kubeconfig_secret, reports_pvc=reports_pvc, env_secret=env_secret, target_config=target,
-            prometheus_url=prometheus_url, alertmanager_url=alertmanager_url, history=history,
-            history_password_env=loaded.config.history_password_env if history else None)
+            kubeconfig_secret=kubeconfig_secret, reports_pvc=reports_pvc, reports_host_path=reports_host_path,
+            env_secret=env_secret, target_config=target, prometheus_url=prometheus_url,
+            alertmanager_url=alertmanager_url, history=history,
+            history_password_env=loaded.config.history_password_env if history else None, placement=placement)
     from dirt.cli import _write_output
 
     _write_output(text, out)
+
+
+_LABEL_KEY = r"([A-Za-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+
+
+def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    """--node-selector KEY=VALUE, each checked as Kubernetes checks label keys and values."""
+    import re
+
+    from dirt.core.errors import UsageError
+
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(_LABEL_KEY, key) or not re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]*"
+                                                                           r"[A-Za-z0-9])?)?", value):
+            raise UsageError(f"--node-selector {pair!r}: write KEY=VALUE with a label key and value, "
+                             "e.g. dirt.dev/node=real")
+        labels[key] = value
+    return labels
+
+
+def _toleration(text: str) -> dict[str, str]:
+    """--toleration KEY[=VALUE][:EFFECT] as a pod toleration (Equal with a value, Exists without)."""
+    import re
+
+    from dirt.core.errors import UsageError
+
+    match = re.fullmatch(rf"(?P<key>{_LABEL_KEY})(=(?P<value>[^:]*))?(:(?P<effect>NoSchedule|PreferNoSchedule|"
+                         r"NoExecute))?", text)
+    if match is None:
+        raise UsageError(f"--toleration {text!r}: write KEY[=VALUE][:EFFECT] with EFFECT NoSchedule, "
+                         "PreferNoSchedule or NoExecute, e.g. dirt.dev/real-node=true:NoSchedule")
+    toleration = {"key": match["key"]}
+    if match["value"] is not None:
+        toleration |= {"operator": "Equal", "value": match["value"]}
+    else:
+        toleration["operator"] = "Exists"
+    if match["effect"]:
+        toleration["effect"] = match["effect"]
+    return toleration
 
 
 def _write_units(units: dict[str, str], folder: Path | None) -> None:

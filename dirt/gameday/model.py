@@ -155,6 +155,10 @@ class Schedule(Model):
     cron: str = Field(min_length=1, description="Five-field cron expression, e.g. '0 10 * * 2' (10:00 on Tuesdays).")
     timezone: str = Field("UTC", description="IANA time zone the cron expression is read in, e.g. Europe/Berlin.")
     jitter: Duration = Field(0.0, description="Start up to this much later than the cron time (spreads load).")
+    starting_deadline: Duration = Field(
+        1800.0, description="How late after its cron time and jitter a scheduled run may still start (a busy "
+                            "scheduler, a machine that was off); later, `dirt gameday run --trigger schedule` "
+                            "says 'not a scheduled slot' and does nothing.")
     blackouts: list[Blackout] = Field(default_factory=list)
     skip_when_firing: list[str] = Field(
         default_factory=list, description="Alert names: a scheduled run is skipped while any of them fires.")

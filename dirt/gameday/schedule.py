@@ -23,6 +23,12 @@ uses the game day's name: ``gameday_scan``) and the cron time, in whole seconds,
 cron spread out.  A run is listed when its *cron time* is after ``after`` (a run
 whose cron time passed is already started, even if its jitter delay has not).
 
+A scheduler starts ``dirt gameday run --trigger schedule`` at its own times, which may be a
+superset of the game day's (``dirt.gameday.cron``): ``due`` lets a run through only between a
+real cron time and its jittered start plus ``schedule.starting_deadline`` (30 minutes unless
+set; a minute early is tolerated for clocks that differ).  Any other start is "not a scheduled
+slot" and touches nothing.
+
 Blackouts are checked at the moment the run starts (jitter included):
 
 - ``dates`` and ``freeze``: dates are whole days in the schedule's zone, both ends
@@ -55,6 +61,9 @@ MAX_SCAN = 100_000
 #: ... or after this long past ``after``: a blackout of ten years is a schedule that never runs.
 MAX_SPAN = timedelta(days=3653)
 UTC = timezone.utc
+#: A scheduled run that starts this much before a cron time still counts for it (the scheduler's
+#: clock and the runner's are not the same clock).
+EARLY = timedelta(seconds=60)
 #: Where interval samples start: any fixed wall time works, fixed keeps the answer the same every day.
 _SAMPLE_START = datetime(2001, 1, 1)
 _SAMPLE_TIMES = 2000
@@ -150,13 +159,9 @@ def jitter_delay(schedule: Schedule, cron_at: datetime, seed: str = "") -> timed
 
 
 def scheduled_start(schedule: Schedule, now: datetime, seed: str = "") -> tuple[datetime, datetime] | None:
-    """For a run started by a scheduler at ``now``: (its cron time, the moment it should start, jitter included).
-
-    The cron time is the latest one at or before ``now`` (a scheduler starts a run at its cron time, or
-    late); None when the cron has no time before ``now`` within ten years.  Kubernetes' and GitHub's
-    cron apply no jitter, so ``dirt gameday run --trigger schedule`` waits until the moment returned,
-    the same one ``next`` listed.
-    """
+    """The latest cron time at or before ``now`` and the moment its run starts (jitter included), or None
+    when the cron has no time before ``now`` within ten years.  Whether a run started now belongs to it
+    is ``due``'s question."""
     if now.tzinfo is None:
         raise UsageError("the moment a scheduled run starts needs a time zone")
     zone = zone_of(schedule)
@@ -168,6 +173,43 @@ def scheduled_start(schedule: Schedule, now: datetime, seed: str = "") -> tuple[
             return None
         if instant <= now:
             return fixed(instant), fixed(instant + jitter_delay(schedule, instant, seed))
+    return None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A real cron time of the schedule, and the window in which a scheduled run may start for it."""
+
+    cron_at: datetime
+    start: datetime  # cron_at + the jitter delay: when the run should start
+    deadline: datetime  # start + schedule.starting_deadline: the latest it may start
+
+
+def slot_of(schedule: Schedule, cron_at: datetime, seed: str = "") -> Slot:
+    start = fixed(cron_at + jitter_delay(schedule, cron_at, seed))
+    return Slot(cron_at=cron_at, start=start, deadline=fixed(start + timedelta(seconds=schedule.starting_deadline)))
+
+
+def due(schedule: Schedule, now: datetime, seed: str = "") -> Slot | None:
+    """The real slot a run started by a scheduler at ``now`` is for, or None: not a scheduled slot.
+
+    A scheduler may start a run at a time the cron never names: its own cron can be a superset
+    of the game day's (``2#1`` exported as every Tuesday, see ``dirt.gameday.cron``), GitHub runs
+    both seasons' crons, a systemd timer catches up after the machine was off.  A run is due when
+    ``now`` lies between a cron time (less ``EARLY``, for clocks that differ) and that slot's
+    jittered start plus ``schedule.starting_deadline``.  The latest cron time at or before ``now``
+    is tried first, then the next one.
+    """
+    if now.tzinfo is None:
+        raise UsageError("the moment a scheduled run starts needs a time zone")
+    latest = scheduled_start(schedule, now, seed)
+    if latest is not None:
+        slot = slot_of(schedule, latest[0], seed)
+        if now <= slot.deadline:
+            return slot
+    upcoming = next(cron_times(schedule, now), None)
+    if upcoming is not None and upcoming - now <= EARLY:
+        return slot_of(schedule, upcoming, seed)
     return None
 
 
@@ -291,6 +333,7 @@ def interval_seconds(schedule: Schedule) -> float:
     return max(wall_gaps(schedule.cron))
 
 
-__all__ = ["MAX_COUNT", "MAX_SCAN", "MAX_SPAN", "Occurrence", "Upcoming", "zone_of", "wall_to_instant", "fixed",
+__all__ = ["MAX_COUNT", "MAX_SCAN", "MAX_SPAN", "EARLY", "Occurrence", "Slot", "slot_of", "due", "scheduled_start",
+           "Upcoming", "zone_of", "wall_to_instant", "fixed",
            "cron_times", "jitter_delay", "in_blackout", "range_span", "start_of", "describe", "scan", "gameday_scan",
            "upcoming", "wall_gaps", "interval_seconds"]

@@ -33,6 +33,8 @@ inject:
     selector: app=frontend
 """
 SCHEDULE = {"cron": "0 10 * * 2", "timezone": "Europe/Berlin", "jitter": "10m"}
+#: Where the job reaches the drilled cluster's monitoring: drills that watch alerts need it.
+WATCHED = {"prometheus_url": "http://prometheus.monitoring.svc:9090"}
 
 
 @pytest.fixture
@@ -62,13 +64,13 @@ def docs(text: str) -> dict[str, dict]:
 
 def test_cronjob_runs_the_game_day_on_its_schedule_in_its_time_zone_once_at_a_time(project: Path) -> None:
     day = make_gameday(project, ["namespace-deletion"])
-    out = docs(ge.cronjob(day, image="registry.example/dirt:1", namespace="drills"))
+    out = docs(ge.cronjob(day, image="registry.example/dirt:1", namespace="drills", **WATCHED))
     assert list(out) == ["ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
                          "CronJob"]
     spec = out["CronJob"]["spec"]
     assert (spec["schedule"], spec["timeZone"], spec["concurrencyPolicy"]) == ("0 10 * * 2", "Europe/Berlin",
                                                                                 "Forbid")
-    assert spec["startingDeadlineSeconds"] == 600
+    assert spec["startingDeadlineSeconds"] == 1800, "the schedule's starting_deadline (30 minutes unless set)"
     assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (3, 5)
     job = spec["jobTemplate"]["spec"]
     assert job["backoffLimit"] == 0
@@ -91,14 +93,14 @@ def test_cronjob_runs_the_game_day_on_its_schedule_in_its_time_zone_once_at_a_ti
 
 def test_reports_go_to_the_named_volume_claim(project: Path) -> None:
     day = make_gameday(project, ["namespace-deletion"])
-    pod = docs(ge.cronjob(day, image="i", reports_pvc="dirt-reports"))["CronJob"]["spec"]["jobTemplate"]["spec"][
-        "template"]["spec"]
+    out = docs(ge.cronjob(day, image="i", reports_pvc="dirt-reports", **WATCHED))
+    pod = out["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert {"name": "reports", "persistentVolumeClaim": {"claimName": "dirt-reports"}} in pod["volumes"]
 
 
 def test_configmap_holds_every_file_the_plan_needs_under_flat_keys_mounted_in_the_same_layout(project: Path) -> None:
     day = make_gameday(project, ["namespace-deletion"])
-    out = docs(ge.cronjob(day, image="i"))
+    out = docs(ge.cronjob(day, image="i", **WATCHED))
     data = out["ConfigMap"]["data"]
     assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", key) for key in data), "ConfigMap keys may not hold '/'"
     volume = next(v for v in out["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
@@ -119,6 +121,22 @@ def test_configmap_holds_every_file_the_plan_needs_under_flat_keys_mounted_in_th
     assert config["reports_dir"] == "/reports"
     kubeconfig = yaml.safe_load(layout["in-cluster.kubeconfig"])
     assert kubeconfig["users"][0]["user"] == {"tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+
+
+def test_manifests_named_up_the_tree_from_the_scenario_are_mounted_too(tmp_path: Path) -> None:
+    """The starter's drill redeploys '../apps/hello/manifests': a folder above the scenario's, not a hidden one."""
+    from dirt.app.init import init_project
+    from dirt.gameday import load_gameday
+
+    init_project(tmp_path)
+    day = load_gameday(tmp_path / "gamedays" / "example.yaml", known_targets=["sandbox"])
+    out = docs(ge.cronjob(day, image="i", **WATCHED))
+    volume = next(v for v in out["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "plan")
+    paths = {item["path"] for item in volume["configMap"]["items"]}
+    assert {"apps/hello/manifests/00-namespace.yaml", "apps/hello/manifests/10-config.yaml",
+            "apps/hello/manifests/20-web.yaml", "scenarios/first-drill.yaml", "playbooks/first-drill.md",
+            "gamedays/example.yaml", "dirt.yaml"} <= paths
 
 
 def test_plan_files_outside_the_project_are_mounted_with_the_game_day_path_rewritten(project: Path,
@@ -166,8 +184,9 @@ def test_the_cli_refuses_the_destructive_plan_with_exit_2(project: Path, capsys)
 def test_a_management_cluster_runs_destructive_drills_through_the_named_kubeconfig_secret(project: Path) -> None:
     day = make_gameday(project, ["control-plane-down"])
     with pytest.raises(ge.ExportError, match="--kubeconfig-secret"):
-        ge.cronjob(day, image="i", management_cluster=True)
-    out = docs(ge.cronjob(day, image="i", management_cluster=True, kubeconfig_secret="drilled-kubeconfig"))
+        ge.cronjob(day, image="i", management_cluster=True, **WATCHED)
+    out = docs(ge.cronjob(day, image="i", management_cluster=True, kubeconfig_secret="drilled-kubeconfig",
+                          **WATCHED))
     assert "ClusterRole" not in out, "in the management cluster the job needs no rights"
     pod = out["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
@@ -248,23 +267,133 @@ def test_workflow_runs_on_schedule_and_by_hand_with_a_guard_for_daylight_saving(
     assert workflow["on"]["schedule"] == [{"cron": "0 9 * * 2"}, {"cron": "0 8 * * 2"}]
     assert "workflow_dispatch" in workflow["on"]
     steps = workflow["jobs"]["gameday"]["steps"]
-    guard = steps[0]
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    assert uses == ["actions/checkout", "actions/setup-python", "", "", "helm/kind-action", "",
+                    "actions/upload-artifact"]
+    guard = steps[3]
     assert guard["id"] == "guard" and "'0 9 * * 2') want='+0100'" in guard["run"]
     assert "'0 8 * * 2') want='+0200'" in guard["run"] and guard["env"]["ZONE"] == "Europe/Berlin"
-    uses = [s.get("uses", "").split("@")[0] for s in steps]
-    assert uses[1:] == ["actions/checkout", "actions/setup-python", "", "helm/kind-action", "",
-                        "actions/upload-artifact"]
+    assert "dirt gameday due gamedays/weekly.yaml" in guard["run"], "before the kind cluster: is it a real slot?"
     run = next(s for s in steps if s.get("name") == "Run the game day")
     assert "dirt gameday run gamedays/weekly.yaml" in run["run"] and run["run"].startswith("set -euo pipefail")
-    assert all(s.get("if", "").endswith("steps.guard.outputs.run == 'true'") for s in steps[1:])
+    assert '--started-at "$STARTED_AT"' in run["run"], "the slot the guard found, however long the setup took"
+    assert all("if" not in s for s in steps[:4]), "checkout, python, dirt and the guard always run"
+    assert all(s["if"].endswith("steps.guard.outputs.run == 'true'") for s in steps[4:])
     assert steps[-1]["if"].startswith("always()")
 
 
-def test_workflow_without_daylight_saving_has_one_cron_and_no_guard(project: Path) -> None:
+def test_workflow_without_daylight_saving_has_one_cron_and_no_offset_check(project: Path) -> None:
     day = make_gameday(project, ["namespace-deletion"], schedule={"cron": "0 8 * * 1", "timezone": "Asia/Tokyo"})
     workflow = yaml.safe_load(ge.github_actions(day, now=NOW))
     assert workflow["on"]["schedule"] == [{"cron": "0 23 * * 0"}]
-    assert all("if" not in s for s in workflow["jobs"]["gameday"]["steps"][:-1])
+    guard = workflow["jobs"]["gameday"]["steps"][3]
+    assert "date +%z" not in guard["run"] and "dirt gameday due" in guard["run"]
+
+
+# -- schedules the scheduler cannot say: 2#1, L, W ----------------------------------------------
+
+QUARTERLY = {"cron": "0 10 * 1,4,7,10 2#1", "timezone": "Europe/Berlin", "jitter": "10m"}
+
+
+def test_a_first_tuesday_cronjob_fires_every_tuesday_and_says_the_job_lets_only_the_first_through(
+        project: Path) -> None:
+    day = make_gameday(project, ["namespace-deletion"], schedule=QUARTERLY)
+    text = ge.cronjob(day, image="i", **WATCHED)
+    spec = docs(text)["CronJob"]["spec"]
+    assert (spec["schedule"], spec["timeZone"]) == ("0 10 * 1,4,7,10 2", "Europe/Berlin")
+    assert "2#1, which this scheduler's cron cannot say" in text and "'not a scheduled slot'" in text
+
+
+def test_a_first_tuesday_workflow_fires_every_tuesday_in_utc_and_its_guard_asks_dirt(project: Path) -> None:
+    day = make_gameday(project, ["namespace-deletion"], schedule=QUARTERLY)
+    text = ge.github_actions(day, now=NOW)
+    workflow = yaml.safe_load(text)
+    assert workflow["on"]["schedule"] == [{"cron": "0 9 * 1,4,7,10 2"}, {"cron": "0 8 * 1,4,7,10 2"}]
+    assert "dirt gameday due" in workflow["jobs"]["gameday"]["steps"][3]["run"]
+    assert "2#1, which this scheduler's cron cannot say" in text
+
+
+@pytest.mark.parametrize(("cron", "kubernetes", "systemd"), [
+    # the first Tuesday of each quarter: every Tuesday of those months for Kubernetes; exact for systemd
+    ("0 10 * 1,4,7,10 2#1", "0 10 * 1,4,7,10 2", ["Tue *-01,04,07,10-01..07 10:00:00 Europe/Berlin"]),
+    # the last day of the month: 28-31; systemd counts back from the end
+    ("30 6 L * *", "30 6 28-31 * *", ["*-*~01 06:30:00 Europe/Berlin"]),
+    # the last Friday: every Friday; systemd's last seven days that are a Friday
+    ("0 18 * * L5", "0 18 * * 5", ["Fri *-*~07/1 18:00:00 Europe/Berlin"]),
+    # the weekday nearest the 15th lies within two days of it: a superset for both
+    ("0 9 15W * *", "0 9 13-17 * *", ["Mon,Tue,Wed,Thu,Fri *-*-13..17 09:00:00 Europe/Berlin"]),
+    # the first day, or the last: two values for systemd
+    ("0 0 1,L * *", "0 0 1,28-31 * *", ["*-*-01 00:00:00 Europe/Berlin", "*-*~01 00:00:00 Europe/Berlin"]),
+    # plain cron is copied as written
+    ("*/15 9-17 * * 1-5", "*/15 9-17 * * 1-5", ["Mon,Tue,Wed,Thu,Fri *-*-* 09..17:00,15,30,45:00 Europe/Berlin"]),
+])
+def test_each_scheduler_gets_a_cron_it_can_read(cron: str, kubernetes: str, systemd: list[str]) -> None:
+    schedule = Schedule(cron=cron, timezone="Europe/Berlin")
+    assert ge.kubernetes_cron(schedule) == kubernetes
+    assert ge.on_calendar(cron, "Europe/Berlin") == systemd
+
+
+def test_the_job_has_to_reach_monitoring_when_its_drills_watch_alerts(project: Path, capsys) -> None:
+    day = make_gameday(project, ["namespace-deletion"])
+    with pytest.raises(ge.ExportError) as refused:
+        ge.cronjob(day, image="i")
+    message = str(refused.value)
+    assert "nothing to watch alerts on" in message and "expects ShopWorkloadsMissing" in message
+    assert "--prometheus" in message and "--alertmanager" in message
+    assert exit_code(["--config", str(project / "dirt.yaml"), "gameday", "export", str(day.path), "--cronjob",
+                      "--image", "i"]) == 2
+    assert "nothing to watch alerts on" in capsys.readouterr().err
+    for enough in ({"prometheus_url": "http://p:9090"}, {"alertmanager_url": "http://a:9093"}):
+        assert "kind: CronJob" in ge.cronjob(day, image="i", **enough)
+
+
+def test_the_job_can_run_on_a_chosen_node_in_its_network_through_a_kubeconfig_secret(project: Path) -> None:
+    """The sandbox's way: the real node is tainted, its API server and monitoring listen on 127.0.0.1."""
+    day = make_gameday(project, ["namespace-deletion"])
+    placement = ge.Placement(node_selector={"dirt.dev/node": "real"}, host_network=True,
+                             tolerations=({"key": "dirt.dev/real-node", "operator": "Equal", "value": "true",
+                                           "effect": "NoSchedule"},))
+    out = docs(ge.cronjob(day, image="i", kubeconfig_secret="sandbox-kubeconfig", reports_host_path="/srv/dirt",
+                          placement=placement, **WATCHED))
+    assert "ClusterRole" not in out, "the kubeconfig's identity holds the rights"
+    pod = out["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert pod["nodeSelector"] == {"dirt.dev/node": "real"} and pod["tolerations"] == list(placement.tolerations)
+    assert pod["automountServiceAccountToken"] is False
+    assert {"name": "reports", "hostPath": {"path": "/srv/dirt", "type": "DirectoryOrCreate"}} in pod["volumes"]
+    config = yaml.safe_load(out["ConfigMap"]["data"]["dirt.yaml"])
+    assert next(iter(config["targets"].values()))["settings"]["kubeconfig"] == "/kubeconfig/kubeconfig"
+    with pytest.raises(ge.ExportRefused):  # still the drilled cluster: its destroyers are refused
+        ge.cronjob(make_gameday(project, ["control-plane-down"]), image="i", kubeconfig_secret="k", **WATCHED)
+    with pytest.raises(ge.ExportError, match="absolute"):
+        ge.cronjob(day, image="i", reports_host_path="reports", **WATCHED)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("dirt.dev/real-node=true:NoSchedule",
+     {"key": "dirt.dev/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}),
+    ("dedicated", {"key": "dedicated", "operator": "Exists"}),
+    ("gpu:NoExecute", {"key": "gpu", "operator": "Exists", "effect": "NoExecute"}),
+])
+def test_tolerations_are_read_as_kubectl_writes_taints(given: str, expected: dict) -> None:
+    from dirt.cli.gameday import _toleration
+
+    assert _toleration(given) == expected
+
+
+def test_cli_options_of_the_cronjob_reach_the_pod(project: Path, tmp_path: Path, capsys) -> None:
+    day = make_gameday(project, ["namespace-deletion"])
+    out = tmp_path / "cronjob.yaml"
+    assert exit_code(["--config", str(project / "dirt.yaml"), "gameday", "export", str(day.path), "--cronjob",
+                      "--image", "dirt.local/dirt:0.2.0", "--host-network", "--node-selector", "dirt.dev/node=real",
+                      "--toleration", "dirt.dev/real-node=true:NoSchedule", "--kubeconfig-secret", "k",
+                      "--reports-host-path", "/srv/dirt", "--prometheus", "http://127.0.0.1:9090",
+                      "-o", str(out)]) == 0
+    pod = docs(out.read_text())["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] and pod["nodeSelector"] == {"dirt.dev/node": "real"} and pod["tolerations"]
+    assert exit_code(["--config", str(project / "dirt.yaml"), "gameday", "export", str(day.path), "--cronjob",
+                      "--image", "i", "--toleration", "bad key!"]) == 2
+    assert "KEY[=VALUE][:EFFECT]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("cron", "zone", "expected"), [

@@ -238,7 +238,7 @@ def test_approved_by_must_be_an_approver(project) -> None:
     day = gameday(project, [{"scenario": drill(project, "any")}], approval={"approvers": ["Grace"]})
     with pytest.raises(UsageError, match="'Mallory' is not an approver of game day 'unit-day'"):
         run(project, day, approved_by="Mallory")
-    assert not (project.reports / "gamedays").exists()
+    assert not project.reports.exists() or not any(project.reports.iterdir()), "no run folder, no report"
     result = run(project, day, approved_by="Grace")
     assert result.verdict == "passed" and result.approved_by == "Grace"
     assert day_report(result)["approval"]["via"] == "approved-by"
@@ -259,7 +259,7 @@ def test_the_day_is_skipped_while_a_listed_alert_fires_unless_forced(project, re
     target.alerts[0].fired_at = 0.0  # firing already
     target.broken.clear()  # an alert about something else: the drill's own steady state holds
     day = gameday(project, [{"scenario": drill(project, "careful")}], notify=[{"url": hook.url}],
-                  schedule={"cron": "0 10 * * 2", "skip_when_firing": ["KubeAPIDown"]})
+                  schedule={"cron": "* * * * *", "skip_when_firing": ["KubeAPIDown"]})  # every moment is a slot
     result = run(project, day, make_target=lambda scenario, name: target, trigger="schedule")
     assert result.verdict == "skipped" and result.exit_code == 0
     assert result.reason == "skipped: alert(s) firing: KubeAPIDown"
@@ -304,6 +304,29 @@ def test_a_scheduled_run_waits_out_the_jitter_next_showed(project) -> None:
         assert len(slept) == 1 and 0 < slept[0] <= (start - before).total_seconds()
     else:
         assert slept == [], "the jitter had already passed: no wait"
+
+
+def test_a_scheduled_run_outside_every_slot_touches_nothing_and_exits_0(project, receiver) -> None:
+    """A scheduler's superset time (every Tuesday for 2#1), or a catch-up long after the slot: the run
+    says so and does nothing: no drill, no notification, no report folder, no history."""
+    from datetime import datetime, timedelta, timezone
+
+    from dirt.app.history import open_history
+
+    hook = receiver()
+    target = FakeTarget(root=project.root)
+    later = datetime.now(timezone.utc) + timedelta(hours=2)  # its only slot today is two hours away
+    day = gameday(project, [{"scenario": drill(project, "not-now")}], notify=[{"url": hook.url}],
+                  schedule={"cron": f"{later.minute} {later.hour} * * *", "timezone": "UTC"})
+    result = run(project, day, make_target=lambda scenario, name: target, trigger="schedule")
+    assert (result.verdict, result.exit_code, result.drills) == ("not-due", 0, [])
+    assert result.reason.startswith(f"not a scheduled slot of '{later.minute} {later.hour} * * *' in UTC")
+    assert "the next is " in result.reason and result.reason.endswith("nothing was touched")
+    assert hook.bodies == [] and target.calls == [], "nothing told, nothing touched"
+    assert not project.reports.exists() or not any(project.reports.iterdir()), "no run folder, no report"
+    with open_history(project.loaded(), project.reports) as store:
+        assert store.gamedays("unit-day") == []
+    assert run(project, day, make_target=lambda scenario, name: target).verdict == "passed", "by hand it runs"
 
 
 # -- notifications: formats, failures, secrets -------------------------------------------------------
@@ -413,13 +436,13 @@ def test_the_history_records_the_day_and_links_every_drill_run_to_it(project) ->
 
     day = gameday(project, [{"scenario": drill(project, "kept"), "on_failure": "continue"},
                             {"scenario": drill(project, "also-kept", recover=FAILING_RECOVERY)}],
-                  schedule={"cron": "0 10 * * 2", "timezone": "Europe/Berlin"})
+                  schedule={"cron": "* * * * *", "timezone": "Europe/Berlin"})  # every moment is a slot
     result = run(project, day, trigger="schedule")
     with open_history(project.loaded(), project.reports) as store:
         days = store.gamedays("unit-day")
         runs = store.runs()
     assert [(d.run_id, d.verdict, d.trigger, d.schedule) for d in days] == [
-        (result.run_id, "failed", "schedule", "0 10 * * 2")]
+        (result.run_id, "failed", "schedule", "* * * * *")]
     assert sorted((r.scenario, r.gameday_run_id, r.trigger) for r in runs) == [
         ("also-kept", result.run_id, "schedule"), ("kept", result.run_id, "schedule")]
     assert sorted(d.run_id for d in days[0].drills) == sorted(d.run_id for d in result.drills)
