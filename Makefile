@@ -81,6 +81,7 @@ bench: venv
 	$(BIN)/python bench/bench_journal.py
 	$(BIN)/python bench/bench_availability.py
 	$(BIN)/python bench/bench_history.py
+	$(BIN)/python bench/bench_image.py
 
 # On the real sandbox (a fresh one in a temporary folder unless DIRT_SANDBOX_HOME names one):
 # restores by kubectl, dirt and Velero against the API server's ceiling, and each example drill's

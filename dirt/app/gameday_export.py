@@ -10,13 +10,17 @@ Three schedulers, one question each answers differently — where does the run l
 - ``github_actions``: a scheduled workflow on a kind cluster.  GitHub's cron is
   UTC only: the game day's cron is converted, once per UTC offset its time zone
   has in a year; with daylight saving time both crons are emitted and a guard
-  step lets through only the one whose offset holds on the day.
+  step lets through only the one whose offset holds on the day, and only when
+  ``dirt gameday due`` finds a real slot (before the kind cluster is made).
 - ``systemd``: a oneshot service and its timer (``OnCalendar`` in the game day's
   zone, ``Persistent=true``; no ``RandomizedDelaySec``: the run itself waits the
   deterministic jitter ``dirt gameday next`` shows, as under every scheduler).
 
-Kubernetes' and GitHub's cron know nothing of blackouts or jitter: the job itself
-starts with ``dirt gameday run --trigger schedule``, which checks the blackouts
+A cron a scheduler cannot read (``2#1``, ``L``, ``15W``) is exported as a superset
+it can (``dirt.gameday.cron``), said in the file's header.  Kubernetes' and GitHub's
+cron know nothing of blackouts or jitter either: the job itself starts with ``dirt
+gameday run --trigger schedule``, which runs only for a real slot of the game day's
+cron (``dirt.gameday.schedule.due``), waits its jitter, checks the blackouts
 (``blackout_now``) and skips the day inside one.  Secrets never reach the
 output: dirt.yaml names environment variables, and the CronJob takes them from a
 Secret the user names (``env_secret``).
