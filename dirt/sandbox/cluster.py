@@ -565,18 +565,49 @@ class Sandbox:
             raise TargetError(f"unknown sandbox component {name!r} (one of {', '.join(CONTROL_PLANE)})")
         if self.component_running(name):
             return
+        self._spawn(name)
+        if wait and all(self.component_running(d) for d in DEPENDS_ON.get(name, ())):
+            self._wait_started(name)
+        # else: what it needs is down (another fault); it becomes healthy once that is back
+        if name in API_WRITES_NEED:
+            self.restart_lapsed_lease_holders(wait=wait)
+
+    def _spawn(self, name: str) -> None:
         spec = self._recorded(name)
         env = self._env()
         for item in spec.get("envs") or []:
             env[item["name"]] = item["value"]
-        process.start([spec["binary"], *spec.get("args", [])], log=self.cluster_dir / "logs" / f"{name}.log",
+        process.start([spec["binary"], *spec.get("args", [])], log=self.log_path(name),
                       pidfile=self.cluster_dir / "pids" / f"{name}.pid",
                       cwd=Path(spec.get("workDir") or self.cluster_dir), env=env)
-        if wait and all(self.component_running(d) for d in DEPENDS_ON.get(name, ())):
-            self.wait_healthy(60.0, (name,))
-        # else: what it needs is down (another fault); it becomes healthy once that is back
-        if name in API_WRITES_NEED:
-            self.restart_lapsed_lease_holders(wait=wait)
+
+    #: How often a component that exits while it starts is started again, as a control plane's
+    #: kubelet restarts a static pod that crashed (each start is said in the component's log).
+    START_RETRIES = 3
+
+    def _wait_started(self, name: str, timeout: float = 60.0) -> None:
+        """``name`` healthy within ``timeout``; one that exits on the way is started again (up to
+        ``START_RETRIES`` times).  Fails naming what it last said: a crash is not a minute of silence."""
+        started = time.monotonic()
+        deadline = started + timeout
+        retries = self.START_RETRIES
+        while time.monotonic() < deadline:
+            if self.component_running(name):
+                if self._healthy(name):
+                    return
+            elif retries > 0:
+                retries -= 1
+                said = _last_message(_tail(self.log_path(name)))
+                with self.log_path(name).open("a") as log:
+                    log.write(f"dirt: {name} exited while starting ({said}); starting it again\n")
+                self._spawn(name)
+            else:
+                break
+            time.sleep(0.25)
+        state = "running but not healthy" if self.component_running(name) else "not running"
+        raise TargetError(f"sandbox {self.name!r}: {name} {state} after {time.monotonic() - started:.0f}s "
+                          f"({self.START_RETRIES - retries} restart(s)); it last said: "
+                          f"{_last_message(_tail(self.log_path(name)))} (see `dirt sandbox logs {name}`)")
 
     @property
     def _api_away_file(self) -> Path:
@@ -990,6 +1021,16 @@ class _Alive:
     """The health of a process without an endpoint: running is healthy."""
 
     status = 200
+
+
+def _tail(path: Path, size: int = 16384) -> str:
+    """The end of a log file ('' when there is none)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _last_message(text: str) -> str:

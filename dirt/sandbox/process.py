@@ -4,6 +4,13 @@ Every process is started in its own session with its output appended to a log
 file and its PID written to a pid file.  Stopping checks that the PID still
 belongs to the binary we started (``/proc/PID/exe``) before signalling it, so
 a recycled PID is never killed by mistake.
+
+A stopped process is waited for until it has *finished* exiting: a zombie, reaped,
+or its PID taken by a process started later.  ``/proc/PID/exe`` disappears early in
+an exit, when the process lets go of its memory and before it closes its files, so
+a process that no longer looks alive may still hold its listening ports and file
+locks; a replacement started at that moment (etcd after a wipe, under load) dies
+with "address already in use".
 """
 
 from __future__ import annotations
@@ -67,31 +74,58 @@ def alive(pid: int | None, binary: Path | str | None = None) -> bool:
 
 def stop(pid: int | None, *, binary: Path | str | None = None, timeout: float = 10.0,
          sig: int = signal.SIGTERM) -> bool:
-    """Signal our process and wait for it to exit; SIGKILL after ``timeout``.
+    """Signal our process and wait until it has finished exiting (its ports and files released);
+    SIGKILL after ``timeout``.
 
     Returns True when a process was stopped, False when there was none.
     """
     if not alive(pid, binary):
         return False
     assert pid is not None
+    started = _start_time(pid)
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not alive(pid):
+        if exited(pid, started):
             _reap(pid)
             return True
         time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    while alive(pid):
+    if alive(pid, binary) and not exited(pid, started):  # still ours: make it go
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+    deadline = time.monotonic() + timeout  # a SIGKILLed process in uninterruptible sleep: not forever
+    while not exited(pid, started) and time.monotonic() < deadline:
         time.sleep(0.05)
     _reap(pid)
     return True
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None when there is no PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None  # field 22 of stat: the start time, in ticks
+
+
+def exited(pid: int, start_time: str | None) -> bool:
+    """Has the process ``pid`` (started at ``start_time``) finished exiting: reaped, a zombie (its files
+    closed), or its PID now another process's?"""
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
+        return True
+    return start_time is not None and len(fields) > 19 and fields[19] != start_time
 
 
 def _reap(pid: int) -> None:
