@@ -42,7 +42,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from croniter import croniter
 
 from dirt.config import TargetConfig
 from dirt.core.errors import GuardrailError, UsageError
@@ -155,9 +154,10 @@ def refuse_unwatched_alerts(gameday: GameDay, drills: list[PlannedDrill], *, tar
     """A plan that watches alerts, exported for a job with nothing to watch them on, would fail at run time
     ("has no Prometheus or Alertmanager"): refuse it now (exit 2), naming what needs them and the options."""
     alerts, promql = monitoring_needs(gameday, drills)
-    copied = target_config.model_dump(mode="json", exclude_none=True) if target_config is not None else {}
-    prometheus = prometheus_url or (copied.get("prometheus") or {}).get("url")
-    alertmanager = alertmanager_url or (copied.get("alertmanager") or {}).get("url")
+    copied_prometheus = target_config.prometheus if target_config is not None else None
+    copied_alertmanager = target_config.alertmanager if target_config is not None else None
+    prometheus = prometheus_url or (copied_prometheus.url if copied_prometheus else None)
+    alertmanager = alertmanager_url or (copied_alertmanager.url if copied_alertmanager else None)
     missing: list[str] = []
     if promql and not prometheus:
         missing = promql + [u for u in alerts if not alertmanager]
@@ -735,13 +735,10 @@ def cron_fields(cron: str) -> CronFields:
     """The fields of the plain cron a scheduler gets: the game day's, or its superset where the game day's
     uses what plain cron cannot say (``2#1``, ``L``, ``15W``: see ``dirt.gameday.cron``)."""
     try:
-        plain = parse_cron(cron).standard()
+        fields = parse_cron(cron).standard_fields()
     except CronError as exc:
         raise ExportError(str(exc)) from None
-    fields: list[list[int] | None] = []
-    for values in croniter(plain).expanded:
-        fields.append(None if values == ["*"] else sorted({int(v) for v in values}))
-    return CronFields(*fields)
+    return CronFields(*(list(values) if values is not None else None for values in fields))
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,12 @@ class Cron:
 
     def standard(self) -> str:
         """A plain five-field cron firing at every time this one fires (and more, unless ``exact``)."""
+        minutes, hours, days, months, weekdays = self.standard_fields()
+        return " ".join((_plain(minutes, 60), _plain(hours, 24), _plain(days, 31, start=1),
+                         _plain(months, 12, start=1), _plain(weekdays, 7)))
+
+    def standard_fields(self) -> tuple[tuple[int, ...] | None, ...]:
+        """``standard()``'s five fields (minute, hour, day of month, month, day of week; None: '*')."""
         days: set[int] = set()
         weekdays: set[int] = set()
         for rule in self.rules:
@@ -107,9 +113,7 @@ class Cron:
         # fields into an AND: then the other field would narrow the days.  Say "every day".
         if len(days) == 31 or len(weekdays) == 7 or (not days and not weekdays):
             days, weekdays = set(), set()
-        return " ".join((_plain(self.minutes, 60), _plain(self.hours, 24),
-                         _plain(sorted(days) or None, 31, start=1), _plain(self.months, 12, start=1),
-                         _plain(sorted(weekdays) or None, 7)))
+        return (self.minutes, self.hours, tuple(sorted(days)) or None, self.months, tuple(sorted(weekdays)) or None)
 
     def on_calendar(self, zone: str) -> list[str]:
         """systemd ``OnCalendar=`` values (one per group of day rules), in ``zone``."""

@@ -29,13 +29,14 @@ from dirt.core.durations import format_duration, parse_duration
 from dirt.core.errors import Problem, ScenarioError, UsageError
 from dirt.documents import yamlpos
 from dirt.documents.problems import did_you_mean, problems_from_validation
+from dirt.gameday.cron import NICKNAMES
 from dirt.gameday.model import KIND, DateRange, DrillEntry, GameDay, GameDayDocument, WeeklyWindow
 from dirt.gameday.schedule import start_of, wall_gaps
 from dirt.scenario import LoadOptions, classify, load_scenario
 
 API_VERSION = "dirt/v1"
 #: croniter's nicknames that Kubernetes CronJobs understand too.
-CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+CRON_NICKNAMES = tuple(NICKNAMES)
 _MAX_CRON = 200
 _Where = tuple[str | int, ...]
 

@@ -712,7 +712,7 @@ class Sandbox:
             return False
         log(f"loading the alert rules of this project into sandbox {self.name!r} "
             f"({', '.join(str(r) for r in self.extra_rules) or 'the built-in rules only'})")
-        written = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for)
+        written = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for, rendered=wanted)
         config = yaml.safe_load((prom_dir / "prometheus.yml").read_text(encoding="utf-8"))
         config["rule_files"] = [str(path) for path in written]  # only the rules: the rest is the running sandbox's
         write_yaml(prom_dir / "prometheus.yml", config)

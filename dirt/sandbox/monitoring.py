@@ -134,13 +134,15 @@ def rules_in(dest: Path) -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(dest.glob("*.yaml"))} if dest.is_dir() else {}
 
 
-def write_rules(sources: list[Path], dest: Path, alert_for: float | None) -> list[Path]:
-    """Copy rule files into the sandbox, overriding every ``for:`` when asked."""
+def write_rules(sources: list[Path], dest: Path, alert_for: float | None,
+                rendered: dict[str, str] | None = None) -> list[Path]:
+    """Copy rule files into the sandbox, overriding every ``for:`` when asked (``rendered``: what
+    ``render_rules`` already made of them)."""
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("*.yaml"):
         old.unlink()
     written = []
-    for name, text in render_rules(sources, alert_for).items():
+    for name, text in (rendered if rendered is not None else render_rules(sources, alert_for)).items():
         target = dest / name
         target.write_text(text, encoding="utf-8")
         written.append(target)

@@ -52,11 +52,8 @@ def _exe(pid: int) -> str | None:
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+    fields = _stat(pid)
+    return not fields or fields[0] == "Z"
 
 
 def alive(pid: int | None, binary: Path | str | None = None) -> bool:
