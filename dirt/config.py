@@ -210,6 +210,8 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         checker.at(("default_target",), f"default_target {config.default_target!r} is not one of the targets",
                    did_you_mean(config.default_target, config.targets) or "add it under 'targets:'", key=False)
     _check_documents(checker, data)
+    if config is not None:
+        _check_fleets(checker, config)
     errors = [p for p in checker.problems if p.severity == "error"]
     if errors or config is None:
         raise ConfigError("\n".join(str(p) for p in checker.in_order()))
@@ -427,6 +429,24 @@ def _check_target(checker: _Checker, name: str, raw: dict[str, Any]) -> None:
         except Exception as exc:  # noqa: BLE001 - a plugin's own check failing is said in one line
             checker.at(base, f"targets.{name}.settings: provider {provider!r} could not check its settings: "
                        f"{type(exc).__name__}: {exc}")
+
+
+def _check_fleets(checker: _Checker, config: DirtConfig) -> None:
+    """A fleet's ``members`` name other targets of this file, each a single cluster."""
+    for name, target in config.targets.items():
+        members = target.settings.get("members") if target.provider == "fleet" else None
+        if not isinstance(members, list):
+            continue
+        for i, member in enumerate(members):
+            where: Path_ = ("targets", name, "settings", "members", i)
+            if not isinstance(member, str):
+                continue  # the settings' model said so
+            if member not in config.targets:
+                checker.at(where, f"fleet {name!r}: no target {member!r} to be its member",
+                           did_you_mean(member, config.targets) or f"targets: {', '.join(sorted(config.targets))}")
+            elif config.targets[member].provider == "fleet":
+                checker.at(where, f"fleet {name!r}: member {member!r} is a fleet; a member is one cluster",
+                           "name a sandbox, kind or kubeconfig target")
 
 
 def _with_absolute_files(target: TargetConfig, root: Path) -> TargetConfig:

@@ -92,8 +92,16 @@ class PlanRefused(GuardrailError):
 def _describe(spec: StepSpec, ctx: Context, registry: Registry, target: Target, refused: list[str]) -> list[str]:
     cls = registry.get(spec.kind, spec.driver)
     assert cls is not None  # the loader checked
+    members = target.members()
+    if spec.member in members:  # on a fleet, the blast radius is the member's
+        ctx = ctx.for_member(spec.member)
+        target = ctx.target
     driver = cls(spec.params, ctx)
     head = f"  - {spec.name}" + (f" [{spec.driver}]" if spec.name != spec.driver else "")
+    if spec.member in members:
+        head += f" on member {spec.member}"
+    elif members and spec.kind in ("check", "step") and cls.each_member:
+        head += f" on every member ({', '.join(members)})"
     if spec.within is not None:
         head += f" within {format_duration(spec.within)}"
     lines = [head]

@@ -60,7 +60,7 @@ def rollback_run(run_dir: Path, loaded: LoadedConfig, target_name: str | None, *
         cls = registry.get("fault", life.driver)
         if cls is None:
             raise ReportError(f"fault driver {life.driver!r} is not registered here")
-        fault = cls(cls.Params.model_validate(life.params), ctx)
+        fault = cls(cls.Params.model_validate(life.params), ctx.for_member(life.member))
         assert isinstance(fault, Fault)
         fault.state = dict(life.state)
         return fault

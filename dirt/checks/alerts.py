@@ -23,6 +23,8 @@ class AlertParams(Params):
 class _AlertCheck(Check):
     Params = AlertParams
 
+    each_member = False  # on a fleet without member: the fleet's own Prometheus or Alertmanager
+
     def __init__(self, params: Params, ctx: Context) -> None:
         super().__init__(params, ctx)
         self._source: AlertSource | None = None  # one HTTP session for all the attempts

@@ -30,6 +30,7 @@ class HttpCheck(Check):
     """Request a URL; pass on the expected status, body text and latency."""
 
     name = "http"
+    each_member = False  # a URL, asked once (on a fleet: usually its entry point)
     Params = HttpParams
 
     def probe(self) -> CheckResult:

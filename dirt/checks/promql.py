@@ -39,6 +39,7 @@ class PromQLCheck(Check):
     """Query Prometheus; pass when every value is within bounds (for a while)."""
 
     name = "promql"
+    each_member = False  # on a fleet without member: the fleet's Prometheus
     Params = PromQLParams
 
     def __init__(self, params: Params, ctx: Context) -> None:

@@ -27,6 +27,7 @@ BUILTIN_TARGETS = {
     "sandbox": "dirt.targets.sandbox:SandboxTarget",
     "kind": "dirt.targets.kind:KindTarget",
     "kubeconfig": "dirt.targets.kubeconfig:KubeconfigTarget",
+    "fleet": "dirt.targets.fleet:FleetTarget",
 }
 TESTING_TARGETS = {"fake": "dirt.testing.target:FakeTarget"}
 

@@ -47,6 +47,9 @@ RUNTIME_VARS: dict[str, str] = {
     "scenario_dir": "folder of the scenario file",
     "project_dir": "folder of dirt.yaml",
     "etcd_endpoint": "the target's etcd client URL (sandbox)",
+    "member": "on a fleet target: the member cluster the step acts on",
+    "entry_url": "on a fleet target: where users come in (the entry point's URL)",
+    "entry_metrics_url": "on a fleet target: the entry point's metrics",
 }
 
 

@@ -43,6 +43,7 @@ COMMON_KEYS: dict[Kind, dict[str, str]] = {
         "playbook": "playbook link: '#section' or 'path.md#section'",
         "within": "deadline for the fault to take effect",
         "rollback": "whether rollback may revert this fault (default true)",
+        "member": "on a fleet target: the member cluster it acts on (required for faults and backups)",
     },
     "check": {
         "name": "a label for the report (unless the driver has a 'name' parameter)",
@@ -50,17 +51,22 @@ COMMON_KEYS: dict[Kind, dict[str, str]] = {
         "playbook": "playbook link",
         "within": "deadline: the check is retried until it passes or this runs out",
         "interval": "time between attempts (default 1s)",
+        "member": "on a fleet target: the member cluster it acts on (without it: every member; http, promql and "
+                  "alert checks then ask the fleet)",
     },
     "step": {
         "name": "a label for the report (unless the driver has a 'name' parameter)",
         "label": "a label for the report",
         "playbook": "playbook link",
         "within": "deadline for the step",
+        "member": "on a fleet target: the member cluster it acts on (without it: every member; backup.restore "
+                  "and fault.revert act where their backup or fault is)",
     },
     "backup": {
         "name": "the backup's name, used by backup.restore (required)",
         "playbook": "playbook link",
         "within": "deadline for taking the backup",
+        "member": "on a fleet target: the member cluster it acts on (required for faults and backups)",
     },
 }
 
@@ -84,6 +90,9 @@ class Driver:
     #: what the target must be able to do beyond the Kubernetes API (names from
     #: ``dirt.targets.base.CAPABILITIES``); the guardrails refuse a drill whose target lacks one
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: on a fleet target, a check or step without ``member:`` runs on every member; False for one that
+    #: knows its member already (``backup.restore`` acts where its backup was taken)
+    each_member: ClassVar[bool] = True
 
     def __init__(self, params: Params, ctx: Context) -> None:
         self.params = params

@@ -97,6 +97,14 @@ class Context:
         self.deadline: float | None = None  # monotonic time the current step must end by
         self.step: Any = None  # the StepSpec being run (its playbook link, its name)
 
+    def for_member(self, member: str | None) -> Context:
+        """The run as one member of a fleet target sees it (``member: NAME`` on a step): that member's
+        target, its variables over the run's; the journal, deadline, cancellation, faults and backups
+        stay the run's.  ``None``: this context."""
+        if member is None:
+            return self
+        return MemberContext(self, member, self.target.member_target(member))
+
     # -- reporting -------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         self._emit(event)
@@ -184,6 +192,29 @@ class Context:
         if check and result.returncode != 0:
             raise StepFailed(f"{label} exited with {result.returncode}: {result.last_line()}")
         return result
+
+
+class MemberContext(Context):
+    """A fleet member's view of the run's ``Context`` (see ``Context.for_member``).
+
+    Only the target and the variables are its own; every other attribute (the deadline and step the
+    engine sets as steps start, the backups taken so far) is read from the run's context when asked.
+    """
+
+    def __init__(self, parent: Context, member: str, target: Target) -> None:  # noqa: D107 - no super(): a view
+        self._parent = parent
+        self.member = member
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parent, name)
+
+    @property
+    def vars(self) -> dict[str, Any]:  # type: ignore[override]
+        return {**self._parent.vars, **self.target.variables(), "member": self.member}
+
+    def for_member(self, member: str | None) -> Context:
+        return self._parent.for_member(member)
 
 
 def probe_once(probe: Callable[[], CheckResult]) -> CheckResult:

@@ -35,19 +35,41 @@ class Refusal:
 
 def refusals(scenario: Scenario, target: Target, registry: Registry) -> list[Refusal]:
     """Steps this target will not perform: a fault family it does not allow, or anything
-    that needs a capability it lacks; in the order of the scenario."""
+    that needs a capability it lacks; in the order of the scenario.
+
+    On a fleet target each step is judged by the member it acts on (``member:``), with that
+    member's own ``allow`` list and capabilities; a check or step without one by every member.
+    A fault or backup must name its member: breaking every cluster of a fleet at once is not
+    something to ask for by leaving a line out."""
     found = []
+    members = target.members()
     for spec in scenario.steps():
         cls = registry.get(spec.kind, spec.driver)
-        if spec.kind == "fault":
-            family = fault_family(cls, spec.params)
-            if not target.allows(family):
-                found.append(Refusal(spec, f"target {target.name!r} does not allow {family!r} faults; add "
-                                           f"'{family}' to targets.{target.name}.allow in dirt.yaml if this is "
-                                           "intended"))
-                continue
-        found.extend(Refusal(spec, target.why_not(capability)) for capability in _lacking(cls, spec, target))
+        if spec.member is not None and spec.member not in members:
+            found.append(Refusal(spec, f"'member: {spec.member}': " + (
+                f"fleet {target.name!r} has no such member (its members: {', '.join(members)})" if members
+                else f"target {target.name!r} ({target.provider}) is a single cluster, not a fleet")))
+            continue
+        if members and spec.member is None and spec.kind in ("fault", "backup"):
+            found.append(Refusal(spec, f"on fleet {target.name!r} a {spec.kind} needs 'member:' naming the cluster "
+                                       f"it acts on (one of {', '.join(members)})"))
+            continue
+        if members and (spec.member is not None or getattr(cls, "each_member", True)):
+            for member in [spec.member] if spec.member else members:
+                found.extend(_refused(spec, cls, target.member_target(member)))
+        else:
+            found.extend(_refused(spec, cls, target))
     return found
+
+
+def _refused(spec: StepSpec, cls: type[Driver] | None, target: Target) -> list[Refusal]:
+    """Why ``target`` will not run ``spec``: a fault family it does not allow, or missing capabilities."""
+    if spec.kind == "fault":
+        family = fault_family(cls, spec.params)
+        if not target.allows(family):
+            return [Refusal(spec, f"target {target.name!r} does not allow {family!r} faults; add "
+                                  f"'{family}' to targets.{target.name}.allow in dirt.yaml if this is intended")]
+    return [Refusal(spec, target.why_not(capability)) for capability in _lacking(cls, spec, target)]
 
 
 def _lacking(cls: type[Driver] | None, spec: StepSpec, target: Target) -> list[str]:

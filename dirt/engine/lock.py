@@ -484,9 +484,49 @@ class DrillLock:
         self.local.release()
 
 
+class FleetLock:
+    """The drill locks of a fleet: its own and every member's, taken in one fixed order (the lock files'
+    paths, sorted), so two drills on fleets that share a member can never each hold half; all or none."""
+
+    def __init__(self, locks: list[DrillLock]) -> None:
+        self.locks = sorted(locks, key=lambda lock: str(lock.local.path))
+        self._held: list[DrillLock] = []
+
+    def __enter__(self) -> FleetLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        try:
+            for lock in self.locks:
+                lock.acquire()
+                self._held.append(lock)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        while self._held:
+            self._held.pop().release()
+
+
 def drill_lock(target: Target, holder: Holder, families: Iterable[str], *, take_over: Iterable[str] = (),
-               say: Say | None = None) -> DrillLock:
-    """The drill lock for a run of faults of ``families`` on ``target`` (not taken yet)."""
+               say: Say | None = None) -> DrillLock | FleetLock:
+    """The drill lock for a run of faults of ``families`` on ``target`` (not taken yet); on a fleet,
+    the fleet's own and each member's (``FleetLock``)."""
+    families = list(families)
+    if target.members():
+        return FleetLock([_one_lock(target, holder, families, take_over=take_over, say=say),
+                          *(_one_lock(target.member_target(m), holder, families, take_over=take_over, say=say)
+                            for m in target.members())])
+    return _one_lock(target, holder, families, take_over=take_over, say=say)
+
+
+def _one_lock(target: Target, holder: Holder, families: list[str], *, take_over: Iterable[str],
+              say: Say | None) -> DrillLock:
     api_down = bool(set(families) & API_DOWN_FAMILIES)
     return DrillLock(target.name, holder, LocalLock(target.drill_lock_path()),
                      hold_local=target.is_sandbox or api_down, lease=_lease_for(target, holder),

@@ -59,6 +59,7 @@ from dirt.drivers import (
     fault_family,
 )
 from dirt.drivers.context import one_line, probe_once
+from dirt.drivers.members import EachMemberCheck, EachMemberStep
 from dirt.drivers.registry import Registry, default_registry
 from dirt.engine.guardrails import Confirm, check_guardrails
 from dirt.engine.lock import Holder, drill_lock
@@ -203,18 +204,27 @@ class Drill:
         return values
 
     def _driver(self, spec: StepSpec) -> Driver:
+        """The step's driver, with its member's context; on a fleet target, a check or step without
+        ``member:`` is the same driver on every member (``dirt.drivers.members``)."""
         cls = self.registry.get(spec.kind, spec.driver)
         if cls is None:  # validated at load time; only a plugin vanishing gets here
             raise StepFailed(f"{spec.kind} driver {spec.driver!r} is no longer registered")
+        members = self.target.members()
+        if spec.member is None and members and spec.kind in ("check", "step") and cls.each_member:
+            drivers = {m: self._driver(spec.model_copy(update={"member": m})) for m in members}
+            if spec.kind == "check":
+                return EachMemberCheck(drivers)  # type: ignore[arg-type]
+            return EachMemberStep(drivers)  # type: ignore[arg-type]
+        ctx = self.ctx.for_member(spec.member)
         params = spec.params
         dumped = params.model_dump(mode="python", by_alias=True)
         if "{{" in repr(dumped):
             try:
-                params = cls.Params.model_validate(substitute_value(dumped, self.ctx.vars))
+                params = cls.Params.model_validate(substitute_value(dumped, ctx.vars))
             except ValidationError as exc:
                 raise StepFailed(f"{spec.name}: parameters invalid after substitution: "
                                  f"{exc.errors()[0]['msg']}") from None
-        return cls(params, self.ctx)
+        return cls(params, ctx)
 
     def _fault_for(self, life: FaultLife) -> Fault:
         """The live driver of a fault (rollback reverts through it)."""
@@ -273,7 +283,7 @@ class Drill:
             planned.append(PlannedFault(
                 index=spec.index, name=spec.name, driver=spec.driver, family=fault_family(cls, spec.params),
                 reversible=reversible, rollback=spec.rollback,
-                snapshot_revert=bool(getattr(cls, "snapshot_revert", False)), plan=lines))
+                snapshot_revert=bool(getattr(cls, "snapshot_revert", False)), plan=lines, member=spec.member))
         return planned
 
     @contextlib.contextmanager
@@ -464,6 +474,8 @@ class Drill:
     def _resolve(self, spec: StepSpec, driver: RecoveryStep) -> None:
         """A recovery step succeeded: record the faults it undid, by its own account."""
         for life in self.ledger.in_effect():
+            if spec.member is not None and life.member != spec.member:
+                continue  # a step on one member undoes nothing on another
             try:
                 how = driver.resolves(life)
             except Exception as exc:  # noqa: BLE001 - a driver's bad answer must not fail the drill

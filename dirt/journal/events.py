@@ -53,6 +53,7 @@ class PlannedFault(BaseModel):
     rollback: bool = True  # the scenario allows rollback to revert it
     snapshot_revert: bool = False  # its revert restores a safety snapshot (loses later writes)
     plan: list[str] = Field(default_factory=list)
+    member: str | None = None  # on a fleet target: the member cluster it breaks (rollback acts there)
 
 
 class RunStarted(Event):

@@ -83,6 +83,7 @@ class FaultLife:
     rollback: bool = True
     snapshot_revert: bool = False
     plan: list[str] = field(default_factory=list)
+    member: str | None = None  # on a fleet target: the member it breaks
     status: FaultState = FaultState.PLANNED
     params: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # what inject recorded for revert
@@ -131,7 +132,8 @@ class FaultLedger:
         for p in planned:
             self.faults.setdefault(p.index, FaultLife(
                 index=p.index, name=p.name, driver=p.driver, family=p.family, reversible=p.reversible,
-                rollback=p.rollback, snapshot_revert=p.snapshot_revert, plan=list(p.plan)))
+                rollback=p.rollback, snapshot_revert=p.snapshot_revert, plan=list(p.plan),
+                member=p.member))
 
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):

@@ -26,6 +26,8 @@ class BackupRestore(RecoveryStep):
 
     name = "backup.restore"
     Params = RestoreParams
+    each_member = False  # on a fleet: restored on the member it was taken on
+
 
     def plan(self) -> list[str]:
         return [f"restore backup {self.params.backup!r}"]
@@ -35,6 +37,10 @@ class BackupRestore(RecoveryStep):
         driver: Backup | None = self.ctx.backup_drivers.get(self.params.backup)
         if record is None or driver is None:
             raise StepFailed(f"backup {self.params.backup!r} was not taken (did preflight fail?)")
+        taken_on, here = getattr(driver.ctx, "member", None), getattr(self.ctx, "member", None)
+        if here is not None and here != taken_on:
+            raise StepFailed(f"backup {self.params.backup!r} was taken on member {taken_on}, and restores there: "
+                             f"write 'member: {taken_on}' (or leave 'member:' out) on this step")
         outcome = driver.restore(record)
         self.ctx.emit(BackupRestored(name=record.name, type=record.type, location=record.location,
                                      detail=outcome.detail, data=dict(outcome.data)))

@@ -34,6 +34,7 @@ class Wait(RecoveryStep):
     """Wait a fixed time (e.g. to let a controller act); aborts interrupt it."""
 
     name = "wait"
+    each_member = False
     Params = WaitParams
 
     def plan(self) -> list[str]:
@@ -63,6 +64,7 @@ class FaultRevert(RecoveryStep):
     """Undo injected faults by their own revert (e.g. uncordon, start the component again)."""
 
     name = "fault.revert"
+    each_member = False  # each fault is reverted on the member it broke
     Params = RevertParams
 
     def plan(self) -> list[str]:

@@ -364,6 +364,11 @@ def _resolve_step(
     if "rollback" in item and not isinstance(rollback, bool):
         state.add(where + ("rollback",), "'rollback' must be true or false")
         rollback = True
+    member = item.get("member")
+    if member is not None and not (isinstance(member, str) and member.strip()):
+        state.add(where + ("member",), "'member' must name one member cluster of the fleet target",
+                  "write member: <name>, a name from the fleet's members in dirt.yaml")
+        member = None
 
     playbook = default_book if default_book and not default_book.anchor else None
     ref = item.get("playbook")
@@ -378,7 +383,7 @@ def _resolve_step(
         section=section, index=index, kind=kind, driver=driver_name,
         name=label or driver_name, params=validated, playbook=playbook,
         within=within, interval=interval if interval is not None else 1.0,
-        rollback=rollback, line=mark.line, column=mark.column,
+        rollback=rollback, member=member, line=mark.line, column=mark.column,
     )
     context = _SpecContext(backup_names=backup_names, data=data)
     try:

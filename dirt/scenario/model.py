@@ -304,6 +304,7 @@ class StepSpec(Model):
     within: float | None = None
     interval: float = 1.0
     rollback: bool = True  # faults: may rollback revert it?
+    member: str | None = None  # on a fleet target: the member it acts on (None: the fleet, or every member)
     line: int = 0
     column: int = 0
 

@@ -22,6 +22,7 @@ _COMMON_TYPES: dict[str, dict[str, Any]] = {
     "within": {"anyOf": [{"type": "string"}, {"type": "number"}]},
     "interval": {"anyOf": [{"type": "string"}, {"type": "number"}]},
     "rollback": {"type": "boolean"},
+    "member": {"type": "string", "minLength": 1},
 }
 
 

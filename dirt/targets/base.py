@@ -167,6 +167,17 @@ class Target:
             pass
         return [e for e in found if e is not None]
 
+    # -- fleets -----------------------------------------------------------------------
+    def members(self) -> list[str]:
+        """The member clusters of a fleet target (``provider: fleet``), in the fixed order locks are
+        taken and fleet-wide steps run in; a single cluster has none."""
+        return []
+
+    def member_target(self, name: str) -> Target:
+        """The target of one member; a ``TargetError`` naming the members when there is no such one."""
+        raise TargetError(f"target {self.name!r} ({self.provider}) is a single cluster: 'member: {name}' needs a "
+                          "target with provider: fleet")
+
     # -- lifecycle --------------------------------------------------------------------
     def prepare(self) -> None:
         """Make sure the target can be used (the sandbox starts itself here)."""
