@@ -28,11 +28,12 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # the exported workflows' shell steps, checked by actionlint
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # a fleet's entry point
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: present (prometheus, promtool, prometheus-alertmanager, prometheus-pushgateway, chromium," \
        "postgresql, containerd, runc, containernetworking-plugins, busybox-static, openssl, debootstrap, faketime," \
-       "systemd-analyze, shellcheck)"
+       "systemd-analyze, shellcheck, haproxy)"
   exit 0
 fi
 
@@ -54,7 +55,7 @@ if [ -n "$made_policy" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
 # ... and would enable them for the next boot, listening on every address: keep off the
 # servers installed just now (the sandbox runs its own, on 127.0.0.1).
 if [ -d /run/systemd/system ]; then
-  for unit in prometheus prometheus-alertmanager prometheus-pushgateway postgresql; do
+  for unit in prometheus prometheus-alertmanager prometheus-pushgateway postgresql haproxy; do
     case " ${need[*]} " in *" $unit "*) $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true ;; esac
   done
 fi
