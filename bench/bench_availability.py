@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{'ratio':>9}")
     print(f"{'list of (at, latency, score, ok) tuples (baseline)':52} {tuples_peak:10,} "
           f"{tuples_peak / sizes.rows:14.1f} {1.0:9.2f}")
-    print(f"{'Samples (four arrays)':52} {samples_peak:10,} {samples_peak / sizes.rows:14.1f} "
+    print(f"{'Samples (five arrays)':52} {samples_peak:10,} {samples_peak / sizes.rows:14.1f} "
           f"{samples_peak / tuples_peak:9.2f}x tuples")
     print()
     print(f"{f'statistics over {sizes.rows:,} samples, {len(OUTAGES)} outages':52} {'seconds':>10} "

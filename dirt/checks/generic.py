@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -13,6 +13,8 @@ from dirt.drivers import Check, CheckResult, Params
 from dirt.drivers.commands import CommandParams, run
 
 StatusCode = Annotated[int, Field(ge=100, le=599)]
+#: A response header's value is the server's to choose: at most this much of it is recorded.
+MAX_SHOWN = 64
 
 
 class HttpParams(Params):
@@ -23,6 +25,10 @@ class HttpParams(Params):
     max_latency: Duration | None = Field(None, description="The response must arrive within this.")
     timeout: Duration = Field(10.0)
     headers: dict[str, str] = Field(default_factory=dict)
+    response_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers the answer must carry with exactly these values, names in any case, "
+                    "e.g. {X-Served-By: west}: passes only on an answer from that member.")
     insecure_skip_verify: bool = False
 
 
@@ -42,14 +48,26 @@ class HttpCheck(Check):
             return CheckResult(False, str(exc))
         latency = response.seconds
         wanted = p.status if isinstance(p.status, list) else [p.status]
-        data = {"status": response.status, "latency_seconds": round(latency, 4)}
+        data: dict[str, Any] = {"status": response.status, "latency_seconds": round(latency, 4)}
+        if p.response_headers:
+            data["headers"] = {name: _shown(response.headers.get(name.lower())) for name in p.response_headers}
         if response.status not in wanted:
             return CheckResult(False, f"status {response.status}, expected {', '.join(map(str, wanted))}", data)
+        for name, expected in p.response_headers.items():
+            got = response.headers.get(name.lower())
+            if got != expected:
+                seen = "absent" if got is None else f"is {_shown(got)!r}"
+                return CheckResult(False, f"header {name} {seen}, expected {expected!r}", data)
         if p.body_contains is not None and p.body_contains not in response.text:
             return CheckResult(False, f"body does not contain {p.body_contains!r}", data)
         if p.max_latency is not None and latency > p.max_latency:
             return CheckResult(False, f"latency {latency * 1000:.0f}ms over {p.max_latency * 1000:.0f}ms", data)
         return CheckResult(True, f"status {response.status} in {latency * 1000:.0f}ms", data)
+
+
+def _shown(value: str | None) -> str | None:
+    """A header value as recorded: whatever the server sent, cut short."""
+    return None if value is None else value[:MAX_SHOWN]
 
 
 class ExecCheckParams(CommandParams):

@@ -8,8 +8,9 @@ import json
 import threading
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from dirt.core.errors import HttpError
@@ -23,6 +24,8 @@ class HttpResponse:
     status: int
     text: str
     seconds: float
+    #: The response's headers, names lower-cased (read-only).
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def ok(self) -> bool:
@@ -62,7 +65,7 @@ def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | 
                     body = _read_body(response, start + timeout)
                     encoding = response.encoding or "utf-8"
                     return HttpResponse(response.status_code, body.decode(encoding, errors="replace"),
-                                        time.monotonic() - start)
+                                        time.monotonic() - start, _headers(response))
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError, AnswerTimeout) as exc:
             kind = _late(timeout) if isinstance(exc, AnswerTimeout) else type(exc).__name__
             raise HttpError(f"{method} {shown}: {kind}") from None
@@ -124,13 +127,16 @@ class Answer:
     status: int | None
     seconds: float
     error: str = ""  # the kind of failure when nothing answered: ConnectionError, ReadTimeout...
+    header: str | None = None  # the value of the header ``timed_get`` was asked for (None: absent, or no answer)
 
 
-def timed_get(url: str, *, timeout: float, verify: bool | str = True) -> Answer:
+def timed_get(url: str, *, timeout: float, verify: bool | str = True, header: str | None = None) -> Answer:
     """One GET as a user would make it, on a fresh connection, body read (up to ``MAX_BODY``).
 
     Never raises for what the server does: refusals, resets and timeouts are answers too
     (an availability probe counts them).  ``timeout`` bounds the whole exchange, as in ``request``.
+    ``header`` names one response header whose value the answer carries (a fleet entry
+    point's ``X-Served-By``, say).
     """
     import requests
     import urllib3
@@ -144,7 +150,8 @@ def timed_get(url: str, *, timeout: float, verify: bool | str = True) -> Answer:
                 with requests.get(url, timeout=(timeout, timeout), verify=verify, stream=True,
                                   headers={"Connection": "close"}) as response:
                     _read_body(response, start + timeout)
-                    return Answer(response.status_code, time.monotonic() - start)
+                    value = response.headers.get(header) if header else None
+                    return Answer(response.status_code, time.monotonic() - start, header=value)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError, AnswerTimeout) as exc:
             return Answer(None, time.monotonic() - start, type(exc).__name__)
 
@@ -164,6 +171,10 @@ class AnswerTimeout(Exception):
 
 def _late(timeout: float) -> str:
     return f"no complete answer within {timeout:g}s"
+
+
+def _headers(response: Any) -> Mapping[str, str]:
+    return MappingProxyType({name.lower(): value for name, value in response.headers.items()})
 
 
 def _read_body(response: Any, deadline: float) -> bytes:

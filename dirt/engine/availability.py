@@ -6,7 +6,8 @@ the first fault is injected to the end of verify:
 
 * ``http``: dirt GETs the URL itself (``dirt.clients.http.timed_get``); a sample
   succeeds when an answer comes within ``timeout``, with an expected status, no
-  slower than ``max_latency``;
+  slower than ``max_latency``; with ``served_by`` each answer also records who
+  served it (a response header: a fleet entry point's ``X-Served-By``);
 * ``promql``: a success-ratio expression on the target's Prometheus (the client
   abort conditions use); the sample's score is the ratio, and no value at all
   (an empty result, Prometheus unreachable) is *unknown*: counted as a failure,
@@ -20,8 +21,8 @@ when the drill is cancelled (abort, signal), at ``MAX_SAMPLES`` or at the run's
 own deadlines (``window_limit``); it is joined before the run ends.  A window
 that closed before the end of verify is reported as cut short.
 
-The statistics (``summarize``, ``longest_outage``, ``buckets``) are pure
-functions of the samples, tested on synthetic series.
+The statistics (``summarize``, ``longest_outage``, ``buckets``, ``served_counts``,
+``served_spans``) are pure functions of the samples, tested on synthetic series.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from dirt.journal.events import (
     AvailabilityResult,
     AvailabilityStarted,
     Event,
+    ServerNames,
 )
 from dirt.scenario.model import AvailabilityExpectation, Scenario
 
@@ -60,6 +62,8 @@ FLUSH_EVERY = 5.0
 WINDOW_SLACK = 300.0
 #: At most this many distinct failure reasons are kept per probe; the rest count as "other".
 MAX_REASONS = 20
+#: A server's answers closer together than this many of its turns make one span (see ``served_spans``).
+SPAN_MERGE_TURNS = 3
 
 SUCCESS, FAILURE, UNKNOWN = 1, 0, -1
 
@@ -68,19 +72,22 @@ SUCCESS, FAILURE, UNKNOWN = 1, 0, -1
 
 
 class Samples:
-    """One probe's samples as parallel arrays: when asked, latency, score, outcome."""
+    """One probe's samples as parallel arrays: when asked, latency, score, outcome, who served."""
 
     def __init__(self) -> None:
         self.at = array("d")  # wall time the sample was asked
         self.latency = array("d")  # seconds to the answer; NaN when nothing answered (and for promql)
         self.score = array("d")  # http: 1 or 0; promql: the ratio (0 when unknown)
         self.ok = array("b")  # SUCCESS, FAILURE or UNKNOWN (a failure too)
+        self.served = array("h")  # who answered: an index into ``servers``; -1 when nobody said
+        self.servers = ServerNames()
 
-    def add(self, at: float, latency: float, score: float, ok: int) -> None:
+    def add(self, at: float, latency: float, score: float, ok: int, served: str | None = None) -> None:
         self.at.append(at)
         self.latency.append(latency)
         self.score.append(score)
         self.ok.append(ok)
+        self.served.append(self.servers.index(served))
 
     def __len__(self) -> int:
         return len(self.at)
@@ -170,9 +177,46 @@ def buckets(samples: Samples, lo: int, hi: int) -> list[AvailabilityBucket]:
         out.append(AvailabilityBucket(
             at=second, n=j - i, failed=sum(1 for o in ok if o != SUCCESS), unknown=sum(1 for o in ok if o == UNKNOWN),
             score=round(math.fsum(samples.score[i:j]), 6),
-            p50=None if p50 is None else round(p50, 6), max=None if top is None else round(top, 6)))
+            p50=None if p50 is None else round(p50, 6), max=None if top is None else round(top, 6),
+            served=served_counts(samples, i, j)))
         i = j
     return out
+
+
+def served_counts(samples: Samples, lo: int = 0, hi: int | None = None) -> dict[str, int]:
+    """Successful answers per server in rows ``lo:hi``, in the order the servers were first seen."""
+    if not samples.servers.names:
+        return {}
+    counts = Counter(who for who, ok in zip(samples.served[lo:hi], samples.ok[lo:hi]) if who >= 0 and ok == SUCCESS)
+    return {name: counts[i] for i, name in enumerate(samples.servers.names) if counts[i]}
+
+
+def served_spans(samples: Samples, merge_within: float) -> dict[str, list[tuple[float, float]]]:
+    """For each server, the wall-time spans [first, last answer] during which it answered successfully.
+
+    Two answers of one server less than ``merge_within`` seconds apart belong to one span, so a
+    member that stopped answering shows as two spans with the gap between them.
+    """
+    spans: dict[int, list[list[float]]] = {}
+    for at, who, ok in zip(samples.at, samples.served, samples.ok):
+        if who < 0 or ok != SUCCESS:
+            continue
+        runs = spans.setdefault(who, [])
+        if runs and at - runs[-1][1] < merge_within:
+            runs[-1][1] = at
+        else:
+            runs.append([at, at])
+    return {name: [(round(a, 3), round(b, 3)) for a, b in spans[i]]
+            for i, name in enumerate(samples.servers.names) if i in spans}
+
+
+def span_merge_window(interval: float, servers: int) -> float:
+    """How far apart two answers of one server may be and still make one span.
+
+    A balancer shares the users among ``servers``, so one server answers about every
+    ``servers`` samples: ``SPAN_MERGE_TURNS`` of its turns.  Only a real gap splits a span.
+    """
+    return SPAN_MERGE_TURNS * interval * max(1, servers)
 
 
 def judge(spec: AvailabilityExpectation, summary: Summary) -> tuple[bool, str]:
@@ -225,6 +269,7 @@ class Sample:
     score: float
     ok: int
     reason: str = ""  # why it failed
+    served: str | None = None  # who answered (the ``served_by`` header's value)
 
 
 class HttpSampler:
@@ -234,16 +279,17 @@ class HttpSampler:
 
     def sample(self) -> Sample:
         spec = self.spec
-        answer = http.timed_get(self.url, timeout=spec.timeout)
+        answer = http.timed_get(self.url, timeout=spec.timeout, header=spec.served_by)
         if answer.status is None:
             return Sample(math.nan, 0.0, FAILURE, answer.error or "no answer")
+        who = answer.header
         if answer.seconds > spec.timeout:
-            return Sample(answer.seconds, 0.0, FAILURE, "timeout")
+            return Sample(answer.seconds, 0.0, FAILURE, "timeout", who)
         if not (answer.status in spec.expect_status if spec.expect_status else 200 <= answer.status < 400):
-            return Sample(answer.seconds, 0.0, FAILURE, f"HTTP {answer.status}")
+            return Sample(answer.seconds, 0.0, FAILURE, f"HTTP {answer.status}", who)
         if spec.max_latency is not None and answer.seconds > spec.max_latency:
-            return Sample(answer.seconds, 0.0, FAILURE, "slower than max_latency")
-        return Sample(answer.seconds, 1.0, SUCCESS)
+            return Sample(answer.seconds, 0.0, FAILURE, "slower than max_latency", who)
+        return Sample(answer.seconds, 1.0, SUCCESS, served=who)
 
 
 class PromqlSampler:
@@ -304,7 +350,8 @@ class Probe:
             promql=self.sampler.expr if isinstance(self.sampler, PromqlSampler) else None,
             interval_seconds=spec.every, timeout_seconds=spec.timeout if url is not None else None,
             max_latency_seconds=spec.max_latency, expect_status=spec.expect_status,
-            min_success=spec.min_success, max_outage_seconds=spec.max_outage))
+            min_success=spec.min_success, max_outage_seconds=spec.max_outage,
+            served_by=spec.served_by if url is not None else None))
         self.window_start = self.wall()
         self._last_flush = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name=f"dirt-availability-{self.name[:40]}", daemon=True)
@@ -325,7 +372,7 @@ class Probe:
             except Exception as exc:  # noqa: BLE001 - a sampler bug is an unknown sample, not a dead probe
                 sample = Sample(math.nan, 0.0, UNKNOWN, f"internal error: {type(exc).__name__}")
             with self._lock:
-                self.samples.add(at, sample.latency, sample.score, sample.ok)
+                self.samples.add(at, sample.latency, sample.score, sample.ok, sample.served)
                 if sample.ok != SUCCESS:
                     self._count(sample.reason)
                 if time.monotonic() - self._last_flush >= FLUSH_EVERY:
@@ -381,6 +428,7 @@ class Probe:
             reason = self.cut_reason or cut_reason
             passed, _ = judge(self.spec, summary)
             outage = summary.outage
+            served = served_counts(self.samples)
             self._result = AvailabilityResult(
                 name=self.name, kind=self.spec.kind,  # type: ignore[arg-type]
                 window_start=self.window_start, window_end=self.window_end,
@@ -392,7 +440,8 @@ class Probe:
                     ongoing=outage.ongoing, samples=outage.samples),
                 latency_p50=_round(summary.p50), latency_p95=_round(summary.p95), latency_max=_round(summary.max),
                 min_success=self.spec.min_success, max_outage_seconds=self.spec.max_outage,
-                passed=passed, failures=dict(self.reasons.most_common()))
+                passed=passed, failures=dict(self.reasons.most_common()), served=served,
+                served_spans=served_spans(self.samples, span_merge_window(self.spec.every, len(served))))
             self.emit(self._result)
             self._summary = summary
             return self._result

@@ -12,14 +12,15 @@ fault is known by its ``index`` in ``inject`` and lives the recorded life of
 ``dirt.journal.faults``.  Journals written by dirt 0.1 (version 1, no
 ``schema_version``) are read by ``dirt.journal.reader``, which upgrades them.
 The ``availability.*`` events were added within version 2: a journal without
-them simply measured no availability, so nothing needs upgrading.
+them simply measured no availability, so nothing needs upgrading; likewise their
+``served*`` fields (who served each answer), absent when no probe asked.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 SCHEMA_VERSION = 2
 
@@ -306,6 +307,47 @@ class AbortBreach(Event):
 # -- availability: user impact through the drill (dirt.engine.availability) ---------------
 
 
+#: Who served an answer is a response header's value, i.e. whatever a server sends: a probe
+#: keeps at most ``MAX_SERVERS`` distinct names (later ones count as ``OTHER_SERVER``), each
+#: cut to ``MAX_SERVER_NAME`` printable characters.
+MAX_SERVERS = 16
+MAX_SERVER_NAME = 64
+OTHER_SERVER = "other"
+
+
+def server_name(value: str) -> str | None:
+    """A server's name as recorded: printable characters only, cut short; None when nothing is left."""
+    name = "".join(c if c.isprintable() else "?" for c in value[:MAX_SERVER_NAME]).strip()
+    return name or None
+
+
+class ServerNames:
+    """The names of who served, in the order first seen: at most ``MAX_SERVERS``, then ``OTHER_SERVER``.
+
+    ``index`` interns a name (a sample stores the small number, not the string); -1 is "nobody said".
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def index(self, value: str | None) -> int:
+        name = None if value is None else server_name(value)
+        if name is None:
+            return -1
+        if name not in self._index and len(self._index) >= MAX_SERVERS:
+            name = OTHER_SERVER
+        if name not in self._index:
+            self._index[name] = len(self.names)
+            self.names.append(name)
+        return self._index[name]
+
+    def name(self, value: str | None) -> str | None:
+        """The name ``value`` is recorded under (interning it)."""
+        i = self.index(value)
+        return None if i < 0 else self.names[i]
+
+
 class AvailabilityBucket(BaseModel):
     """One second of one probe's samples (``at``: the wall-clock second they started in)."""
 
@@ -318,6 +360,15 @@ class AvailabilityBucket(BaseModel):
     score: float = 0.0  # sum of the samples' success (http: 1 or 0; promql: the ratio)
     p50: float | None = None  # latency of the answers, seconds (http)
     max: float | None = None
+    served: dict[str, int] = Field(default_factory=dict)  # successful answers per server (probes with served_by)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_served(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A probe without ``served_by`` writes its buckets as before (one line per second adds up)."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("served"):
+            data.pop("served", None)
+        return data
 
 
 class AvailabilityStarted(Event):
@@ -334,6 +385,7 @@ class AvailabilityStarted(Event):
     expect_status: list[int] | None = None
     min_success: float | None = None
     max_outage_seconds: float | None = None
+    served_by: str | None = None  # the response header naming who served each answer
 
 
 class AvailabilityBuckets(Event):
@@ -376,6 +428,10 @@ class AvailabilityResult(Event):
     max_outage_seconds: float | None = None
     passed: bool
     failures: dict[str, int] = Field(default_factory=dict)  # why samples failed: "HTTP 503", "ConnectionError"...
+    # Probes with served_by: successful answers per server, and the wall-time spans [start, end]
+    # during which each answered (short gaps merged: see ``dirt.engine.availability.served_spans``).
+    served: dict[str, int] = Field(default_factory=dict)
+    served_spans: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
 
 
 # -- endings: aborts, signals, errors, rollback --------------------------------------------

@@ -24,7 +24,9 @@ max_outage_seconds}, verdict (null when the run died first), complete,
 cut_short, cut_reason, samples, successes, unknown, ratio, longest_outage{start,
 end, seconds, ongoing, start_offset, end_offset}, latency{p50, p95, max},
 failures{reason: count}, window{start, end, start_offset, end_offset},
-buckets[] {at, offset, n, failed, unknown, score, p50, max} per second), rollback{ran, reason,
+buckets[] {at, offset, n, failed, unknown, score, p50, max, served{server: answers}} per second,
+served_by, served{server: successful answers}, served_spans{server: [{start, end, start_offset,
+end_offset}]}), rollback{ran, reason,
 actions[], runs[]}, abort, signals[], errors[], failures[], still_in_effect[],
 journal_problems[].
 
@@ -208,6 +210,7 @@ class _Fold:
             "timeout_seconds": e.timeout_seconds, "max_latency_seconds": e.max_latency_seconds,
             "expect_status": e.expect_status, "objective": {"min_success": e.min_success,
                                                             "max_outage_seconds": e.max_outage_seconds},
+            "served_by": e.served_by,
             "start_offset": e.t, "buckets": [], "result": None,
         }
 
@@ -265,7 +268,8 @@ def availability_entry(probe: dict[str, Any], first_ts: float | None) -> dict[st
 
     result: ev.AvailabilityResult | None = probe["result"]
     probe = {k: v for k, v in probe.items() if k != "result"}
-    probe["buckets"] = [b | {"offset": offset(b["at"])} for b in probe["buckets"]]
+    names = ev.ServerNames()  # the journal's names bounded again: it may not be dirt's
+    probe["buckets"] = [_served_bucket(b, names) | {"offset": offset(b["at"])} for b in probe["buckets"]]
     samples = sum(b["n"] for b in probe["buckets"])
     entry = probe | {"complete": result is not None, "verdict": None, "passed": None, "cut_short": None,
                      "cut_reason": None, "samples": samples,
@@ -274,9 +278,17 @@ def availability_entry(probe: dict[str, Any], first_ts: float | None) -> dict[st
                      "ratio": round(sum(b["score"] for b in probe["buckets"]) / samples, 6) if samples else None,
                      "longest_outage": None, "latency": {"p50": None, "p95": None, "max": None},
                      "failures": {}, "window": {"start": None, "end": None, "start_offset": probe["start_offset"],
-                                                "end_offset": None}}
+                                                "end_offset": None},
+                     "served": _served_total(probe["buckets"]), "served_spans": {}}
     if result is None:
+        entry["served_spans"] = {name: [_span(first, last + 1, offset) for first, last, _ in runs]
+                                 for name, runs in served_runs(probe["buckets"]).items()}
         return entry
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for name, runs in result.served_spans.items():
+        key = names.name(name)
+        if key is not None:
+            spans.setdefault(key, []).extend(runs)
     outage = result.longest_outage
     entry.update(
         verdict="passed" if result.passed else "failed", passed=result.passed, cut_short=result.cut_short,
@@ -288,8 +300,55 @@ def availability_entry(probe: dict[str, Any], first_ts: float | None) -> dict[st
         longest_outage=None if outage is None else {
             "start": iso(outage.start), "end": iso(outage.end), "seconds": outage.seconds, "ongoing": outage.ongoing,
             "samples": outage.samples, "start_offset": offset(outage.start), "end_offset": offset(outage.end)},
+        served=_counted(result.served, names),
+        served_spans={name: [_span(a, b, offset) for a, b in sorted(runs)] for name, runs in spans.items()},
     )
     return entry
+
+
+def _served_bucket(bucket: dict[str, Any], names: ev.ServerNames) -> dict[str, Any]:
+    """A bucket with its servers' names as the report records them (bounded in number and length)."""
+    return bucket | {"served": _counted(bucket["served"], names)} if bucket.get("served") else bucket
+
+
+def _counted(counts: dict[str, int], names: ev.ServerNames) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, count in counts.items():
+        key = names.name(name)
+        if key is not None and count > 0:
+            out[key] = out.get(key, 0) + count
+    return out
+
+
+def _served_total(buckets: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for b in buckets:
+        for name, count in (b.get("served") or {}).items():
+            total[name] = total.get(name, 0) + count
+    return total
+
+
+def served_runs(buckets: list[dict[str, Any]], key: str = "at") -> dict[str, list[list[Any]]]:
+    """Per server (in the order first seen), each run of consecutive seconds in which it served:
+    [the first second's ``key``, the last second's ``key``, answers]."""
+    runs: dict[str, list[list[Any]]] = {}
+    last: dict[str, int] = {}
+    for b in buckets:
+        served = b.get("served")
+        for name, count in served.items() if isinstance(served, dict) else ():
+            if not (isinstance(count, int) and count > 0):
+                continue
+            mine = runs.setdefault(name, [])
+            if mine and last[name] == b["at"] - 1:
+                mine[-1][1:] = [b[key], mine[-1][2] + count]
+            else:
+                mine.append([b[key], b[key], count])
+            last[name] = b["at"]
+    return runs
+
+
+def _span(start: float, end: float, offset: Any) -> dict[str, Any]:
+    return {"start": iso(start), "end": iso(end), "start_offset": offset(start), "end_offset": offset(end)}
 
 
 def build_report(events: list[ev.Event], problems: list[str] | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from dirt.core.durations import format_duration
+from dirt.report.model import served_runs
 
 PHASE_COLOURS = {
     "preflight": "#8da0cb", "inject": "#e78ac3", "detect": "#fc8d62", "recover": "#66c2a5",
@@ -22,6 +23,12 @@ PHASE_COLOURS = {
 }
 STATUS_COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "aborted": "#ef6c00", "interrupted": "#6d4c41",
                   "running": "#757575", "skipped": "#9e9e9e"}
+#: One colour per server on an availability lane's "served by" sub-lanes (cycled).
+SERVER_COLOURS = ("#00897b", "#5e35b1", "#f4511e", "#3949ab", "#7cb342", "#8e24aa", "#00acc1", "#6d4c41")
+#: Height of one server's sub-lane on the timeline.
+_SERVED_LANE = 10
+#: The Markdown and HTML list at most this many gaps of one server.
+MAX_GAPS_SHOWN = 5
 
 
 @functools.cache
@@ -41,6 +48,7 @@ def _env() -> Any:
     env.filters["ms"] = lambda v: f"{v * 1000:.0f}ms" if _finite(v) else "-"
     env.filters["objective"] = _objective
     env.globals["STATUS_COLOURS"] = STATUS_COLOURS
+    env.globals["served_rows"] = served_rows
     return env
 
 
@@ -64,6 +72,27 @@ def _objective(objective: Any) -> str:
     if _finite(objective.get("max_outage_seconds")):
         parts.append(f"outage ≤ {format_duration(objective['max_outage_seconds'])}")
     return ", ".join(parts) or "none (measured only)"
+
+
+def served_rows(probe: dict[str, Any]) -> list[dict[str, Any]]:
+    """Who served a probe's users: per server its answers, share, first and last answer, and the gaps
+    between its spans in words ("+5.0s to +100.0s (95.0s)")."""
+    served = {k: v for k, v in (probe.get("served") or {}).items() if _finite(v)}
+    spans = probe.get("served_spans") if isinstance(probe.get("served_spans"), dict) else {}
+    total = sum(served.values())
+    rows = []
+    for name, answers in served.items():
+        runs = [s for s in spans.get(name) or [] if isinstance(s, dict)
+                and _finite(s.get("start_offset")) and _finite(s.get("end_offset"))]
+        gaps = [f"+{a['end_offset']:.1f}s to +{b['start_offset']:.1f}s "
+                f"({format_duration(b['start_offset'] - a['end_offset'])})" for a, b in zip(runs, runs[1:])]
+        if len(gaps) > MAX_GAPS_SHOWN:
+            gaps = gaps[:MAX_GAPS_SHOWN] + [f"{len(gaps) - MAX_GAPS_SHOWN} more"]
+        rows.append({"name": name, "answers": answers, "share": answers / total if total else None,
+                     "first_offset": runs[0]["start_offset"] if runs else None,
+                     "last_offset": runs[-1]["end_offset"] if runs else None,
+                     "gaps": ", ".join(gaps) or "none"})
+    return rows
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -245,7 +274,8 @@ def timeline_svg(report: dict[str, Any]) -> str:
 
 def _availability_lane(probe: dict[str, Any], x: Any, total: float) -> tuple[str, str, int]:
     """One probe on the timeline: its window, a bar per second (red share: failed samples),
-    the longest outage shaded, and the latency series (max per second) as a line."""
+    the longest outage shaded, and the latency series (max per second) as a line; with
+    ``served_by``, a thin sub-lane per server below it: the seconds it served users."""
     height, plot = 46, 36  # the lane, and the latency plot inside it
 
     def esc(text: Any) -> str:
@@ -284,8 +314,30 @@ def _availability_lane(probe: dict[str, Any], x: Any, total: float) -> tuple[str
         parts.append(f'<polyline class="availability-latency" points="{points}" fill="none" stroke="#1565c0" '
                      f'stroke-width="1.2"><title>latency (max per second), top of lane {top * 1000:.0f}ms'
                      f'</title></polyline>')
+    served, servers = _served_lanes(buckets, x, top=plot + 4)
+    parts.extend(served)
     label = f"{probe.get('name')} {_percent(probe.get('ratio'))}"
-    return label, "".join(parts), height
+    return label, "".join(parts), height + _SERVED_LANE * servers
+
+
+
+def _served_lanes(buckets: list[dict[str, Any]], x: Any, top: int) -> tuple[list[str], int]:
+    """One thin lane per server: a bar over each run of consecutive seconds in which it served;
+    the SVG parts and how many lanes."""
+    esc = functools.partial(html.escape, quote=True)
+    parts = []
+    runs = served_runs(buckets, key="offset")
+    for i, (name, mine) in enumerate(runs.items()):
+        y = top + i * _SERVED_LANE
+        colour = SERVER_COLOURS[i % len(SERVER_COLOURS)]
+        parts.append(f'<text class="served-label" x="12" y="{y + 7}" font-size="9" fill="{colour}">'
+                     f'{esc(name[:22])}<title>served by {esc(name)}</title></text>')
+        for first, last, answers in mine:
+            parts.append(f'<rect class="served" data-server="{esc(name)}" x="{x(first):.1f}" y="{y + 1}" '
+                         f'width="{max(1.0, x(last + 1.0) - x(first)):.1f}" height="6" fill="{colour}">'
+                         f'<title>{esc(name)} served +{first:.0f}s to +{last + 1.0:.0f}s '
+                         f'({answers} answers)</title></rect>')
+    return parts, len(runs)
 
 
 def _ticks(total: float) -> list[float]:

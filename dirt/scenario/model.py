@@ -68,6 +68,8 @@ class AlertExpectation(AlertMatch):
 HTTP_MIN_INTERVAL = 0.05
 PROMQL_MIN_INTERVAL = 1.0
 MAX_PROBE_TIMEOUT = 30.0
+#: An HTTP header's name (RFC 9110's token).
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
 def parse_ratio(value: Any) -> float:
@@ -128,6 +130,11 @@ class AvailabilityExpectation(Model):
     max_latency: Duration | None = Field(
         None, gt=0, description="http: a slower answer counts as a failure (the user waited too long)."
     )
+    served_by: str | None = Field(
+        None, max_length=64,
+        description="http: a response header that names who served each answer (a fleet entry point's "
+        "X-Served-By): the report then shows, second by second, which member served the users.",
+    )
     min_success: Ratio | None = Field(
         None, description="Objective: share of successful samples, '99.9%' or 0.999.  None: measured only."
     )
@@ -149,12 +156,15 @@ class AvailabilityExpectation(Model):
             if self.max_latency is not None and self.max_latency > self.timeout:
                 raise ValueError(f"'max_latency' ({self.max_latency:g}s) is longer than 'timeout' "
                                  f"({self.timeout:g}s): no answer could be that slow; raise 'timeout'")
+            if self.served_by is not None and not HEADER_NAME.fullmatch(self.served_by):
+                raise ValueError(f"'served_by': {self.served_by!r} is not a header name "
+                                 "(letters, digits and '-', e.g. X-Served-By)")
         else:
             if not (self.promql or "").strip():
                 raise ValueError("'promql' must not be empty")
             if self.interval is not None and self.interval < PROMQL_MIN_INTERVAL:
                 raise ValueError("a promql probe's 'interval' must be at least 1s (Prometheus evaluates no faster)")
-            http_only = [k for k in ("expect_status", "max_latency") if getattr(self, k) is not None]
+            http_only = [k for k in ("expect_status", "max_latency", "served_by") if getattr(self, k) is not None]
             if http_only:
                 raise ValueError(f"{', '.join(repr(k) for k in http_only)} apply only to 'http' probes")
         return self

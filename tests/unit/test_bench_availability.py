@@ -35,7 +35,7 @@ def test_a_quick_run_prints_each_figure_against_its_baseline() -> None:
                  rf"HttpSampler\.sample\(\) \(timed_get\){number}{number}{number}x requests$",
                  rf"PromqlSampler\.sample\(\) \(kept-alive session\){number}{number}{number}x requests$",
                  rf"AvailabilityWatch, one http probe at 200 ms{number}{number}%{number}x requests$",
-                 rf"Samples \(four arrays\){number}{number}{number}x tuples$",
+                 rf"Samples \(five arrays\){number}{number}{number}x tuples$",
                  rf"summarize\(\){number}{number}x loop$",
                  rf"buckets\(\): [\d,]+ one-second buckets{number}{number}x loop$"):
         assert re.search(line, out, re.M), f"no line like {line!r} in:\n{out}"

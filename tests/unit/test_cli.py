@@ -80,7 +80,7 @@ def test_a_malformed_dirt_yaml_is_reported_with_its_line(project) -> None:
     project.scenario("t", basic_scenario())
     proc = dirt(project, "validate", "t.yaml")
     assert proc.returncode == 2
-    assert "dirt.yaml:3:15: targets.x.provider: must be 'sandbox', 'kind', 'kubeconfig' or 'fake'" in proc.stderr
+    assert "dirt.yaml:3:15: targets.x.provider: must be 'sandbox', 'kind', 'kubeconfig', 'fleet' or 'fake'" in proc.stderr
 
 
 def test_schema_is_valid_json(project) -> None:

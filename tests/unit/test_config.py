@@ -107,7 +107,7 @@ BROKEN = {
         "dirt.yaml:6:49: targets.prod.settings.context: context 'prd' is not in kubeconfig (did you mean 'prod'?)"),
     "an unknown provider": (
         "targets:\n  sandbox:\n    provider: sandbx\n",
-        "dirt.yaml:3:15: targets.sandbox.provider: must be 'sandbox', 'kind', 'kubeconfig' or 'fake'; "
+        "dirt.yaml:3:15: targets.sandbox.provider: must be 'sandbox', 'kind', 'kubeconfig', 'fleet' or 'fake'; "
         "did you mean 'sandbox'?"),
     "an unknown provider setting": (
         kubeconfig_target("{kubeconfig: kubeconfig, contxt: prod}"),
@@ -194,7 +194,7 @@ def test_every_problem_is_reported_at_once(folder: Path) -> None:
     assert [p.split(": ")[0] for p in problems] == [
         "dirt.yaml:5:23", "dirt.yaml:6:48", "dirt.yaml:7:49", "dirt.yaml:7:81", "dirt.yaml:9:15", "dirt.yaml:12:23",
     ]
-    assert "targets.kind-ci.provider: must be 'sandbox', 'kind', 'kubeconfig' or 'fake'; did you mean 'kind'?" \
+    assert "targets.kind-ci.provider: must be 'sandbox', 'kind', 'kubeconfig', 'fleet' or 'fake'; did you mean 'kind'?" \
         in problems[4]
 
 
@@ -323,7 +323,7 @@ def test_validate_and_targets_list_every_dirt_yaml_problem_and_exit_2(project, c
         "(check the path)",
         "dirt.yaml:6:57: targets.prod.settings.timeout: 'never' is not a duration: write it like 500ms, 90s, 2m "
         "or 1h30m",
-        "dirt.yaml:8:15: targets.other.provider: must be 'sandbox', 'kind', 'kubeconfig' or 'fake'; "
+        "dirt.yaml:8:15: targets.other.provider: must be 'sandbox', 'kind', 'kubeconfig', 'fleet' or 'fake'; "
         "did you mean 'kubeconfig'?",
     ]
 

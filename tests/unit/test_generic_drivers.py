@@ -22,6 +22,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = b"shop is open" if status == 200 else b"maintenance"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Served-By", "east" if self.path == "/east" else "west")
         self.end_headers()
         self.wfile.write(body)
 
@@ -54,6 +55,17 @@ def test_http_check_fails_on_status_body_or_latency(server, tmp_path) -> None:
     slow = driver("check", "http", tmp_path, url=f"{server}/slow", max_latency="100ms").probe()
     assert not slow.ok and slow.detail.startswith("latency ")
     assert driver("check", "http", tmp_path, url="http://127.0.0.1:9/", timeout=1).probe().detail.endswith("ConnectionError")
+
+
+def test_http_check_passes_only_on_an_answer_carrying_the_response_headers_asked_for(server, tmp_path) -> None:
+    west = driver("check", "http", tmp_path, url=f"{server}/", response_headers={"x-served-by": "west"}).probe()
+    assert west.ok and west.data["headers"] == {"x-served-by": "west"}
+    east = driver("check", "http", tmp_path, url=f"{server}/east", response_headers={"X-Served-By": "west"}).probe()
+    assert not east.ok and east.detail == "header X-Served-By is 'east', expected 'west'"
+    assert east.data["headers"] == {"X-Served-By": "east"}
+    absent = driver("check", "http", tmp_path, url=f"{server}/", response_headers={"X-Zone": "a"}).probe()
+    assert absent.detail == "header X-Zone absent, expected 'a'" and absent.data["headers"] == {"X-Zone": None}
+    assert "headers" not in driver("check", "http", tmp_path, url=f"{server}/").probe().data
 
 
 def test_exec_check_compares_exit_status_and_output(tmp_path) -> None:
