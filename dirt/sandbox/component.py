@@ -9,6 +9,11 @@ the kubeconfig, the PKI, binaries) it is given when made, never fetched from a g
 The shape follows kwok's ``pkg/kwokctl/components`` (one small builder per component) and its
 ``Runtime`` interface (up, down, start/stop, logs): the sandbox iterates its components rather than
 knowing each one's insides, so adding one (HAProxy as a fleet's entry point) touches no other.
+
+What a sandbox's components share is here too: ``SandboxContext`` (what the sandbox gives each of
+them: its folders, ``Ports``, binaries and state) and ``ProcessGroup``, the base of a component made
+of processes dirt starts by their command lines (pid file, log file, binary, health check, the
+command lines kept in ``sandbox.json`` to restart one as it was).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Prometheus, Alertmanager and kube-state-metrics configuration for a sandbox.
+"""The sandbox's monitoring: Prometheus, Alertmanager, kube-state-metrics, the volume provisioner and
+(opt-in) a Pushgateway, as one component, with their configuration.
 
 Prometheus scrapes every control-plane component the way a real cluster's
 monitoring does — the API server over HTTPS with the client certificate the
@@ -9,49 +10,38 @@ A sandbox with a Pushgateway has it scraped too, with ``honor_labels`` so that
 what batch jobs (``dirt history export --pushgateway``) push keeps its own
 ``job`` and ``instance``.  Alertmanager receives the alerts with ``group_wait``
 short so nothing is held.
+
+The processes live beside the cluster, not in it: ``<sandbox>/prometheus/`` (its configuration,
+rules and data), ``<sandbox>/alertmanager/``, ``<sandbox>/pushgateway/``, with their pid and log
+files in ``<sandbox>/pids/`` and ``<sandbox>/logs/``.  A sandbox is shared by every project on the
+machine, so ``sync_rules`` loads the rules of the project about to run a drill into a running
+Prometheus.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dirt.core.errors import ConfigError
+from dirt.clients import http
+from dirt.core.errors import ConfigError, HttpError, TargetError
 from dirt.core.safefile import MAX_RULES_BYTES
 from dirt.documents import yamlpos
 from dirt.documents.rules import as_prometheus
+from dirt.sandbox.binaries import locate_pushgateway
+from dirt.sandbox.component import Log, Ports, ProcessGroup, SandboxContext, answers, quiet, write_yaml
 
 RULES_DIR = Path(__file__).parent / "rules"
-
-
-@dataclass(frozen=True)
-class Ports:
-    kube_apiserver: int
-    etcd: int
-    etcd_peer: int
-    kube_controller_manager: int
-    kube_scheduler: int
-    kwok_controller: int
-    prometheus: int
-    alertmanager: int
-    kube_state_metrics: int
-    kube_state_metrics_telemetry: int
-    # Velero's (sandboxes with velero: true); 0 in the state of a sandbox created before they existed
-    object_store: int = 0
-    velero_metrics: int = 0
-    # the real node's (sandboxes with real_nodes: 1)
-    kubelet: int = 0
-    kubelet_healthz: int = 0
-    containerd_metrics: int = 0
-    # the Pushgateway's (sandboxes with pushgateway: true)
-    pushgateway: int = 0
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return list(cls.__dataclass_fields__)
+KSM = "kube-state-metrics"
+#: the monitoring processes every sandbox runs (kube-state-metrics unless switched off), as `status` lists them
+MONITORS = (KSM, "volume-provisioner", "prometheus", "alertmanager")
+#: Alerts about the sandbox itself: start-up noise is waited out (a while) before a drill.
+INFRA_ALERTS = ("KubeAPIDown", "KubeControllerManagerDown", "KubeSchedulerDown", "KwokControllerDown",
+                "etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdDataLoss", "TargetDown")
 
 
 def _duration(seconds: float) -> str:
@@ -163,6 +153,197 @@ def _read_rules(src: Path) -> dict[str, Any]:
     return data
 
 
-def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+class Monitoring(ProcessGroup):
+    """Prometheus, Alertmanager, kube-state-metrics, the volume provisioner and (opt-in) a Pushgateway.
+
+    ``processes`` lists kube-state-metrics even in a sandbox set to run without it (an earlier ``up``
+    may have started it, and ``down`` stops it), but it is checked and shown by ``status`` only when
+    these settings run it; the Pushgateway is listed when these settings or an earlier ``up`` ran one.
+    """
+
+    name = "monitoring"
+    PROCESSES = (*MONITORS, "pushgateway")
+
+    def __init__(self, ctx: SandboxContext, *, scrape_interval: float = 1.0, evaluation_interval: float = 1.0,
+                 alert_for: float | None = None, rules: list[Path] | None = None, kube_state_metrics: bool = True,
+                 pushgateway: bool = False) -> None:
+        super().__init__(ctx)
+        self.scrape_interval = scrape_interval
+        self.evaluation_interval = evaluation_interval
+        self.alert_for = alert_for
+        self.extra_rules = list(rules or [])
+        self.want_ksm = kube_state_metrics
+        self.pushgateway = pushgateway
+
+    @property
+    def runs_pushgateway(self) -> bool:
+        return self.pushgateway or bool(self.ctx.state().get("pushgateway"))  # or started by another configuration
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        return (*MONITORS, *(("pushgateway",) if self.runs_pushgateway else ()))
+
+    def checked(self) -> tuple[str, ...]:
+        return tuple(name for name in self.processes if name != KSM or self.want_ksm)
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ctx.ports().prometheus}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.ctx.ports().alertmanager}"
+
+    @property
+    def pushgateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ctx.ports().pushgateway}"
+
+    def status(self) -> dict[str, Any]:
+        return {"prometheus_url": self.prometheus_url, "alertmanager_url": self.alertmanager_url,
+                "pushgateway_url": self.pushgateway_url if self.runs_pushgateway else None}
+
+    def binary(self, name: str) -> Path | None:
+        if name == "pushgateway":
+            return locate_pushgateway()
+        b = self.ctx.binaries()
+        return {"prometheus": b.prometheus, "alertmanager": b.alertmanager,
+                KSM: b.kube_state_metrics, "volume-provisioner": Path(sys.executable)}[name]
+
+    def answers(self, name: str) -> bool:
+        if name == "volume-provisioner":
+            return True  # no endpoint: running is healthy
+        if name == KSM:
+            return answers(f"http://127.0.0.1:{self.ctx.ports().kube_state_metrics}/healthz")
+        return answers({"prometheus": f"{self.prometheus_url}/-/ready",
+                        "alertmanager": f"{self.alertmanager_url}/-/ready",
+                        "pushgateway": f"{self.pushgateway_url}/-/healthy"}[name])
+
+    def prepare(self, *, log: Log = quiet) -> dict[str, str]:
+        if self.pushgateway:
+            locate_pushgateway()  # missing: say so before anything starts
+        elif self.ctx.state().get("pushgateway") and self.stop_process("pushgateway"):
+            log("stopped pushgateway (the sandbox no longer runs one)")
+        return {}
+
+    def start(self, *, log: Log = quiet) -> None:
+        """Write the configuration and start what does not run; a running Prometheus reloads its own."""
+        b = self.ctx.binaries()
+        p = self.ctx.ports()
+        root = self.ctx.root
+        ksm = self.want_ksm and b.kube_state_metrics is not None
+        prom_dir = root / "prometheus"
+        rules = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for)
+        write_yaml(prom_dir / "prometheus.yml", prometheus_config(
+            ports=p, pki=self.ctx.pki, rule_files=rules, scrape_interval=self.scrape_interval,
+            evaluation_interval=self.evaluation_interval, with_ksm=ksm, with_pushgateway=self.pushgateway))
+        am_dir = root / "alertmanager"
+        write_yaml(am_dir / "alertmanager.yml", alertmanager_config())
+        commands: dict[str, list[str]] = {}
+        if ksm:
+            commands[KSM] = [
+                str(b.kube_state_metrics), f"--kubeconfig={self.ctx.kubeconfig}", "--host=127.0.0.1",
+                f"--port={p.kube_state_metrics}", "--telemetry-host=127.0.0.1",
+                f"--telemetry-port={p.kube_state_metrics_telemetry}",
+                "--resources=deployments,daemonsets,statefulsets,replicasets,pods,nodes,namespaces,"
+                "services,configmaps,secrets,persistentvolumeclaims,jobs,poddisruptionbudgets",
+            ]
+        commands["volume-provisioner"] = [
+            sys.executable, "-m", "dirt.sandbox.provisioner", f"--kubeconfig={self.ctx.kubeconfig}",
+            f"--root={root / 'volumes'}",
+        ]
+        commands["prometheus"] = [
+            str(b.prometheus), f"--config.file={prom_dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.prometheus}",
+            "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn",
+            # send firing alerts to Alertmanager every second, not every minute
+            "--rules.alert.resend-delay=1s"]
+        commands["alertmanager"] = [
+            str(b.alertmanager), f"--config.file={am_dir / 'alertmanager.yml'}",
+            f"--storage.path={am_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.alertmanager}",
+            "--cluster.listen-address=", "--log.level=warn"]
+        if self.pushgateway:
+            # Kept in the sandbox's folder (never the package's /var/lib one), so pushed metrics
+            # outlive a restart of the sandbox but not `down`.
+            (root / "pushgateway").mkdir(parents=True, exist_ok=True)
+            commands["pushgateway"] = [
+                str(locate_pushgateway()), f"--web.listen-address=127.0.0.1:{p.pushgateway}",
+                f"--persistence.file={root / 'pushgateway' / 'metrics.data'}", "--persistence.interval=10s",
+                "--log.level=info",  # a few lines: where it listens, what it restored
+            ]
+        self.record(commands)
+        for name, argv in commands.items():
+            if self.running(name):
+                if name == "prometheus":
+                    self.reload_prometheus()  # its configuration or rules may have changed
+                continue
+            port = getattr(p, name.replace("-", "_"), None)
+            log(f"starting {name}" + (f" on 127.0.0.1:{port}" if port else ""))
+            self.launch(name, argv)
+
+    def reconnect(self) -> None:
+        """kube-state-metrics started again if it runs: its client certificate came from a PKI, and its
+        watches from an etcd, that the cluster no longer has (a new cluster, a restored snapshot)."""
+        if self.running(KSM):
+            self.restart(KSM)
+
+    def reload_prometheus(self) -> None:
+        failed = f"sandbox {self.ctx.name!r}: Prometheus did not reload its configuration"
+        try:
+            answer = http.request("POST", f"{self.prometheus_url}/-/reload", timeout=10)
+        except HttpError as exc:
+            raise TargetError(f"{failed}: {exc}") from None
+        if not answer.ok:
+            raise TargetError(f"{failed} (HTTP {answer.status})")
+
+    def sync_rules(self, *, log: Log = quiet) -> bool:
+        """Load these settings' rules into the running Prometheus when it holds others (another
+        project's, or an older version of these); True when they were changed.  A sandbox is shared by
+        every project on the machine: the drill about to run must be judged by its own alerts."""
+        prom_dir = self.ctx.root / "prometheus"
+        wanted = render_rules([RULES_DIR, *self.extra_rules], self.alert_for)
+        if rules_in(prom_dir / "rules") == wanted:
+            return False
+        log(f"loading the alert rules of this project into sandbox {self.ctx.name!r} "
+            f"({', '.join(str(r) for r in self.extra_rules) or 'the built-in rules only'})")
+        written = write_rules([RULES_DIR, *self.extra_rules], prom_dir / "rules", self.alert_for, rendered=wanted)
+        config = yaml.safe_load((prom_dir / "prometheus.yml").read_text(encoding="utf-8"))
+        config["rule_files"] = [str(path) for path in written]  # only the rules: the rest is the running sandbox's
+        write_yaml(prom_dir / "prometheus.yml", config)
+        self.reload_prometheus()
+        return True
+
+    def wait_settled(self, timeout: float = 60.0, *, quiet_within: float = 20.0, log: Log = quiet) -> list[str]:
+        """Prometheus scrapes every target and has evaluated its rules; start-up noise (the
+        sandbox's own alerts, pending or firing) gets ``quiet_within`` seconds to clear.
+
+        Alerts still firing after that are returned and logged, not fatal: a sandbox that
+        is up is up, whatever its alerts say, and a drill's baseline shows them.  Only
+        monitoring that does not work (a target down, Prometheus silent) is an error.
+        """
+        deadline = time.monotonic() + timeout
+        problems: list[str] = ["Prometheus not answering"]
+        scraping_since: float | None = None
+        while time.monotonic() < deadline:
+            targets = http.probe(f"{self.prometheus_url}/api/v1/targets")
+            rules = http.probe(f"{self.prometheus_url}/api/v1/rules?type=alert")
+            try:
+                active = targets.json()["data"]["activeTargets"] if targets is not None and targets.ok else None
+                groups = rules.json()["data"]["groups"] if rules is not None and rules.ok else None
+            except (HttpError, KeyError, TypeError):
+                active = groups = None
+            if active is not None and groups is not None:
+                problems = [f"target {t['labels']['job']} {t['health']}" for t in active if t["health"] != "up"]
+                evaluated = all(not str(g.get("lastEvaluation", "0001")).startswith("0001") for g in groups)
+                if active and not problems and evaluated:
+                    scraping_since = scraping_since or time.monotonic()
+                    states = {a["labels"].get("alertname", "?"): a.get("state") for g in groups
+                              for r in g.get("rules", []) for a in r.get("alerts", [])}
+                    noisy = [n for n, st in states.items() if n in INFRA_ALERTS and st in ("pending", "firing")]
+                    if not noisy or time.monotonic() - scraping_since > quiet_within:
+                        firing = sorted(n for n, st in states.items() if st == "firing" and n != "Watchdog")
+                        if firing:
+                            log(f"alerts firing: {', '.join(firing)}")
+                        return firing
+            time.sleep(0.5)
+        raise TargetError(f"sandbox {self.ctx.name!r}: monitoring not working after {timeout:.0f}s: "
+                          f"{', '.join(problems)}")

@@ -13,7 +13,7 @@ started, health-checked, logged and stopped with the sandbox:
   sandbox's CA (the Node authorizer applies to it as to any kubelet), its API and health
   endpoint on 127.0.0.1, ``cgroupDriver: cgroupfs`` and ``failCgroupV1: false`` (the machine
   has cgroup v1), its pods under a cgroup of the sandbox's own (``/dirt-<name>-<hash of its folder>``,
-  ``Sandbox.node_id``), so two sandboxes never share one, even of the same name.
+  ``node_id``), so two sandboxes never share one, even of the same name.
 
 The node is labelled ``dirt.dev/node=real`` and tainted ``dirt.dev/real-node=true:NoSchedule``: only
 workloads that ask for it (a toleration and a node selector) land there; the KWOK controller
@@ -24,6 +24,10 @@ host.  Images come from :mod:`dirt.sandbox.images` (no registry), imported into 
 Stopping leaves nothing behind: every container is killed through containerd, the shims of this
 containerd (found by its socket address, never by name alone) are stopped, the mounts under the
 node's folder are unmounted and its cgroups removed.
+
+The ``RealNode`` component at the end puts these parts together: it starts the node (and joins it
+to the sandbox's control plane, which it knows only as a ``NodeRegistry``), imports images, kills a
+container, and stops the node as a lost machine does.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ import os
 import re
 import signal
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dirt.clients.commands import CommandResult, run
 from dirt.core.errors import BinaryError, CommandError, TargetError
 from dirt.sandbox import images
+from dirt.sandbox.binaries import locate_kubelet
+from dirt.sandbox.component import Log, ProcessGroup, SandboxContext, answers, quiet, write_yaml
 
 NODE_PREFIX = "real-"
 LABEL = "dirt.dev/node"
@@ -81,6 +88,12 @@ def socket_path(root: Path) -> Path:
 
 def cgroup_root(sandbox: str) -> str:
     return f"/dirt-{re.sub(r'[^A-Za-z0-9_.-]', '_', sandbox)}"
+
+
+def node_id(sandbox: str, root: Path) -> str:
+    """What sets a sandbox's real node apart on the machine (its pod cgroup): the name and where it lives,
+    since two sandboxes of one name in different folders must never share (or clean up) each other's pods."""
+    return f"{sandbox}-{zlib.crc32(str(root.resolve()).encode()):08x}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -454,3 +467,179 @@ def teardown(root: Path, sandbox: str, *, stop: Callable[[str], bool], log: Call
     return problems
 
 
+# -- the component ------------------------------------------------------------------------------
+class NodeRegistry(Protocol):
+    """What the real node asks of the control plane it joins."""
+
+    def node_names(self) -> list[str] | None: ...
+
+    def ready_nodes(self) -> list[str]: ...
+
+    def manages_every_node(self) -> bool: ...
+
+
+class RealNode(ProcessGroup):
+    """containerd and the kubelet of the sandbox's real node (``settings: {real_nodes: 1}``)."""
+
+    name = "real-node"
+    PROCESSES = COMPONENTS
+
+    def __init__(self, ctx: SandboxContext, *, count: int, cluster: NodeRegistry) -> None:
+        super().__init__(ctx)
+        self.count = count
+        self.cluster = cluster
+
+    @property
+    def names(self) -> list[str]:
+        return [node_name(i) for i in range(self.count)]
+
+    @property
+    def node_id(self) -> str:
+        return node_id(self.ctx.name, self.ctx.root)
+
+    @property
+    def images_folder(self) -> Path:
+        return folder(self.ctx.root) / "images"
+
+    def kubelet(self, *, build_missing: bool = False, log: Log = quiet) -> Path:
+        return locate_kubelet(build_missing=build_missing, log=log)
+
+    def prepare(self, *, log: Log = quiet) -> dict[str, str]:
+        versions = {"kubelet": self.ctx.binaries().versions()["kubernetes"], "containerd": containerd_version()}
+        self.kubelet(build_missing=True, log=log)
+        return versions
+
+    def binary(self, name: str) -> Path | None:
+        return self.kubelet() if name == "kubelet" else system_binaries()["containerd"]
+
+    def answers(self, name: str) -> bool:
+        p = self.ctx.ports()
+        if name == "kubelet":
+            return answers(f"http://127.0.0.1:{p.kubelet_healthz}/healthz")
+        return answers(f"http://127.0.0.1:{p.containerd_metrics}/v1/metrics")
+
+    def status(self) -> dict[str, Any]:
+        """Where the real node's parts are: its name, containerd's socket and namespace, the images it holds."""
+        return {"nodes": self.names, "label": f"{LABEL}=real", "taint": f"{TAINT_KEY}=true:NoSchedule",
+                "containerd_socket": str(socket_path(self.ctx.root)), "containerd_namespace": CRI_NAMESPACE,
+                "kubelet_url": f"https://127.0.0.1:{self.ctx.ports().kubelet}", "cgroup": cgroup_root(self.node_id),
+                "images_folder": str(self.images_folder)}
+
+    def start(self, *, log: Log = quiet, restart: bool = False, timeout: float = 90.0) -> None:
+        """containerd and the kubelet running, the built-in images imported, the node Ready.
+
+        Idempotent; ``restart`` gives the kubelet new credentials and starts it again (a rebuilt
+        cluster: a new CA, and its node object gone).
+        """
+        if self.cluster.manages_every_node():
+            raise TargetError(f"sandbox {self.ctx.name!r} was created before it could have a real node (its KWOK "
+                              "controller fakes every node): recreate it with `dirt sandbox down` and "
+                              "`dirt sandbox up`")
+        root, pki = self.ctx.root, self.ctx.pki
+        node = node_name(0)
+        system = system_binaries()
+        kubelet = self.kubelet(build_missing=True, log=log)
+        p = self.ctx.ports()
+        base = folder(root)
+        (base / "containerd" / "cni").mkdir(parents=True, exist_ok=True)
+        (base / "containerd" / "config.toml").write_text(containerd_config(
+            root, metrics_port=p.containerd_metrics, runc=system["runc"], cni_bin=system["cni"]))
+        (base / "containerd" / "cni" / "10-loopback.conflist").write_text(CNI_CONFIG)
+        write_yaml(base / "kubelet" / "config.yaml", kubelet_config(
+            root, port=p.kubelet, healthz_port=p.kubelet_healthz, ca=pki / "ca.crt", sandbox=self.node_id))
+        cert = base / "kubelet" / "credentials" / f"{node}.crt"
+        if restart or not cert.is_file() or cert.stat().st_mtime < (pki / "ca.crt").stat().st_mtime:
+            cert, key = node_credentials(pki, node, base / "kubelet" / "credentials")
+            write_yaml(base / "kubelet" / "kubeconfig.yaml", kubeconfig(
+                f"https://127.0.0.1:{p.kube_apiserver}", pki / "ca.crt", cert, cert.with_suffix(".key")))
+        ensure_cgroups(self.node_id)
+        if not restart and self.running("kubelet") and node not in (self.cluster.node_names() or [node]):
+            restart = True  # its node object is gone (etcd lost): a kubelet registers only when it starts
+        argvs = commands(root=root, kubelet=kubelet, containerd=system["containerd"], node=node)
+        self.record(argvs)
+        if restart:
+            self.stop_process("kubelet")
+        if not self.running("containerd"):
+            log(f"starting containerd (socket {socket_path(root)})")
+            self.launch("containerd", argvs["containerd"])
+        self.wait_healthy(30.0, ("containerd",))
+        self.import_builtin_images(log=log)
+        if not self.running("kubelet"):
+            log(f"starting kubelet (node {node}, 127.0.0.1:{p.kubelet})")
+            self.launch("kubelet", argvs["kubelet"])
+        self.wait_healthy(30.0, ("kubelet",))
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if set(self.names) <= set(self.cluster.ready_nodes()):
+                return
+            time.sleep(0.25)
+        raise TargetError(f"sandbox {self.ctx.name!r}: the real node is not Ready after {timeout:.0f}s "
+                          "(see `dirt sandbox logs kubelet`)")
+
+    def stop(self, *, log: Log = quiet) -> None:
+        """The node's machine lost: its containers killed, then the kubelet and containerd; its disk stays."""
+        self._teardown(log, remove=False)
+
+    def down(self, *, log: Log = quiet) -> None:
+        self._teardown(log, remove=True)
+
+    def _teardown(self, log: Log, *, remove: bool) -> None:
+        def stop(name: str) -> bool:
+            return self.stop_process(name, sig=signal.SIGKILL)
+
+        for problem in teardown(self.ctx.root, self.node_id, stop=stop, log=log, remove=remove):
+            log(f"real node: {problem}")
+
+    # -- images and containers ---------------------------------------------------------------------
+    def import_builtin_images(self, *, log: Log = quiet) -> list[str]:
+        """Make the built-in images and import those containerd does not hold yet."""
+        have = set(image_references(self.ctx.root))
+        wanted = [spec for spec in images.builtin_specs() if not {spec.reference, *spec.aliases} <= have]
+        imported: list[str] = []
+        for spec in wanted:
+            archive = self.images_folder / spec.archive_name
+            images.write_archive(spec, archive)
+            import_image(self.ctx.root, archive)
+            imported.append(spec.reference)
+        if imported:
+            log(f"imported images: {', '.join(imported)}")
+        return imported
+
+    def _require_containerd(self) -> None:
+        if not self.running("containerd"):
+            raise TargetError(f"sandbox {self.ctx.name!r} has no running real node: set `real_nodes: 1` in its "
+                              "settings and run `dirt sandbox up`")
+
+    def build_images(self, *, log: Log = quiet) -> list[str]:
+        """``dirt sandbox image build``: the built-in images made and imported (those not there yet)."""
+        self._require_containerd()
+        return self.import_builtin_images(log=log)
+
+    def import_image(self, archive: Path) -> list[str]:
+        self._require_containerd()
+        return import_image(self.ctx.root, archive)
+
+    def images(self) -> list[str]:
+        self._require_containerd()
+        return [r for r in image_references(self.ctx.root) if not r.startswith(("sha256:", "import-"))]
+
+    def kill_container(self, pod: dict[str, Any], container: str, *, sig: str = "SIGKILL") -> str:
+        """Signal a container's main process through containerd; its containerd ID."""
+        name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+        node = pod.get("spec", {}).get("nodeName")
+        if node not in self.names:
+            raise TargetError(f"pod {name} runs on {node or 'no node'}, not on the sandbox's real node: a KWOK node "
+                              f"runs no process to kill (schedule it with nodeSelector {LABEL}: real "
+                              f"and a toleration for {TAINT_KEY})")
+        statuses = {c.get("name"): c for c in pod.get("status", {}).get("containerStatuses") or []}
+        status = statuses.get(container)
+        if status is None:
+            raise TargetError(f"pod {name} has no container {container!r} (it has: {', '.join(statuses) or 'none'})")
+        cid = str(status.get("containerID") or "")
+        if not cid.startswith("containerd://") or "running" not in (status.get("state") or {}):
+            raise TargetError(f"container {container!r} of pod {name} is not running")
+        kill_task(self.ctx.root, cid.removeprefix("containerd://"), sig=sig)
+        return cid.removeprefix("containerd://")

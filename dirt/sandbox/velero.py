@@ -20,6 +20,9 @@ and fails the restore with ``deployments.apps "velero" not found`` when the
 server runs outside the cluster.  Scaled to zero it runs nothing and satisfies
 the lookup.  Only resource backups work here: file-system volume backups need the
 node agent, and snapshots a CSI driver.
+
+The ``Velero`` component at the end starts, checks and restarts the two processes (pid and log
+files in ``<sandbox>/pids/`` and ``<sandbox>/logs/``) with the functions above.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from dirt.clients import http
 from dirt.clients.commands import run
 from dirt.core.errors import CommandError, DirtError, TargetError
 from dirt.sandbox import process
-from dirt.sandbox.binaries import VeleroBinaries
+from dirt.sandbox.binaries import VeleroBinaries, locate_velero
+from dirt.sandbox.component import Log, ProcessGroup, SandboxContext, quiet
 
 NAMESPACE = "velero"
 BUCKET = "velero"
@@ -205,3 +209,70 @@ def wait_ready(kube: Any, *, store_port: int, metrics_port: int, timeout: float 
     what = "did not answer a status request" if phase == "Available" else \
         f"backup location {LOCATION!r} is {phase or 'not validated'}"
     raise TargetError(f"Velero not ready after {timeout:.0f}s: {what} (see `dirt sandbox logs velero`)")
+
+
+class Velero(ProcessGroup):
+    """Velero's object store and server, run beside the sandbox's cluster (``settings: {velero: true}``)."""
+
+    name = "velero"
+    PROCESSES = COMPONENTS
+
+    def __init__(self, ctx: SandboxContext) -> None:
+        super().__init__(ctx)
+        self._binaries: VeleroBinaries | None = None
+
+    def binaries(self, *, build_missing: bool = False, log: Log = quiet) -> VeleroBinaries:
+        if self._binaries is None:
+            self._binaries = locate_velero(build_missing=build_missing, log=log)
+        return self._binaries
+
+    def prepare(self, *, log: Log = quiet) -> dict[str, str]:
+        return self.binaries(build_missing=True, log=log).versions()
+
+    def binary(self, name: str) -> Path | None:
+        v = self.binaries()
+        return v.gofakes3 if name == "object-store" else v.velero
+
+    def answers(self, name: str) -> bool:
+        p = self.ctx.ports()
+        return store_healthy(p.object_store) if name == "object-store" else server_healthy(p.velero_metrics)
+
+    def environment(self, name: str) -> dict[str, str]:
+        return environment(self.ctx.root)
+
+    def status(self) -> dict[str, Any]:
+        """Where Velero's parts are: its namespace, location, object store and bucket folder."""
+        p = self.ctx.ports()
+        return {"namespace": NAMESPACE, "backup_storage_location": LOCATION,
+                "object_store_url": f"http://127.0.0.1:{p.object_store}", "bucket": BUCKET,
+                "bucket_folder": str(folder(self.ctx.root) / "bucket"),
+                "metrics_url": f"http://127.0.0.1:{p.velero_metrics}/metrics"}
+
+    def start(self, *, log: Log = quiet, restart: bool = False, timeout: float = 90.0) -> None:
+        """Velero's object store and server running, its objects in the cluster, its location Available.
+
+        Idempotent; ``restart`` restarts the server (a recreated cluster: new PKI, no CRDs).
+        """
+        from dirt.clients.kube import KubeClient
+
+        binaries = self.binaries(build_missing=True, log=log)
+        p = self.ctx.ports()
+        root = self.ctx.root
+        prepare_files(binaries, root)
+        argvs = commands(binaries, root=root, kubeconfig=self.ctx.kubeconfig, store_port=p.object_store,
+                         metrics_port=p.velero_metrics)
+        self.record(argvs)
+        kube = KubeClient.from_kubeconfig(str(self.ctx.kubeconfig))
+        try:
+            install(kube, binaries, root, p.object_store)
+            if restart:
+                self.stop_process("velero")
+            for name, argv in argvs.items():
+                if self.running(name):
+                    continue
+                log(f"starting {name} on 127.0.0.1:{p.object_store if name == 'object-store' else p.velero_metrics}")
+                self.launch(name, argv, env=self.environment(name))
+            wait_ready(kube, store_port=p.object_store, metrics_port=p.velero_metrics, timeout=timeout,
+                       pids={n: self.pid(n) for n in argvs})
+        finally:
+            kube.close()
