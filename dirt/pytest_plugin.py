@@ -80,8 +80,11 @@ class DirtSession:
         return result
 
     def ensure_up(self, target: Any) -> None:
-        """Bring a sandbox target up once per session (reused when already up)."""
+        """Bring a sandbox target, or a fleet dirt makes here, up once per session (reused when already up)."""
         sandbox = getattr(target, "sandbox", None)
+        fleet_settings = getattr(getattr(target, "settings", None), "sandbox", None)
+        if sandbox is None and fleet_settings is not None and hasattr(target, "fleet"):
+            sandbox = target.fleet  # a fleet of sandboxes: up, status and down like one
         if sandbox is None or sandbox.name in self.started_sandboxes:
             return
         status = sandbox.status() if sandbox.exists() else None

@@ -322,8 +322,13 @@ def targets(state: _State) -> None:
     click.echo(f"config: {loaded.path or '(built-in defaults)'}")
     for name, target in loaded.config.targets.items():
         default = " (default)" if name == loaded.config.default_target else ""
+        made = make_target(name, target, loaded.root)
+        if made.members():  # a fleet: what it allows and can do is each member's
+            click.echo(f"{name}{default}: provider {target.provider}; members {', '.join(made.members())} "
+                       "(each judged by its own allow list and capabilities)")
+            continue
         allowed = ", ".join(sorted(target.allowed_families() - {"none"})) or "non-destructive only"
-        can = ", ".join(sorted(make_target(name, target, loaded.root).capabilities)) or "API-level faults only"
+        can = ", ".join(sorted(made.capabilities)) or "API-level faults only"
         click.echo(f"{name}{default}: provider {target.provider}; allows {allowed}; can do {can}")
 
 

@@ -14,14 +14,20 @@ import click
 
 
 def _sandbox(ctx: click.Context, name: str | None, target: str | None, nodes: int | None = None,
-             action: str | None = None) -> Any:
-    """The sandbox meant; for ``action`` (up, down), refused while a drill holds it."""
+             action: str | None = None, fleet: bool = True) -> Any:
+    """The sandbox meant, or the fleet (``fleet``: a command that can manage one); for ``action`` (up,
+    down), refused while a drill holds it."""
     from dirt.app.sandbox import refuse_while_drilling, sandbox_target
+    from dirt.core.errors import ConfigError
+    from dirt.targets.fleet import FleetTarget
 
     chosen = sandbox_target(ctx.obj.loaded, target, name=name, nodes=nodes)
+    if isinstance(chosen, FleetTarget) and not fleet:
+        raise ConfigError(f"target {target!r} is a fleet: this command works on one sandbox (each member's "
+                          f"kubeconfig is in `dirt sandbox status --target {target}`)")
     if action:
         refuse_while_drilling(chosen, action)
-    return chosen.sandbox
+    return chosen.fleet if isinstance(chosen, FleetTarget) else chosen.sandbox
 
 
 _name = click.option("--name", help="Sandbox name (default: from dirt.yaml, else 'dirt').")
@@ -113,7 +119,7 @@ def status(ctx: click.Context, name: str | None, target: str | None, as_json: bo
 @click.pass_context
 def kubeconfig(ctx: click.Context, name: str | None, target: str | None) -> None:
     """Print the path of the sandbox's kubeconfig (export KUBECONFIG=$(dirt sandbox kubeconfig))."""
-    box = _sandbox(ctx, name, target)
+    box = _sandbox(ctx, name, target, fleet=False)
     if not box.exists():
         from dirt.core.errors import TargetError
 
@@ -150,7 +156,7 @@ def image() -> None:
 @click.pass_context
 def image_build(ctx: click.Context, name: str | None, target: str | None) -> None:
     """Make the built-in images (pause, busybox) from Debian's busybox-static and import them."""
-    box = _sandbox(ctx, name, target)
+    box = _sandbox(ctx, name, target, fleet=False)
     imported = box.build_images(log=lambda m: click.echo(m, err=True))
     click.echo("\n".join(imported) if imported else "the built-in images are already imported")
 
@@ -167,7 +173,7 @@ def image_import(ctx: click.Context, archive: str, name: str | None, target: str
     """
     from pathlib import Path
 
-    box = _sandbox(ctx, name, target)
+    box = _sandbox(ctx, name, target, fleet=False)
     for reference in box.import_image(Path(archive)):
         click.echo(reference)
 
@@ -178,11 +184,24 @@ def image_import(ctx: click.Context, archive: str, name: str | None, target: str
 @click.pass_context
 def image_list(ctx: click.Context, name: str | None, target: str | None) -> None:
     """The images the real node's containerd holds."""
-    box = _sandbox(ctx, name, target)
+    box = _sandbox(ctx, name, target, fleet=False)
     click.echo("\n".join(box.images()))
 
 
 def _print_status(data: dict[str, Any]) -> None:
+    if data.get("kind") == "fleet":
+        click.echo(f"fleet       {data['name']} ({'exists' if data['exists'] else 'not created'})")
+        click.echo(f"entry       {data['entry_url']}  (members: "
+                   + ", ".join(f"{m} on port {p}" for m, p in data["app_ports"].items()) + ")")
+        click.echo(f"prometheus  {data['prometheus_url']}")
+        click.echo(f"alertmgr    {data['alertmanager_url']}")
+        for member, box in data["members"].items():
+            click.echo(f"member      {member}: sandbox {box['name']}, api server {box.get('api_server')}, "
+                       f"kubeconfig {box['kubeconfig']}")
+        for c in data["components"]:
+            state = "healthy" if c["healthy"] else ("running" if c["pid"] else "stopped")
+            click.echo(f"  {c['name']:30} {state:8} pid {c['pid'] or '-'}")
+        return
     click.echo(f"sandbox     {data['name']} ({'exists' if data['exists'] else 'not created'})")
     click.echo(f"kubeconfig  {data['kubeconfig']}")
     click.echo(f"api server  {data.get('api_server')}")

@@ -1,5 +1,5 @@
 """Cluster-level faults, done by the target (the API cannot break itself):
-the control plane stopped, etcd stopped or its data lost, the whole cluster deleted.
+the control plane stopped, etcd stopped or its data lost, the whole cluster deleted or frozen.
 
 Each works while other faults are in effect, because real disasters rarely come
 one at a time: nothing here needs the API server to answer.  Whether a
@@ -268,4 +268,30 @@ class ClusterDelete(Fault):
         return "; ".join(done) or "nothing to do"
 
 
-DRIVERS = [ControlPlaneStop, EtcdStop, EtcdWipe, ClusterDelete]
+class ClusterFreeze(Fault):
+    """The whole cluster goes silent: every process of it stops (SIGSTOP) and none exits; revert thaws it."""
+
+    name = "cluster.freeze"
+    family = "cluster"
+    reversible = True
+    requires = frozenset({"freeze"})
+
+    def plan(self) -> list[str]:
+        return [f"freeze every process of target {self.ctx.target.name} ({self.ctx.target.cluster_name()}): its "
+                "control plane, its nodes and their containers stop answering but hold their connections, as hung "
+                "machines or a network that drops every packet do; rollback thaws them"]
+
+    def inject(self) -> None:
+        self.effective_at = time.monotonic()
+        self.state["frozen"] = self.ctx.target.freeze_cluster()
+
+    def verify_injected(self) -> CheckResult:
+        frozen = self.ctx.target.cluster_frozen()
+        return CheckResult(frozen, "every process of the cluster is frozen" if frozen else "the cluster runs")
+
+    def revert(self) -> str:
+        thawed = self.ctx.target.thaw_cluster()
+        return f"thawed {thawed} processes" if thawed else "nothing was frozen"
+
+
+DRIVERS = [ControlPlaneStop, EtcdStop, EtcdWipe, ClusterDelete, ClusterFreeze]

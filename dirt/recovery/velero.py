@@ -162,6 +162,21 @@ class VeleroBackup(Backup):
             self.ctx.waiting(detail, elapsed, self.params.timeout)
             self.ctx.sleep(1.0)
 
+    def _wait_synced(self, backup_name: str) -> None:
+        """The Backup known to the cluster's Velero.  A cluster rebuilt since the backup has a new Velero that
+        finds the backups in its location by itself, but only at its next sync (``--backup-sync-period``):
+        a Restore created before then fails validation ("can't find backup")."""
+        kube = self.ctx.target.kube()
+        start = time.monotonic()
+        while kube.find(API, "Backup", backup_name, self.params.namespace) is None:
+            elapsed = time.monotonic() - start
+            if elapsed > self.params.timeout:
+                raise StepFailed(f"Velero does not know backup {backup_name} after {self.params.timeout:g}s: its "
+                                 "backup location does not hold it, or Velero has not synced it (see `velero "
+                                 "backup-location get` and the server's log)")
+            self.ctx.waiting(f"Velero to sync backup {backup_name} from its location", elapsed, self.params.timeout)
+            self.ctx.sleep(1.0)
+
     def _verdict(self, obj: dict[str, Any], kind: str, done: bool, detail: str) -> list[str]:
         """Pass a clean ``Completed``; otherwise read Velero's own warnings and errors and fail naming
         them, unless every problem is a warning the scenario accepts (returned)."""
@@ -278,6 +293,7 @@ class VeleroBackup(Backup):
             spec["includedNamespaces"] = p.included_namespaces
         if p.existing_resource_policy:
             spec["existingResourcePolicy"] = p.existing_resource_policy
+        self._wait_synced(backup_name)
         obj, accepted = self._create_and_wait("Restore", restore_name, spec)
         progress = (obj.get("status") or {}).get("progress") or {}
         return StepOutcome(f"Velero restore {restore_name} Completed from backup {backup_name}"

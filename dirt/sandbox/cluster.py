@@ -31,8 +31,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from dirt.clients.commands import CommandResult
 from dirt.config import state_home
 from dirt.core.errors import TargetError
 from dirt.sandbox import process
+from dirt.sandbox import realnode as realnode_parts
 from dirt.sandbox.binaries import Binaries, VeleroBinaries, locate
 from dirt.sandbox.component import Log, Ports, ProcessGroup, SandboxContext, quiet, wait_until_healthy
 from dirt.sandbox.controlplane import CONTROL_PLANE, LEASE_HOLDERS, LEASE_RENEW_DEADLINE, ControlPlane
@@ -65,7 +68,8 @@ class Sandbox:
                  evaluation_interval: float = 1.0, alert_for: float | None = None,
                  rules: list[Path] | None = None, kube_state_metrics: bool = True,
                  node_grace_period: float = 10.0, velero: bool = False, real_nodes: int = 0,
-                 pushgateway: bool = False, home: Path | None = None) -> None:
+                 pushgateway: bool = False, home: Path | None = None,
+                 shared_store: Callable[[], int] | None = None) -> None:
         if real_nodes not in (0, 1):
             raise TargetError(f"sandbox {name!r}: real_nodes must be 0 or 1 (one kubelet per machine for now)")
         self.name = name
@@ -84,7 +88,7 @@ class Sandbox:
         self.monitoring = Monitoring(ctx, scrape_interval=scrape_interval, evaluation_interval=evaluation_interval,
                                      alert_for=alert_for, rules=rules, kube_state_metrics=kube_state_metrics,
                                      pushgateway=pushgateway)
-        self.velero_server = Velero(ctx)
+        self.velero_server = Velero(ctx, shared_store=shared_store)
         self.real_node = RealNode(ctx, count=real_nodes, cluster=self.control_plane)
 
     # -- components -----------------------------------------------------------------------
@@ -191,6 +195,8 @@ class Sandbox:
 
     def down(self, *, log: Log = print) -> None:
         """Stop every process the sandbox started and remove its state."""
+        if self.state().get("frozen"):
+            self.thaw()  # a stopped process would not hear the SIGTERM
         for component in reversed(self.components):
             component.down(log=log)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -229,9 +235,10 @@ class Sandbox:
             # A new cluster has no Velero CRDs and the server holds the old PKI.  Like a real rebuild:
             # install Velero again against the same bucket; it finds the old backups there.
             self.velero_server.start(log=log, restart=True)
-        if self.real_nodes and self.real_node.running("kubelet"):
-            # Its node object went with the old cluster and its certificate with the old CA: like a
-            # machine rejoining a rebuilt cluster, it gets new credentials and registers again.
+        if self.real_nodes:
+            # Its machine went with the old cluster (``delete_cluster``), its node object too, and its
+            # certificate with the old CA: like a machine of the rebuilt cluster, it starts with new
+            # credentials and registers again.
             self.real_node.start(log=log, restart=True)
 
     # -- what drills, the CLI and tests ask of the sandbox, answered by its components ------------
@@ -253,7 +260,46 @@ class Sandbox:
         self.control_plane.create(log=log)
 
     def delete_cluster(self) -> None:
+        """The whole cluster gone: its machines too (the real node's containers killed, its kubelet and
+        containerd stopped, as a deleted cloud cluster takes its nodes), then the control plane and its data."""
+        if self.real_nodes:
+            self.real_node.stop()
         self.control_plane.delete()
+
+    # a hung cluster
+    def _cluster_pids(self) -> list[int]:
+        """Every process of the cluster and its machine, in start order: the control plane, the real node's
+        containerd and kubelet, the shims and the containers.  Monitoring and Velero run beside it, not in it."""
+        pids = [self.control_plane.pid(n) for n in self.control_plane.processes if self.control_plane.running(n)]
+        if self.real_nodes:
+            pids += [self.real_node.pid(n) for n in self.real_node.processes if self.real_node.running(n)]
+            pids += realnode_parts.shim_pids(self.root) + realnode_parts.cgroup_pids(self.node_id)
+        return list(dict.fromkeys(p for p in pids if p))
+
+    def freeze(self) -> list[str]:
+        """Every process of the cluster stopped (SIGSTOP), none exited: connections to it hang.  The PIDs are
+        kept in the state, so ``thaw`` (and a later ``dirt rollback``) finds them; what was frozen, in words."""
+        pids = self._cluster_pids()
+        self._save_state(frozen={str(pid): process.start_time(pid) for pid in pids})
+        for pid in pids:
+            process.send_signal(pid, signal.SIGSTOP)
+        names = [n for c in (self.control_plane, *([self.real_node] if self.real_nodes else [])) for n in c.processes]
+        return [f"{len(pids)} processes frozen: {', '.join(names)} and the containers of the real node"]
+
+    def thaw(self) -> int:
+        """The frozen processes continue (SIGCONT), in reverse order; how many there were."""
+        frozen = self.state().get("frozen") or {}
+        thawed = 0
+        for pid, started in reversed(list(frozen.items())):
+            if process.start_time(int(pid)) == started and process.send_signal(int(pid), signal.SIGCONT):
+                thawed += 1
+        self._save_state(frozen={})
+        return thawed
+
+    def frozen(self) -> bool:
+        """Is the cluster frozen: every process ``freeze`` stopped still there and stopped?"""
+        frozen = self.state().get("frozen") or {}
+        return bool(frozen) and all(process.stopped(int(pid)) for pid in frozen)
 
     def wait_api(self, timeout: float = 60.0) -> None:
         self.control_plane.wait_api(timeout)

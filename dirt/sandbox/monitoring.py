@@ -44,7 +44,7 @@ INFRA_ALERTS = ("KubeAPIDown", "KubeControllerManagerDown", "KubeSchedulerDown",
                 "etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader", "etcdDataLoss", "TargetDown")
 
 
-def _duration(seconds: float) -> str:
+def prom_duration(seconds: float) -> str:
     if seconds >= 1 and float(seconds).is_integer():
         return f"{int(seconds)}s"
     return f"{int(seconds * 1000)}ms"
@@ -53,8 +53,8 @@ def _duration(seconds: float) -> str:
 def prometheus_config(*, ports: Ports, pki: Path, rule_files: list[Path], scrape_interval: float,
                       evaluation_interval: float, with_ksm: bool, with_pushgateway: bool = False) -> dict[str, Any]:
     tls_client = {"cert_file": str(pki / "admin.crt"), "key_file": str(pki / "admin.key")}
-    interval = _duration(scrape_interval)
-    timeout = _duration(max(0.5, min(scrape_interval, 10.0) * 0.8))
+    interval = prom_duration(scrape_interval)
+    timeout = prom_duration(max(0.5, min(scrape_interval, 10.0) * 0.8))
 
     def job(name: str, port: int, *, scheme: str = "http", tls: dict[str, Any] | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -85,7 +85,7 @@ def prometheus_config(*, ports: Ports, pki: Path, rule_files: list[Path], scrape
         # The pushers' own job and instance labels are the point of a pushed metric: keep them.
         jobs.append(job("pushgateway", ports.pushgateway) | {"honor_labels": True})
     return {
-        "global": {"scrape_interval": interval, "evaluation_interval": _duration(evaluation_interval),
+        "global": {"scrape_interval": interval, "evaluation_interval": prom_duration(evaluation_interval),
                    "external_labels": {"cluster": "dirt-sandbox"}},
         "rule_files": [str(p) for p in rule_files],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]},
@@ -114,7 +114,7 @@ def render_rules(sources: list[Path], alert_for: float | None) -> dict[str, str]
             for group in data.get("groups") or []:
                 for rule in (group.get("rules") or []) if isinstance(group, dict) else []:
                     if isinstance(rule, dict) and "alert" in rule and rule.get("expr") != "vector(1)":
-                        rule["for"] = _duration(alert_for)
+                        rule["for"] = prom_duration(alert_for)
         rendered[f"{i:02d}-{src.stem}.yaml"] = yaml.safe_dump(data, sort_keys=False)
     return rendered
 

@@ -116,6 +116,27 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if fields and len(fields) > 19 else None  # field 22 of stat: the start time, in ticks
 
 
+def start_time(pid: int) -> str | None:
+    """When ``pid`` started (kernel ticks since boot, as text): with the PID, what tells a process from a later
+    one that got the same PID; None when there is no such process."""
+    return _start_time(pid)
+
+
+def send_signal(pid: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` (one the caller knows is its own) if it is there; False when it is gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stopped(pid: int) -> bool:
+    """Is ``pid`` stopped by a signal (state T: SIGSTOP), rather than running, sleeping or gone?"""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] in ("T", "t")
+
+
 def exited(pid: int, start_time: str | None) -> bool:
     """Has the process ``pid`` (started at ``start_time``) finished exiting: reaped, a zombie (its files
     closed), or its PID now another process's?"""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -212,14 +213,26 @@ def wait_ready(kube: Any, *, store_port: int, metrics_port: int, timeout: float 
 
 
 class Velero(ProcessGroup):
-    """Velero's object store and server, run beside the sandbox's cluster (``settings: {velero: true}``)."""
+    """Velero's object store and server, run beside the sandbox's cluster (``settings: {velero: true}``).
+
+    ``shared_store`` (a fleet's members, :mod:`dirt.sandbox.fleet`): the port of a bucket the sandbox
+    shares with others, as teams share one backup location; the sandbox then runs no store of its own.
+    """
 
     name = "velero"
     PROCESSES = COMPONENTS
 
-    def __init__(self, ctx: SandboxContext) -> None:
+    def __init__(self, ctx: SandboxContext, *, shared_store: Callable[[], int] | None = None) -> None:
         super().__init__(ctx)
         self._binaries: VeleroBinaries | None = None
+        self.shared_store = shared_store
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        return ("velero",) if self.shared_store is not None else self.PROCESSES
+
+    def store_port(self) -> int:
+        return self.shared_store() if self.shared_store is not None else self.ctx.ports().object_store
 
     def binaries(self, *, build_missing: bool = False, log: Log = quiet) -> VeleroBinaries:
         if self._binaries is None:
@@ -234,8 +247,8 @@ class Velero(ProcessGroup):
         return v.gofakes3 if name == "object-store" else v.velero
 
     def answers(self, name: str) -> bool:
-        p = self.ctx.ports()
-        return store_healthy(p.object_store) if name == "object-store" else server_healthy(p.velero_metrics)
+        return store_healthy(self.store_port()) if name == "object-store" else \
+            server_healthy(self.ctx.ports().velero_metrics)
 
     def environment(self, name: str) -> dict[str, str]:
         return environment(self.ctx.root)
@@ -244,8 +257,9 @@ class Velero(ProcessGroup):
         """Where Velero's parts are: its namespace, location, object store and bucket folder."""
         p = self.ctx.ports()
         return {"namespace": NAMESPACE, "backup_storage_location": LOCATION,
-                "object_store_url": f"http://127.0.0.1:{p.object_store}", "bucket": BUCKET,
-                "bucket_folder": str(folder(self.ctx.root) / "bucket"),
+                "object_store_url": f"http://127.0.0.1:{self.store_port()}", "bucket": BUCKET,
+                "bucket_folder": None if self.shared_store is not None else str(folder(self.ctx.root) / "bucket"),
+                "shared": self.shared_store is not None,
                 "metrics_url": f"http://127.0.0.1:{p.velero_metrics}/metrics"}
 
     def start(self, *, log: Log = quiet, restart: bool = False, timeout: float = 90.0) -> None:
@@ -259,20 +273,22 @@ class Velero(ProcessGroup):
         p = self.ctx.ports()
         root = self.ctx.root
         prepare_files(binaries, root)
-        argvs = commands(binaries, root=root, kubeconfig=self.ctx.kubeconfig, store_port=p.object_store,
-                         metrics_port=p.velero_metrics)
+        store = self.store_port()
+        argvs = {name: argv for name, argv in commands(binaries, root=root, kubeconfig=self.ctx.kubeconfig,
+                                                         store_port=store, metrics_port=p.velero_metrics).items()
+                 if name in self.processes}
         self.record(argvs)
         kube = KubeClient.from_kubeconfig(str(self.ctx.kubeconfig))
         try:
-            install(kube, binaries, root, p.object_store)
+            install(kube, binaries, root, store)
             if restart:
                 self.stop_process("velero")
             for name, argv in argvs.items():
                 if self.running(name):
                     continue
-                log(f"starting {name} on 127.0.0.1:{p.object_store if name == 'object-store' else p.velero_metrics}")
+                log(f"starting {name} on 127.0.0.1:{store if name == 'object-store' else p.velero_metrics}")
                 self.launch(name, argv, env=self.environment(name))
-            wait_ready(kube, store_port=p.object_store, metrics_port=p.velero_metrics, timeout=timeout,
+            wait_ready(kube, store_port=store, metrics_port=p.velero_metrics, timeout=timeout,
                        pids={n: self.pid(n) for n in argvs})
         finally:
             kube.close()

@@ -50,6 +50,7 @@ CAPABILITIES: dict[str, str] = {
     "cluster": "delete and create the whole cluster",
     "containers": "kill a container's process through the container runtime",
     "node_power": "power a node off and on (its kubelet and containers stopped, as a lost machine)",
+    "freeze": "freeze and thaw the whole cluster (every process stops answering, none exits)",
 }
 
 
@@ -289,6 +290,18 @@ class Target:
 
     def cluster_exists(self) -> bool:
         raise self._cannot("tell whether the cluster exists")
+
+    def freeze_cluster(self) -> list[str]:
+        """Every process of the cluster (control plane, nodes, their containers) stopped without exiting: a hung
+        cluster, whose connections hang rather than being refused; what was frozen, in words (``freeze``)."""
+        raise self._cannot("freeze the cluster")
+
+    def thaw_cluster(self) -> int:
+        """Undo ``freeze_cluster`` (safe when nothing is frozen); how many processes were thawed."""
+        raise self._cannot("thaw the cluster")
+
+    def cluster_frozen(self) -> bool:
+        raise self._cannot("tell whether the cluster is frozen")
 
     def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
         """Signal the main process of ``container`` in ``pod`` (a Pod object as the API returned it) through

@@ -13,15 +13,18 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from dirt.clients.monitoring import Endpoint
-from dirt.config import SettingsCheck
+from dirt.config import SettingsCheck, TargetConfig
 from dirt.core.durations import Duration, Interval
 from dirt.core.errors import TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dirt.sandbox.cluster import Sandbox
 
 
 class SandboxSettings(Settings):
@@ -52,19 +55,32 @@ class SandboxTarget(Target):
     provider = "sandbox"
     Settings = SandboxSettings
     capabilities = frozenset({"components", "etcd_snapshot", "etcd_wipe", "etcd_read", "cluster", "containers",
-                              "node_power"})
+                              "node_power", "freeze"})
 
     def __init__(self, name: str, config: Any, root: Path) -> None:
         super().__init__(name, config, root)
         s = self.settings
         from dirt.sandbox.cluster import Sandbox
 
+        self.extra_variables: dict[str, Any] = {}
         self.sandbox = Sandbox(
             s.name, nodes=s.nodes, scrape_interval=s.scrape_interval, evaluation_interval=s.evaluation_interval,
             alert_for=s.alert_for, rules=[root / r for r in s.rules], kube_state_metrics=s.kube_state_metrics,
             node_grace_period=s.node_grace_period, velero=s.velero,
             real_nodes=s.real_nodes, pushgateway=s.pushgateway,
         )
+
+    @classmethod
+    def of(cls, name: str, sandbox: Sandbox, root: Path, *, variables: dict[str, Any] | None = None) -> SandboxTarget:
+        """A member of a fleet dirt made (``dirt.sandbox.fleet``): its sandbox is the fleet's, and its
+        variables (the port it serves the app on) are the fleet's to say."""
+        config = TargetConfig(provider=cls.provider, settings={
+            "name": sandbox.name, "nodes": sandbox.nodes, "velero": sandbox.velero,
+            "real_nodes": sandbox.real_nodes, "pushgateway": sandbox.pushgateway, "auto_up": False})
+        target = cls(name, config, root)
+        target.sandbox = sandbox
+        target.extra_variables = dict(variables or {})
+        return target
 
     @classmethod
     def check_settings(cls, settings: SandboxSettings, check: SettingsCheck) -> None:
@@ -132,6 +148,7 @@ class SandboxTarget(Target):
         values = super().variables()
         values.update(etcd_endpoint=self.sandbox.etcd_endpoint(), sandbox=self.sandbox.name,
                       etcd_data_dir=str(self.sandbox.etcd_data), pushgateway_url=self.pushgateway_url or "")
+        values.update(self.extra_variables)
         return values
 
     @property
@@ -186,6 +203,19 @@ class SandboxTarget(Target):
 
     def cluster_exists(self) -> bool:
         return self.sandbox.exists()
+
+    def freeze_cluster(self) -> list[str]:
+        frozen = self.sandbox.freeze()
+        self.reset_kube()
+        return frozen
+
+    def thaw_cluster(self) -> int:
+        thawed = self.sandbox.thaw()
+        self.reset_kube()
+        return thawed
+
+    def cluster_frozen(self) -> bool:
+        return self.sandbox.frozen()
 
     def kill_container(self, pod: dict[str, Any], container: str, *, signal: str = "SIGKILL") -> str:
         return self.sandbox.kill_container(pod, container, sig=signal)

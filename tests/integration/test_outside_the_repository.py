@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.integration]
 PACKAGE_DATA = ["dirt/sandbox/gomodules/kubernetes/go.mod", "dirt/sandbox/gomodules/kubernetes/go.sum",
                 "dirt/sandbox/gomodules/etcd/tools.go", "dirt/sandbox/gomodules/velero/go.mod",
                 "dirt/sandbox/gomodules/kube-state-metrics/go.sum", "dirt/sandbox/rules/kubernetes.yaml",
+                "dirt/sandbox/fleet_rules/fleet.yaml",
                 "dirt/starter/dirt.yaml", "dirt/starter/scenarios/first-drill.yaml",
                 "dirt/starter/dot-github/workflows/dirt.yml.in", "dirt/starter/dot-gitignore",
                 "dirt/report/templates/report.html.j2", "dirt/py.typed"]

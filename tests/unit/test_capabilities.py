@@ -147,8 +147,10 @@ def test_the_engine_refuses_a_drill_the_target_cannot_do_before_preparing_it(pro
 
 
 def test_the_sandbox_plans_every_example_drill() -> None:
-    scenarios = sorted(str(p.relative_to(REPO)) for p in (REPO / "scenarios").glob("*.yaml"))
-    assert scenarios
+    every = sorted(str(p.relative_to(REPO)) for p in (REPO / "scenarios").glob("*.yaml"))
+    fleet = [s for s in every if Path(s).name.startswith("fleet-")]
+    scenarios = [s for s in every if s not in fleet]
+    assert scenarios and fleet
 
     proc = dirt(REPO, "plan", "--target", "sandbox", *scenarios)
 
@@ -156,3 +158,9 @@ def test_the_sandbox_plans_every_example_drill() -> None:
     assert "REFUSED" not in proc.stdout
     for needs in ("control_plane.stop", "etcd.wipe", "cluster.delete", "etcd_snapshot"):
         assert f"[{needs}]" in proc.stdout or f"- {needs}\n" in proc.stdout, needs
+    # the fleet drills on the fleet (each step on its member), and refused on a single cluster
+    proc = dirt(REPO, "plan", "--target", "fleet", *fleet)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert "[cluster.delete] on member west" in proc.stdout and "[cluster.freeze] on member west" in proc.stdout
+    refused = dirt(REPO, "plan", "--target", "sandbox", fleet[0])
+    assert refused.returncode == 2 and "is a single cluster, not a fleet" in refused.stdout

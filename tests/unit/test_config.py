@@ -349,7 +349,7 @@ targets:
     assert proc.stdout.splitlines()[1:] == [
         "sandbox (default): provider sandbox; allows cluster, command, container, control-plane, etcd, namespace, "
         "network, node, pods, workload; can do cluster, components, containers, etcd_read, etcd_snapshot, "
-        "etcd_wipe, node_power",
+        "etcd_wipe, freeze, node_power",
         "prod: provider kubeconfig; allows non-destructive only; can do etcd_wipe",
     ]
     assert proc.stderr.replace(f"{project.root}/", "") == (
