@@ -73,6 +73,7 @@ from dirt.journal import Journal
 from dirt.journal import gameday as gd
 from dirt.report.gameday import day_score, drill_score, render_gameday
 from dirt.scenario import LoadOptions, Scenario, load_scenario
+from dirt.scenario.model import AbortCondition
 from dirt.targets.base import Target
 
 #: Sends one notification: (url, payload, timeout seconds, headers); raises DirtError when it was not delivered.
@@ -130,6 +131,8 @@ class _Planned:
     scenario: Scenario
     target: Target
     variables: dict[str, Any]
+    #: one member's run of a ``for_each_member`` drill: the drill's own id (its runs are ``ID-MEMBER``)
+    group: str | None = None
 
 
 def new_gameday_run_id(gameday: GameDay) -> str:
@@ -249,9 +252,11 @@ def _plan(gameday: GameDay, loaded: LoadedConfig,
     for entry in gameday.order():
         variables = {**doc.vars, **entry.vars}
         path = gameday.drill_paths[entry.id]
+        # a rolling drill is loaded once per member below; here only to learn its target
+        first = {**variables, "drilled_member": "each"} if entry.for_each_member else variables
         try:
             scenario = load_scenario(path, LoadOptions(known_targets=list(loaded.config.targets),
-                                                       variables=dict(variables)))
+                                                       variables=dict(first)))
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
@@ -263,7 +268,27 @@ def _plan(gameday: GameDay, loaded: LoadedConfig,
         except UsageError as exc:
             problems.append(Problem(str(gameday.path), 1, 1, f"drill {entry.id}: {exc}"))
             continue
-        planned.append(_Planned(entry, scenario, target, variables))
+        if not entry.for_each_member:
+            planned.append(_Planned(entry, scenario, target, variables))
+            continue
+        members = target.members()
+        if not members:
+            problems.append(Problem(str(gameday.path), 1, 1, f"drill {entry.id}: for_each_member needs a fleet "
+                                                             f"target; {target.name!r} is a single cluster"))
+            continue
+        for member in members:
+            try:
+                one = load_scenario(path, LoadOptions(known_targets=list(loaded.config.targets),
+                                                      variables={**variables, "drilled_member": member}))
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
+                break
+            guards = [AbortCondition(name=f"member {other} {why}", alert=alert, labels={"member": other})
+                      for other in members if other != member
+                      for alert, why in (("FleetMemberDown", "out of rotation"), ("KubeAPIDown", "API down"))]
+            one = one.model_copy(update={"abort_when": [*one.abort_when, *doc.abort_when, *guards]})
+            run = entry.model_copy(update={"name": f"{entry.id}-{member}", "weight": entry.weight / len(members)})
+            planned.append(_Planned(run, one, target, {**variables, "drilled_member": member}, group=entry.id))
     if problems:
         raise ScenarioError(gameday.path, problems)
     return planned
@@ -630,6 +655,8 @@ def _run_drills(day: _Day, planned: list[_Planned], loaded: LoadedConfig, report
         except DirtError as exc:
             outcome = DrillOutcome(entry.id, entry.scenario, "failed", entry.weight, str(exc), p.target.name)
         verdicts[entry.id] = outcome.verdict
+        if p.group is not None:  # a rolling drill passed only when it passed on every member
+            verdicts[p.group] = outcome.verdict if verdicts.get(p.group, "passed") == "passed" else verdicts[p.group]
         if outcome.verdict == "aborted" or (outcome.verdict == "failed" and entry.on_failure == "stop"):
             day.stopped_after = entry.id
         day.drill_ended(p, outcome)
@@ -711,7 +738,7 @@ def render_gameday_plan(gameday: GameDay, loaded: LoadedConfig) -> tuple[str, li
     for p in planned:
         options = LoadOptions(known_targets=list(loaded.config.targets), variables=dict(p.variables))
         try:
-            text = render_plan(gameday.drill_paths[p.entry.id], loaded, options, p.target.name)
+            text = render_plan(p.scenario.path, loaded, options, p.target.name)
         except PlanRefused as exc:
             text = exc.plan
             refused.append(exc)

@@ -48,6 +48,7 @@ RUNTIME_VARS: dict[str, str] = {
     "project_dir": "folder of dirt.yaml",
     "etcd_endpoint": "the target's etcd client URL (sandbox)",
     "member": "on a fleet target: the member cluster the step acts on",
+    "drilled_member": "in a rolling game day (for_each_member): the member this run drills",
     "app_port": "on a sandbox fleet: the port the member serves the app on (the entry point checks it)",
     "entry_url": "on a fleet target: where users come in (the entry point's URL)",
     "entry_metrics_url": "on a fleet target: the entry point's metrics",

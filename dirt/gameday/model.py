@@ -90,6 +90,12 @@ class DrillEntry(Model):
     every: LongDuration | None = Field(
         None, description="How often this drill must pass (e.g. 90d); later than that it is overdue "
                           "(default: the schedule's interval).")
+    for_each_member: bool = Field(
+        False, description="On a fleet target: run the drill once per member, in the fleet's order and never two "
+                           "at once, with {{ drilled_member }} naming the member (write member: "
+                           "\"{{ drilled_member }}\" in the scenario); an alert of another member (FleetMemberDown, "
+                           "KubeAPIDown) aborts the run, and each member's run is reported and recorded as "
+                           "DRILL-MEMBER.")
 
     @property
     def id(self) -> str:

@@ -365,6 +365,12 @@ def _resolve_step(
         state.add(where + ("rollback",), "'rollback' must be true or false")
         rollback = True
     member = item.get("member")
+    if isinstance(member, str) and "{{" in member:  # e.g. "{{ drilled_member }}" from a rolling game day
+        member = substitute_value(member, variables, keep_unknown=True)
+        if "{{" in member:
+            state.add(where + ("member",), f"'member: {item['member']}' names a variable that is not set",
+                      "declare it under 'vars:', or pass it (a rolling game day sets drilled_member)")
+            member = None
     if member is not None and not (isinstance(member, str) and member.strip()):
         state.add(where + ("member",), "'member' must name one member cluster of the fleet target",
                   "write member: <name>, a name from the fleet's members in dirt.yaml")

@@ -210,3 +210,58 @@ def test_plan_shows_each_steps_member_and_touches_nothing(fleet_project) -> None
     assert "  - fake.check on every member (east, west)" in text
     assert "  - fake.step on member west" in text
     assert not (fleet_project.reports).exists()  # nothing written, nothing run
+
+
+ROLLING = DRILL.replace("    member: west\n    cause: west-down", '    member: "{{ drilled_member }}"\n    cause: lost') \
+    .replace("      labels: {member: west}\n", "") \
+    .replace("    - name: FakeDown\n      labels: {member: east}\n", "    - OtherAlert\n") \
+    .replace("  - step: fake.step\n    member: west\n    repairs: west-down",
+             '  - step: fake.step\n    member: "{{ drilled_member }}"\n    repairs: lost')
+
+
+def test_a_rolling_game_day_drills_each_member_in_turn_guarded_by_the_others(fleet_project) -> None:
+    from dirt.app.gameday import run_gameday
+    from dirt.gameday.model import GameDay, GameDayDocument
+
+    fleet_project.scenario("roll", ROLLING)
+    document = GameDayDocument.model_validate({
+        "apiVersion": "dirt/v1", "kind": "GameDay", "metadata": {"name": "rolling"}, "target": "shop",
+        "drills": [{"scenario": "roll.yaml", "name": "lose-one", "for_each_member": True, "weight": 2}]})
+    day = GameDay(path=fleet_project.root / "day.yaml", document=document,
+                  drill_paths={"lose-one": (fleet_project.root / "roll.yaml").resolve()})
+    target = fleet(fleet_project)
+    scenarios = []
+
+    def make(scenario, name):
+        scenarios.append(scenario)
+        return target
+
+    result = run_gameday(day, load_config(fleet_project.root / "dirt.yaml"), report_dir=fleet_project.reports,
+                         handle_signals=False, make_target=make)
+    assert result.verdict == "passed", [(d.id, d.reason) for d in result.drills]
+    assert [(d.id, d.weight) for d in result.drills] == [("lose-one-east", 1.0), ("lose-one-west", 1.0)]
+    east, west = target.member_target("east"), target.member_target("west")
+    assert [a.name for a in east.alerts] == [a.name for a in west.alerts] == ["FakeDown"]  # each broken once
+    runs = [d.result for d in result.drills]
+    faults = [next(e for e in journal_lines(r.run_dir) if e["event"] == "run.start")["faults"][0] for r in runs]
+    assert [f["member"] for f in faults] == ["east", "west"]
+    start = next(e for e in journal_lines(runs[0].run_dir) if e["event"] == "run.start")
+    guards = [c for c in start["abort_when"] if c.get("labels", {}).get("member") == "west"]
+    assert {c["alert"] for c in guards} == {"FleetMemberDown", "KubeAPIDown"}  # the other member's health aborts
+
+
+def test_a_rolling_drill_on_a_single_cluster_is_refused_before_anything_runs(fleet_project) -> None:
+    from dirt.app.gameday import run_gameday
+    from dirt.core.errors import ScenarioError
+    from dirt.gameday.model import GameDay, GameDayDocument
+
+    fleet_project.scenario("roll", ROLLING)
+    document = GameDayDocument.model_validate({
+        "apiVersion": "dirt/v1", "kind": "GameDay", "metadata": {"name": "rolling"}, "target": "east",
+        "drills": [{"scenario": "roll.yaml", "for_each_member": True}]})
+    day = GameDay(path=fleet_project.root / "day.yaml", document=document,
+                  drill_paths={"roll": (fleet_project.root / "roll.yaml").resolve()})
+    with pytest.raises(ScenarioError, match="for_each_member needs a fleet target; 'east' is a single cluster"):
+        run_gameday(day, load_config(fleet_project.root / "dirt.yaml"), report_dir=fleet_project.reports,
+                    handle_signals=False)
+    assert not fleet_project.reports.exists()
