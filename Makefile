@@ -89,6 +89,7 @@ bench: venv
 bench-sandbox: deps
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/drill.py
+	$(BIN)/python bench/fleet.py
 
 lint: venv
 	$(BIN)/lint-imports
