@@ -28,7 +28,6 @@ kube-state-metrics.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -45,7 +44,16 @@ from dirt.core.errors import TargetError
 from dirt.sandbox import process
 from dirt.sandbox import realnode as realnode_parts
 from dirt.sandbox.binaries import Binaries, VeleroBinaries, locate
-from dirt.sandbox.component import Log, Ports, ProcessGroup, SandboxContext, quiet, wait_until_healthy
+from dirt.sandbox.component import (
+    Log,
+    Ports,
+    ProcessGroup,
+    SandboxContext,
+    merge_state,
+    quiet,
+    read_state,
+    wait_until_healthy,
+)
 from dirt.sandbox.controlplane import CONTROL_PLANE, LEASE_HOLDERS, LEASE_RENEW_DEADLINE, ControlPlane
 from dirt.sandbox.monitoring import MONITORS, Monitoring
 from dirt.sandbox.realnode import RealNode
@@ -131,17 +139,10 @@ class Sandbox:
         return self.root / "sandbox.json"
 
     def state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_state(self.state_file)
 
     def _save_state(self, **fields: Any) -> None:
-        data = self.state() | fields
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_file)
+        merge_state(self.state_file, **fields)
 
     @property
     def ports(self) -> Ports:

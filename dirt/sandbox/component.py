@@ -18,6 +18,7 @@ command lines kept in ``sandbox.json`` to restart one as it was).
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -252,6 +253,23 @@ def wait_until_healthy(sandbox: str, health: Callable[[], dict[str, bool]], time
         time.sleep(0.25)
     raise TargetError(f"sandbox {sandbox!r}: not healthy after {timeout:.0f}s: {', '.join(bad)} "
                       f"(see `dirt sandbox logs {bad[0]}`)")
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A sandbox's or fleet's JSON state file ({} when there is none, or it cannot be read)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def merge_state(path: Path, **fields: Any) -> None:
+    """``fields`` written over the state file's, atomically (a reader never sees half a file)."""
+    data = read_state(path) | fields
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:

@@ -29,7 +29,6 @@ different names never share a port, a folder or a cgroup (each member's real nod
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import zlib
@@ -41,7 +40,17 @@ from dirt.core.errors import TargetError
 from dirt.sandbox import process
 from dirt.sandbox.binaries import Binaries, locate, locate_velero
 from dirt.sandbox.cluster import Sandbox, sandbox_home
-from dirt.sandbox.component import Log, ProcessGroup, SandboxContext, answers, quiet, wait_until_healthy, write_yaml
+from dirt.sandbox.component import (
+    Log,
+    ProcessGroup,
+    SandboxContext,
+    answers,
+    merge_state,
+    quiet,
+    read_state,
+    wait_until_healthy,
+    write_yaml,
+)
 from dirt.sandbox.entry import Backend, EntryPoint, EntrySettings
 from dirt.sandbox.monitoring import alertmanager_config, prom_duration, render_rules, rules_in, write_rules
 from dirt.sandbox.velero import BUCKET
@@ -273,17 +282,10 @@ class Fleet:
         return self.root / STATE
 
     def state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_state(self.state_file)
 
     def _save_state(self, **fields: Any) -> None:
-        data = self.state() | fields
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_file)
+        merge_state(self.state_file, **fields)
 
     @property
     def ports(self) -> FleetPorts:
