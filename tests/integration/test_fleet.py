@@ -165,6 +165,13 @@ def test_a_fleet_drill_outside_the_repository_with_its_own_app_and_ports(fleet, 
             response_headers: {X-Served-By: east}
             interval: 200ms
             within: 60s
+          # Both members stay in rotation for a while: the probe, which shares HAProxy's round robin with the
+          # check above, then sees east answer too (the check alone may take east's only turn).
+          - check: promql
+            query: min(haproxy_server_status{job="entry",state="UP"})
+            equals: 1
+            for: 3s
+            within: 60s
         cleanup:
           - step: namespace.delete
             namespaces: [hello]
