@@ -37,6 +37,7 @@ system:
 
 binaries: venv
 	$(DIRT) sandbox build
+	$(DIRT) kind build-image
 
 # The quarterly game day (tests/integration/test_gameday_quarterly.py) runs these drills and
 # asserts each passed: `make test` does not run them a second time on their own.
@@ -51,6 +52,7 @@ test: deps
 	echo "make test: sandbox state in $$home (fresh: only the binary cache is reused)"; \
 	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest --durations=40 $(IN_GAMEDAY) tests scenarios || status=$$?; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
+	DIRT_SANDBOX_HOME="$$home" $(DIRT) kind down >/dev/null 2>&1 || true; \
 	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
 	exit $$status
 

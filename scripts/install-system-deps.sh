@@ -4,7 +4,7 @@
 # Chromium (report test), and for the sandbox's real node: containerd, runc, the CNI
 # plugins, busybox-static (its images), openssl; debootstrap (the runner image's root
 # filesystem); faketime, systemd-analyze and shellcheck (scheduled game days at other moments, and
-# the exported timers and workflows checked).
+# the exported timers and workflows checked); docker.io and jq (real kind clusters).
 set -euo pipefail
 
 need=()
@@ -29,11 +29,14 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # the exported workflows' shell steps, checked by actionlint
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # a fleet's entry point
+# real kind clusters: the Docker engine (dirt starts dockerd itself when nothing runs it) and jq for its runc wrapper
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: present (prometheus, promtool, prometheus-alertmanager, prometheus-pushgateway, chromium," \
        "postgresql, containerd, runc, containernetworking-plugins, busybox-static, openssl, debootstrap, faketime," \
-       "systemd-analyze, shellcheck, haproxy)"
+       "systemd-analyze, shellcheck, haproxy, docker.io, jq)"
   exit 0
 fi
 
@@ -55,7 +58,7 @@ if [ -n "$made_policy" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
 # ... and would enable them for the next boot, listening on every address: keep off the
 # servers installed just now (the sandbox runs its own, on 127.0.0.1).
 if [ -d /run/systemd/system ]; then
-  for unit in prometheus prometheus-alertmanager prometheus-pushgateway postgresql haproxy; do
+  for unit in prometheus prometheus-alertmanager prometheus-pushgateway postgresql haproxy docker containerd; do
     case " ${need[*]} " in *" $unit "*) $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true ;; esac
   done
 fi

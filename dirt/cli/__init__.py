@@ -402,12 +402,14 @@ def _register_sandbox() -> None:
     from dirt.cli.gameday import gameday
     from dirt.cli.history import history
     from dirt.cli.image import image
+    from dirt.cli.kind import kind
     from dirt.cli.sandbox import sandbox
 
     cli.add_command(sandbox)
     cli.add_command(gameday)
     cli.add_command(history)
     cli.add_command(image)
+    cli.add_command(kind)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,11 +37,17 @@ KSM_VERSION = "v2.20.0"
 VELERO_VERSION = "v1.18.3"
 VELERO_AWS_VERSION = "v1.14.3"
 GOFAKES3_VERSION = "v1.2.0"
+#: What a kind node image is made of, beyond the control plane and etcd above (dirt.kind.nodeimage).
+KIND_VERSION = "v0.33.0"
+COREDNS_VERSION = "v1.14.2"
+CRICTL_VERSION = "v1.36.0"
+LOCAL_PATH_VERSION = "v0.0.30"
+PAUSE_VERSION = "3.10.2"
 
 #: The wrapper modules, a folder of dirt.sandbox (each of its folders holds go.mod, go.sum and tools.go).
 GOMODULES = "gomodules"
-#: The files of a wrapper module.
-MODULE_FILES = ("go.mod", "go.sum", "tools.go")
+#: The files of a wrapper module (main.go: a program of its own, e.g. the pause of a kind node image).
+MODULE_FILES = ("go.mod", "go.sum", "tools.go", "main.go")
 
 
 def wrapper_module(name: str) -> Path:
@@ -190,11 +196,60 @@ KUBELET = Component(
     ldflags=_kube_ldflags,
 )
 
+#: kubeadm and kube-proxy for kind node images: a wrapper module of their own (their requirements differ).
+KIND_NODE = Component(
+    name="kind-node",
+    version=KUBERNETES_VERSION,
+    binaries={"kubeadm": "k8s.io/kubernetes/cmd/kubeadm", "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy"},
+    module_dir="kind-node",
+    ldflags=_kube_ldflags,
+    version_args={"kubeadm": ("version", "-o", "short")},
+)
+
+#: The kind CLI (it makes, lists and deletes clusters).
+KIND = Component(
+    name="kind",
+    version=KIND_VERSION,
+    binaries={"kind": "sigs.k8s.io/kind"},
+    version_args={"kind": ("version",)},
+)
+
+#: The node image's cluster DNS, CRI client, storage provisioner and pod sandbox.
+COREDNS = Component(
+    name="coredns",
+    version=COREDNS_VERSION,
+    binaries={"coredns": "github.com/coredns/coredns"},
+    version_args={"coredns": ("-version",)},
+)
+CRICTL = Component(
+    name="crictl",
+    version=CRICTL_VERSION,
+    binaries={"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
+    ldflags=lambda c: f"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version={c.version}",
+)
+LOCAL_PATH_PROVISIONER = Component(
+    name="local-path-provisioner",
+    version=LOCAL_PATH_VERSION,
+    binaries={"local-path-provisioner": "github.com/rancher/local-path-provisioner"},
+    unversioned=frozenset({"local-path-provisioner"}),
+)
+#: dirt's own pause (gomodules/pause/main.go), tagged as the pause kubeadm asks for.
+PAUSE = Component(
+    name="pause",
+    version=PAUSE_VERSION,
+    binaries={"pause": "github.com/dirt-project/dirt/dirt/sandbox/gomodules/pause"},
+    module_dir="pause",
+    ldflags=lambda c: f"-s -w -X main.version={c.version}",
+    version_args={"pause": ("-v",)},
+)
+
 COMPONENTS = (KUBERNETES, ETCD, KWOK, KUBE_STATE_METRICS)
 #: Built only for sandboxes that run Velero (``settings: {velero: true}``).
 VELERO_COMPONENTS = (VELERO, VELERO_AWS_PLUGIN)
 #: Built only for sandboxes with a real node (``settings: {real_nodes: 1}``).
 REAL_NODE_COMPONENTS = (KUBELET,)
+#: Built only for kind node images (``dirt kind build-image``) and kind clusters.
+KIND_COMPONENTS = (KIND, KIND_NODE, CRICTL, PAUSE, LOCAL_PATH_PROVISIONER, COREDNS)
 #: A cold build of Kubernetes takes minutes on two cores; one hour means something is stuck.
 BUILD_TIMEOUT = 3600.0
 

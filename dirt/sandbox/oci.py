@@ -288,12 +288,15 @@ def _add_layer_blob(tar: tarfile.TarFile, layer: Layer) -> None:
         tar.addfile(info, fh)
 
 
-def write_image(path: Path, layers: list[Layer], *, config: dict[str, Any], references: list[str]) -> str:
+def write_image(path: Path, layers: list[Layer], *, config: dict[str, Any], references: list[str],
+                docker: bool = False) -> str:
     """Write an OCI image layout tar at ``path`` (via a ``.partial`` file); return the manifest's digest.
 
     ``config`` is the image config (architecture, os, config, history…); its ``rootfs`` is set here from
     ``layers``.  Each of ``references`` (``dirt.local/dirt:0.2.0``) names the image in the index.  Blobs are
-    streamed from the layers' files; the same inputs give the same bytes."""
+    streamed from the layers' files; the same inputs give the same bytes.  ``docker``: also write the
+    ``manifest.json`` of ``docker save``'s format, pointing at the same blobs, so that ``docker load``
+    (which reads no OCI layout before Docker 25) loads the same archive."""
     config = {**config, "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -322,6 +325,10 @@ def write_image(path: Path, layers: list[Layer], *, config: dict[str, Any], refe
             }
             _add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
             _add_bytes(tar, "index.json", json.dumps(index, sort_keys=True).encode())
+            if docker:
+                legacy = [{"Config": f"blobs/sha256/{config_digest.split(':', 1)[1]}", "RepoTags": references,
+                           "Layers": [f"blobs/sha256/{layer.digest.split(':', 1)[1]}" for layer in layers]}]
+                _add_bytes(tar, "manifest.json", json.dumps(legacy).encode())
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)

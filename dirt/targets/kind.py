@@ -47,6 +47,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -59,7 +61,7 @@ from dirt.clients.commands import CommandResult, run
 from dirt.clients.credentials import kubeconfig_secrets
 from dirt.config import SettingsCheck, TargetConfig
 from dirt.core.durations import Duration
-from dirt.core.errors import CommandError, TargetError
+from dirt.core.errors import BinaryError, CommandError, TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target, power_on_and_wait, running_container
 
 #: Components that run as static pods on a kind control-plane node.
@@ -67,8 +69,13 @@ KIND_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler"
 
 MANIFESTS = "/etc/kubernetes/manifests"
 ETCD_DATA = "/var/lib/etcd"
-NODE_SNAPSHOT = "/tmp/dirt-snapshot.db"
-NODE_RESTORE = "/tmp/dirt-restore.db"
+#: Not under /tmp: kind mounts a tmpfs there in every node, which ``docker cp`` cannot see (a snapshot saved
+#: there "could not be found", and one copied in lands under the mount, invisible to the node).  /var/lib
+#: is on the node's own volume.
+NODE_SNAPSHOT = "/var/lib/dirt-snapshot.db"
+NODE_RESTORE = "/var/lib/dirt-restore.db"
+#: ``image: dirt``: the node image dirt builds offline (``dirt kind build-image``).
+DIRT_IMAGE = "dirt"
 NODE_KUBECONFIG = "/etc/kubernetes/admin.conf"
 ETCDCTL_TLS = (
     "--endpoints=https://127.0.0.1:2379",
@@ -88,8 +95,15 @@ class KindSettings(Settings):
     kubeconfig: str | None = Field(
         None, description="Kubeconfig to write and use; default <project>/.dirt/kind-<cluster>.kubeconfig."
     )
-    image: str | None = Field(None, description="Node image for create (--image).")
-    kind_binary: str = Field("kind", description="The kind CLI (a name on PATH or a path).")
+    image: str | None = Field(
+        None, description="Node image for create (--image); 'dirt': the image dirt builds offline "
+        "(dirt kind build-image), loaded into docker when missing, with a cluster config dirt writes "
+        "unless 'config' is given.")
+    workers: int = Field(1, ge=0, le=20, description="Worker nodes of the config dirt writes (image: dirt).")
+    worker_labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels of those workers (e.g. for the drills' nodeSelectors).")
+    kind_binary: str = Field("kind", description="The kind CLI (a name on PATH or a path); 'kind' falls back "
+                             "to the kind dirt builds (dirt kind build-image) when none is on PATH.")
     docker_binary: str = Field("docker", description="The docker CLI (a name on PATH or a path).")
     timeout: Duration = Field(300.0, gt=0, description="Limit for each command and each wait.")
     component_mode: Literal["manifest", "container"] = Field(
@@ -223,13 +237,47 @@ class KindTarget(Target):
             if not config.is_file():
                 raise TargetError(f"kind: config file {config} not found (settings.config of target {self.name!r})")
             args += ["--config", str(config)]
-        if s.image:
+        elif s.image == DIRT_IMAGE:
+            args += ["--config", str(self._write_dirt_config())]
+        if s.image == DIRT_IMAGE:
+            args += ["--image", self._dirt_image()]
+        elif s.image:
             args += ["--image", s.image]
         args += ["--kubeconfig", str(kubeconfig), "--wait", f"{s.timeout:g}s"]
         # Creating boots the node (and may pull its image) before the --wait starts.
         self._kind("create cluster", *args, timeout=2 * s.timeout)
         self._tools_installed = False
         self.reset_kube()
+
+    def _dirt_image(self) -> str:
+        """dirt's node image, loaded into docker (built first when its cached archive is missing), and kind's
+        network made IPv4-only from the daemon's pools."""
+        from dirt.sandbox.kind_image import ensure_loaded, ensure_network
+
+        try:
+            ensure_network(self.settings.docker_binary, log=self._say)
+            return ensure_loaded(self.settings.docker_binary, log=self._say)
+        except BinaryError as exc:
+            raise TargetError(f"kind: dirt's node image: {exc}") from None
+
+    def _write_dirt_config(self) -> Path:
+        """The kind config for dirt's node image on this machine, written beside the kubeconfig."""
+        from dirt.sandbox.kind_image import cluster_config
+
+        s = self.settings
+        try:
+            config = cluster_config(workers=s.workers, worker_labels=s.worker_labels, docker=s.docker_binary,
+                                    log=self._say)
+        except BinaryError as exc:
+            raise TargetError(f"kind: {exc}") from None
+        path = self._kubeconfig_file().with_name(f"kind-{s.cluster}.config.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    @staticmethod
+    def _say(message: str) -> None:
+        print(f"dirt: {message}", file=sys.stderr)
 
     # -- control-plane components -----------------------------------------------------
     def stop_component(self, component: str, *, graceful: bool = False) -> None:
@@ -440,7 +488,7 @@ class KindTarget(Target):
 
     # -- running the CLIs ---------------------------------------------------------------
     def _kind(self, what: str, *args: str, timeout: float | None = None) -> CommandResult:
-        return self._run(what, [self.settings.kind_binary, *args], timeout=timeout)
+        return self._run(what, [kind_cli(self.settings.kind_binary), *args], timeout=timeout)
 
     def _docker(self, what: str, *args: str, check: bool = True) -> CommandResult:
         return self._run(what, [self.settings.docker_binary, *args], check=check)
@@ -475,6 +523,15 @@ class KindTarget(Target):
             if time.monotonic() > deadline:
                 raise TargetError(f"kind: waited {self.settings.timeout:g}s for {what}")
             time.sleep(POLL_SECONDS)
+
+
+def kind_cli(name: str = "kind") -> str:
+    """The kind CLI: ``name`` as given, except that plain ``kind`` missing from PATH is the one dirt built."""
+    if name != "kind" or shutil.which(name):
+        return name
+    from dirt.sandbox import binaries
+
+    return str(binaries.KIND.path("kind")) if binaries.is_built(binaries.KIND) else name
 
 
 def _snapshot_info(path: Path, status: dict[str, Any]) -> SnapshotInfo:

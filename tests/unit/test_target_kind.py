@@ -478,9 +478,9 @@ def test_snapshot_save_runs_etcdctl_with_the_node_certificates_and_copies_it_out
 
     assert fakes.calls() == [
         ["docker", "exec", "-e", "ETCDCTL_API=3", CP, "etcdctl", *ETCDCTL_TLS,
-         "snapshot", "save", "/tmp/dirt-snapshot.db"],
-        ["docker", "cp", f"{CP}:/tmp/dirt-snapshot.db", str(path)],
-        node("etcdutl", "snapshot", "status", "/tmp/dirt-snapshot.db", "-w", "json"),
+         "snapshot", "save", "/var/lib/dirt-snapshot.db"],
+        ["docker", "cp", f"{CP}:/var/lib/dirt-snapshot.db", str(path)],
+        node("etcdutl", "snapshot", "status", "/var/lib/dirt-snapshot.db", "-w", "json"),
     ]
     assert path.read_text() == "etcd snapshot"
     assert (info.path, info.hash, info.revision, info.total_keys, info.size_bytes) == (str(path), 123, 45, 67, 8910)
@@ -495,8 +495,8 @@ def test_an_existing_snapshot_is_described_by_etcdutl_in_the_node(fakes: Fakes) 
     info = target.etcd_snapshot_status(snapshot)
 
     assert fakes.calls() == [
-        ["docker", "cp", str(snapshot), f"{CP}:/tmp/dirt-restore.db"],
-        node("etcdutl", "snapshot", "status", "/tmp/dirt-restore.db", "-w", "json"),
+        ["docker", "cp", str(snapshot), f"{CP}:/var/lib/dirt-restore.db"],
+        node("etcdutl", "snapshot", "status", "/var/lib/dirt-restore.db", "-w", "json"),
     ]
     assert (info.hash, info.revision, info.total_keys) == (123, 45, 67)
 
@@ -528,8 +528,8 @@ def test_restore_stops_the_control_plane_restores_into_a_new_dir_swaps_it_and_st
 
     calls = [" ".join(c) for c in fakes.calls()]
     assert calls[:4] == [
-        f"docker cp {snapshot} {CP}:/tmp/dirt-restore.db",
-        f"docker exec {CP} etcdutl snapshot status /tmp/dirt-restore.db -w json",
+        f"docker cp {snapshot} {CP}:/var/lib/dirt-restore.db",
+        f"docker exec {CP} etcdutl snapshot status /var/lib/dirt-restore.db -w json",
         f"docker exec {CP} ls /etc/kubernetes/manifests",
         f"docker exec {CP} cat /etc/kubernetes/manifests/etcd.yaml",
     ]
@@ -541,7 +541,7 @@ def test_restore_stops_the_control_plane_restores_into_a_new_dir_swaps_it_and_st
         "/etc/kubernetes/kube-controller-manager.yaml.dirt-stopped",
         "mv /etc/kubernetes/manifests/kube-scheduler.yaml /etc/kubernetes/kube-scheduler.yaml.dirt-stopped",
         "mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.dirt-stopped",
-        f"etcdutl snapshot restore /tmp/dirt-restore.db --data-dir /var/lib/etcd-restore-{stamp} "
+        f"etcdutl snapshot restore /var/lib/dirt-restore.db --data-dir /var/lib/etcd-restore-{stamp} "
         "--name drill-control-plane --initial-cluster drill-control-plane=https://172.18.0.2:2380 "
         "--initial-advertise-peer-urls https://172.18.0.2:2380 --bump-revision 1000000000 --mark-compacted",
         f"mv /var/lib/etcd /var/lib/etcd-before-restore-{stamp}",
