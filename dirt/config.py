@@ -67,6 +67,18 @@ class TargetConfig(Model):
     prometheus: Endpoint | None = None
     alertmanager: Endpoint | None = None
     settings: dict[str, Any] = Field(default_factory=dict, description="Provider-specific settings.")
+    vars: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Values for the {{ name }} of scenarios run on this target (when it is chosen by --target, "
+        "the scenario's target: or the default): they override the scenario's own vars; --var overrides them.")
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [name for name in value if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"variable names are identifiers (letters, digits, _): {', '.join(map(repr, bad))}")
+        return value
 
     @field_validator("provider")
     @classmethod

@@ -66,11 +66,11 @@ class DirtSession:
     def run(self, path: Path | str, *, target: str | None = None, variables: dict[str, Any] | None = None,
             report_dir: Path | None = None) -> Any:
         from dirt.app.run import run_one, run_options, target_for
-        from dirt.scenario import LoadOptions, load_scenario
+        from dirt.scenario import load_options, load_scenario
 
         loaded = self.loaded
-        scenario = load_scenario(Path(path), LoadOptions(known_targets=list(loaded.config.targets),
-                                                         variables=dict(variables or {})))
+        scenario = load_scenario(Path(path), load_options(loaded, target=target or self.target_name,
+                                                          variables=variables))
         target_obj = target_for(scenario, loaded, target or self.target_name)
         self.ensure_up(target_obj)
         options = run_options(loaded, report_dir=report_dir or self.report_dir, handle_signals=False,
@@ -155,11 +155,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 class ScenarioFile(pytest.File):
     def collect(self) -> Any:
         from dirt.core.errors import ScenarioError
-        from dirt.scenario import LoadOptions, load_scenario
+        from dirt.scenario import load_options, load_scenario
 
         session: DirtSession = self.config.stash[_CONFIG_KEY]
         try:
-            scenario = load_scenario(self.path, LoadOptions(known_targets=list(session.loaded.config.targets)))
+            scenario = load_scenario(self.path, load_options(session.loaded, target=session.target_name))
         except ScenarioError as exc:
             raise self.CollectError(f"invalid scenario file:\n{exc.show()}") from None
         item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)

@@ -72,7 +72,7 @@ from dirt.gameday.schedule import Slot, due
 from dirt.journal import Journal
 from dirt.journal import gameday as gd
 from dirt.report.gameday import day_score, drill_score, render_gameday
-from dirt.scenario import LoadOptions, Scenario, load_scenario
+from dirt.scenario import Scenario, load_options, load_scenario
 from dirt.scenario.model import AbortCondition
 from dirt.targets.base import Target
 
@@ -255,8 +255,8 @@ def _plan(gameday: GameDay, loaded: LoadedConfig,
         # a rolling drill is loaded once per member below; here only to learn its target
         first = {**variables, "drilled_member": "each"} if entry.for_each_member else variables
         try:
-            scenario = load_scenario(path, LoadOptions(known_targets=list(loaded.config.targets),
-                                                       variables=dict(first)))
+            scenario = load_scenario(path, load_options(loaded, target=entry.target or doc.target,
+                                                        variables=first))
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
@@ -278,8 +278,8 @@ def _plan(gameday: GameDay, loaded: LoadedConfig,
             continue
         for member in members:
             try:
-                one = load_scenario(path, LoadOptions(known_targets=list(loaded.config.targets),
-                                                      variables={**variables, "drilled_member": member}))
+                one = load_scenario(path, load_options(loaded, target=entry.target or doc.target,
+                                                       variables={**variables, "drilled_member": member}))
             except ScenarioError as exc:
                 problems.extend(exc.problems)
                 break
@@ -736,7 +736,7 @@ def render_gameday_plan(gameday: GameDay, loaded: LoadedConfig) -> tuple[str, li
         out.append("Abort every drill when: " + "; ".join(c.title() for c in doc.abort_when))
     refused: list[Exception] = []
     for p in planned:
-        options = LoadOptions(known_targets=list(loaded.config.targets), variables=dict(p.variables))
+        options = load_options(loaded, target=p.target.name, variables=p.variables)
         try:
             text = render_plan(p.scenario.path, loaded, options, p.target.name)
         except PlanRefused as exc:

@@ -17,7 +17,7 @@ from dirt.core.errors import Problem, ScenarioError
 from dirt.engine.guardrails import Confirm
 from dirt.engine.runner import RunOptions, RunResult, run_scenario
 from dirt.report import render_run, update_index
-from dirt.scenario import LoadOptions, Scenario, load_scenario
+from dirt.scenario import LoadOptions, Scenario, load_options, load_scenario
 from dirt.targets.base import Target, make_target
 
 
@@ -79,7 +79,7 @@ def run_files(
 ) -> list[RunResult]:
     from dirt.app.display import make_display
 
-    options = LoadOptions(known_targets=list(loaded.config.targets), variables=dict(variables or {}))
+    options = load_options(loaded, target=target_name, variables=variables)
     scenarios = load_all(paths, options)
     results = []
     for scenario in scenarios:

@@ -38,16 +38,16 @@ class _State:
         return self._loaded
 
 
-def _load_options(state: _State, variables: dict[str, str] | None = None, with_rules: bool = True) -> Any:
-    from dirt.scenario import LoadOptions
+def _load_options(state: _State, variables: dict[str, str] | None = None, with_rules: bool = True,
+                  target: str | None = None) -> Any:
+    from dirt.scenario import load_options
 
     rules = None
     if with_rules and state.loaded.config.rules:
         from dirt.app.coverage import alert_names_in_rules
 
         rules = alert_names_in_rules(state.loaded.rule_paths())
-    return LoadOptions(known_targets=list(state.loaded.config.targets), variables=dict(variables or {}),
-                       alert_rules=rules)
+    return load_options(state.loaded, target=target, variables=variables, alert_rules=rules)
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -159,7 +159,7 @@ def plan(state: _State, scenario_paths: tuple[str, ...], target_name: str | None
     from dirt.app.plan import PlanRefused, render_plan
     from dirt.scenario import scenario_files
 
-    options = _load_options(state, _parse_vars(variables), with_rules=False)
+    options = _load_options(state, _parse_vars(variables), with_rules=False, target=target_name)
     refused: list[PlanRefused] = []
     for path in scenario_files(scenario_paths):
         try:

@@ -6,11 +6,12 @@ from dirt.scenario.loader import (
     LoadOptions,
     classify,
     discover,
+    load_options,
     load_scenario,
     looks_like_scenario,
     scenario_files,
 )
 from dirt.scenario.model import Scenario, StepSpec
 
-__all__ = ["Discovery", "LoadOptions", "Scenario", "StepSpec", "classify", "discover", "load_scenario",
-           "looks_like_scenario", "scenario_files"]
+__all__ = ["Discovery", "LoadOptions", "Scenario", "StepSpec", "classify", "discover", "load_options",
+           "load_scenario", "looks_like_scenario", "scenario_files"]

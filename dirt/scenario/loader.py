@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,20 @@ class LoadOptions:
     variables: dict[str, Any] = field(default_factory=dict)  # --var overrides
     alert_rules: set[str] | None = None  # alert names defined by rule files, for warnings
     root: Path | None = None  # the repository playbook links must stay in (default: found from the file)
+    #: each target's ``vars`` (dirt.yaml), and which target the scenario runs on: ``target`` (--target), else
+    #: the scenario's ``target:``, else ``default_target``; that target's vars override the scenario's own
+    target_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    target: str | None = None
+    default_target: str | None = None
+
+
+def load_options(loaded: Any, *, target: str | None = None, variables: Mapping[str, Any] | None = None,
+                 **more: Any) -> LoadOptions:
+    """Options for scenarios of dirt.yaml ``loaded``: its targets known, their vars applied, ``--var`` last."""
+    targets = loaded.config.targets
+    return LoadOptions(known_targets=list(targets), variables=dict(variables or {}), target=target,
+                       default_target=loaded.config.default_target,
+                       target_vars={name: dict(t.vars) for name, t in targets.items() if t.vars}, **more)
 
 
 @dataclass
@@ -216,6 +230,9 @@ def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scena
 def _variables(data: dict[str, Any], options: LoadOptions) -> dict[str, Any]:
     declared = data.get("vars")
     variables = dict(declared) if isinstance(declared, dict) else {}
+    chosen = options.target or data.get("target") or options.default_target
+    if isinstance(chosen, str):
+        variables.update(options.target_vars.get(chosen, {}))
     variables.update(options.variables)
     return variables
 
