@@ -92,6 +92,7 @@ bench-sandbox: deps
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/kind.py
 
 lint: venv
 	$(BIN)/lint-imports

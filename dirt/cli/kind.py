@@ -85,7 +85,8 @@ def config(ctx: click.Context, target: str | None) -> None:
 @click.pass_context
 def up(ctx: click.Context, target: str | None) -> None:
     """Create the kind target's cluster (idempotent): Docker started when none answers, dirt's node image
-    loaded when the target uses it (image: dirt). Prints the cluster's nodes and kubeconfig."""
+    loaded when the target uses it (image: dirt), its monitoring started beside it (monitoring: true).
+    Prints the cluster's nodes, kubeconfig and monitoring."""
     chosen = _kind_target(ctx, target)
     started = time.monotonic()
     _engine().ensure()
@@ -98,6 +99,9 @@ def up(ctx: click.Context, target: str | None) -> None:
     click.echo(f"cluster     {chosen.settings.cluster}")
     click.echo(f"nodes       {' '.join(chosen.cluster_nodes())}")
     click.echo(f"kubeconfig  {chosen.kubeconfig_path()}")
+    if chosen.settings.monitoring:
+        click.echo(f"prometheus  {chosen.prometheus.url}")
+        click.echo(f"alertmanager {chosen.alertmanager.url}")
     _say(f"ready in {time.monotonic() - started:.1f}s")
 
 
@@ -106,10 +110,14 @@ def up(ctx: click.Context, target: str | None) -> None:
 @click.option("--keep-docker", is_flag=True, help="Leave a Docker daemon dirt started running.")
 @click.pass_context
 def down(ctx: click.Context, target: str | None, keep_docker: bool) -> None:
-    """Delete the kind target's cluster, then stop the Docker daemon if dirt started it (never another)."""
+    """Delete the kind target's cluster and the monitoring beside it, then stop the Docker daemon if dirt
+    started it (never another)."""
     engine = _engine()
+    chosen = _kind_target(ctx, target)
+    monitoring = chosen.monitoring()
+    if monitoring.exists():
+        monitoring.down(log=_say)
     if engine.answers():
-        chosen = _kind_target(ctx, target)
         if chosen.cluster_exists():
             chosen.delete_cluster()
             _say(f"deleted kind cluster {chosen.settings.cluster!r}")

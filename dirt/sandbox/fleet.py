@@ -52,7 +52,16 @@ from dirt.sandbox.component import (
     write_yaml,
 )
 from dirt.sandbox.entry import Backend, EntryPoint, EntrySettings
-from dirt.sandbox.monitoring import alertmanager_config, prom_duration, render_rules, rules_in, write_rules
+from dirt.sandbox.monitoring import (
+    alertmanager_argv,
+    alertmanager_config,
+    prom_duration,
+    prometheus_argv,
+    reload_prometheus,
+    render_rules,
+    rules_in,
+    write_rules,
+)
 from dirt.sandbox.velero import BUCKET
 
 FLEET_RULES = Path(__file__).parent / "fleet_rules" / "fleet.yaml"
@@ -175,17 +184,8 @@ class FleetMonitoring(ProcessGroup):
         written = write_rules(self.rules, prom_dir / "rules", None)
         write_yaml(prom_dir / "prometheus.yml", self.config(written))
         write_yaml(am_dir / "alertmanager.yml", alertmanager_config())
-        argvs = {
-            "prometheus": [str(b.prometheus), f"--config.file={prom_dir / 'prometheus.yml'}",
-                           f"--storage.tsdb.path={prom_dir / 'data'}",
-                           f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
-                           "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn",
-                           "--rules.alert.resend-delay=1s"],
-            "alertmanager": [str(b.alertmanager), f"--config.file={am_dir / 'alertmanager.yml'}",
-                             f"--storage.path={am_dir / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
-                             "--cluster.listen-address=", "--log.level=warn"],
-        }
+        argvs = {"prometheus": prometheus_argv(b.prometheus, prom_dir, self.ports.prometheus),
+                 "alertmanager": alertmanager_argv(b.alertmanager, am_dir, self.ports.alertmanager)}
         self.record(argvs)
         for name in ("alertmanager", "prometheus"):
             if not self.running(name):
@@ -196,15 +196,7 @@ class FleetMonitoring(ProcessGroup):
         self.wait_healthy(30.0)
 
     def reload(self) -> None:
-        from dirt.clients import http
-        from dirt.core.errors import HttpError
-
-        try:
-            answer = http.request("POST", f"{self.prometheus_url}/-/reload", timeout=10)
-        except HttpError as exc:
-            raise TargetError(f"the fleet's Prometheus did not reload its configuration: {exc}") from None
-        if not answer.ok:
-            raise TargetError(f"the fleet's Prometheus did not reload its configuration (HTTP {answer.status})")
+        reload_prometheus(self.prometheus_url, f"fleet {self.ctx.name!r}")
 
     def sync_rules(self, *, log: Log = quiet) -> bool:
         """The fleet rules of this project loaded, when the running Prometheus holds others."""

@@ -12,7 +12,8 @@ reach.  dirt builds its own, the way ``kind build node-image`` does, from parts 
 - the component images kubeadm asks for (``registry.k8s.io/kube-apiserver:v1.36.3``…), written as OCI
   archives by ``dirt.sandbox.oci`` (busybox-static and one binary each; kube-proxy on a small Debian
   root filesystem, for iptables) and preloaded into the node's containerd store by a private
-  containerd, as kind's importer does, so a cluster starts without pulling anything.
+  containerd, as kind's importer does, so a cluster starts without pulling anything; dirt's own
+  ``dirt.local/busybox`` and ``dirt.local/pause`` too (the example shop runs from them).
 
 kindnetd is not published as a Go module, so the image has a static CNI instead (``dirt-cni``, a
 boot-time unit): the node whose address on the kind network is ``a.b.c.N`` gets pods in
@@ -63,7 +64,7 @@ from dirt.sandbox.binaries import (
 from dirt.sandbox.docker import lacks_cap_sys_resource
 
 #: Bumped whenever the image is made differently from the same inputs.
-RECIPE = 1
+RECIPE = 2
 REPOSITORY = "dirt.local/kind-node"
 KV = binaries.KUBERNETES_VERSION
 #: The names kubeadm v1.36 asks for (cmd/kubeadm/app/constants), and the pause in kind's containerd config.
@@ -281,6 +282,9 @@ def component_images(parts: dict[str, Path], proxy_root: Path, out: Path, layers
                       entrypoint=["/usr/local/bin/local-path-provisioner"]))
     # the helper only needs sh, mkdir and rm: busybox alone
     made.append(image([LOCAL_PATH_HELPER_IMAGE], {}, entrypoint=None))
+    # dirt's own images (dirt.local/busybox, dirt.local/pause), as on the sandbox's real node: the example
+    # shop and storefront run from them, and nothing has to be loaded into a new cluster
+    made += images.build_builtin(out / "dirt").values()
     return made
 
 
@@ -428,17 +432,23 @@ def preload(node: Path, archives: list[Path], scratch: Path, *, log: Callable[[s
     shutil.rmtree(node / "var/lib/containerd/tmpmounts", ignore_errors=True)
 
 
+#: /metrics of the controller-manager and scheduler answered without asking the API server (a drill takes it
+#: away: their metrics must still say they run).
+_METRICS_OPEN = "  - {name: authorization-always-allow-paths, value: '/healthz,/readyz,/livez,/metrics'}\n"
+
+
 def cluster_config(*, workers: int = 1, worker_labels: dict[str, str] | None = None,
-                   docker: str = "docker", log: Callable[[str], None] = print,
+                   docker: str = "docker", log: Callable[[str], None] = print, base: dict[str, Any] | None = None,
                    cgroup_v1: bool | None = None, lacks_sys_resource: bool | None = None) -> dict[str, Any]:
     """A kind config for dirt's node image on this machine: its CNI, its subnets, metrics where a Prometheus
     beside the cluster can scrape them, and the machine's workarounds only where they are needed
-    (``cgroup_v1`` and ``lacks_sys_resource``: detected when None)."""
+    (``cgroup_v1`` and ``lacks_sys_resource``: detected when None).  ``base``: the user's own kind config
+    (its nodes, port mappings, patches), to which that is added; else ``workers`` workers."""
     patches = [
         # kubeadm v1beta4 (Kubernetes >= 1.31): extraArgs is a list of name/value
         "kind: ClusterConfiguration\n"
-        "controllerManager:\n  extraArgs:\n  - {name: bind-address, value: 0.0.0.0}\n"
-        "scheduler:\n  extraArgs:\n  - {name: bind-address, value: 0.0.0.0}\n"
+        f"controllerManager:\n  extraArgs:\n  - {{name: bind-address, value: 0.0.0.0}}\n{_METRICS_OPEN}"
+        f"scheduler:\n  extraArgs:\n  - {{name: bind-address, value: 0.0.0.0}}\n{_METRICS_OPEN}"
         "etcd:\n  local:\n    extraArgs:\n    - {name: listen-metrics-urls, value: 'http://0.0.0.0:2381'}\n",
     ]
     if cgroup_v1 is None:
@@ -449,18 +459,24 @@ def cluster_config(*, workers: int = 1, worker_labels: dict[str, str] | None = N
         log("kind: this machine runs cgroup v1, which kubelet 1.36 refuses by default: the cluster's kubelets "
             "are configured with failCgroupV1: false")
         patches.append("kind: KubeletConfiguration\nfailCgroupV1: false\n")
-    config: dict[str, Any] = {
+    config: dict[str, Any] = dict(base) if base else {
         "kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
-        "networking": {"disableDefaultCNI": True, "podSubnet": POD_SUBNET, "serviceSubnet": SERVICE_SUBNET},
         "nodes": [{"role": "control-plane"}] + [{"role": "worker", **({"labels": dict(worker_labels)}
                                                                       if worker_labels else {})}
-                                                for _ in range(workers)],
-        "kubeadmConfigPatches": patches,
-    }
+                                                for _ in range(workers)]}
+    networking = dict(config.get("networking") or {})
+    for key, wanted in (("disableDefaultCNI", True), ("podSubnet", POD_SUBNET), ("serviceSubnet", SERVICE_SUBNET)):
+        if key in networking and networking[key] != wanted:
+            raise BinaryError(f"kind config: networking.{key} is {networking[key]!r}; dirt's node image needs "
+                              f"{wanted!r} (its static CNI stands in for kindnetd): remove it, dirt sets it")
+        networking[key] = wanted
+    config["networking"] = networking
+    config["kubeadmConfigPatches"] = [*(config.get("kubeadmConfigPatches") or []), *patches]
     if lacks_sys_resource:
         log("kind: this machine lacks CAP_SYS_RESOURCE, so containerd cannot set kubelet's OOM scores: the "
             "nodes' containerd runs with restrict_oom_score_adj = true")
-        config["containerdConfigPatches"] = ['[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n']
+        config["containerdConfigPatches"] = [*(config.get("containerdConfigPatches") or []),
+                                             '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n']
     return config
 
 

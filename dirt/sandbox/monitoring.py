@@ -93,6 +93,31 @@ def prometheus_config(*, ports: Ports, pki: Path, rule_files: list[Path], scrape
     }
 
 
+def prometheus_argv(binary: Path, folder: Path, port: int) -> list[str]:
+    """Prometheus on 127.0.0.1:``port`` with its configuration and data in ``folder`` (and reloadable)."""
+    return [str(binary), f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle",
+            "--log.level=warn",
+            # send firing alerts to Alertmanager every second, not every minute
+            "--rules.alert.resend-delay=1s"]
+
+
+def alertmanager_argv(binary: Path, folder: Path, port: int) -> list[str]:
+    """Alertmanager on 127.0.0.1:``port``, alone (no cluster), its configuration and data in ``folder``."""
+    return [str(binary), f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+
+
+def reload_prometheus(url: str, whose: str) -> None:
+    """Ask the Prometheus at ``url`` to read its configuration and rules again (``whose``: for the error)."""
+    try:
+        answer = http.request("POST", f"{url}/-/reload", timeout=10)
+    except HttpError as exc:
+        raise TargetError(f"{whose}: Prometheus did not reload its configuration: {exc}") from None
+    if not answer.ok:
+        raise TargetError(f"{whose}: Prometheus did not reload its configuration (HTTP {answer.status})")
+
+
 def alertmanager_config() -> dict[str, Any]:
     return {
         "route": {"receiver": "drill", "group_by": ["alertname"], "group_wait": "1s",
@@ -251,16 +276,8 @@ class Monitoring(ProcessGroup):
             sys.executable, "-m", "dirt.sandbox.provisioner", f"--kubeconfig={self.ctx.kubeconfig}",
             f"--root={root / 'volumes'}",
         ]
-        commands["prometheus"] = [
-            str(b.prometheus), f"--config.file={prom_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.prometheus}",
-            "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle", "--log.level=warn",
-            # send firing alerts to Alertmanager every second, not every minute
-            "--rules.alert.resend-delay=1s"]
-        commands["alertmanager"] = [
-            str(b.alertmanager), f"--config.file={am_dir / 'alertmanager.yml'}",
-            f"--storage.path={am_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p.alertmanager}",
-            "--cluster.listen-address=", "--log.level=warn"]
+        commands["prometheus"] = prometheus_argv(b.prometheus, prom_dir, p.prometheus)
+        commands["alertmanager"] = alertmanager_argv(b.alertmanager, am_dir, p.alertmanager)
         if self.pushgateway:
             # Kept in the sandbox's folder (never the package's /var/lib one), so pushed metrics
             # outlive a restart of the sandbox but not `down`.
@@ -287,13 +304,7 @@ class Monitoring(ProcessGroup):
             self.restart(KSM)
 
     def reload_prometheus(self) -> None:
-        failed = f"sandbox {self.ctx.name!r}: Prometheus did not reload its configuration"
-        try:
-            answer = http.request("POST", f"{self.prometheus_url}/-/reload", timeout=10)
-        except HttpError as exc:
-            raise TargetError(f"{failed}: {exc}") from None
-        if not answer.ok:
-            raise TargetError(f"{failed} (HTTP {answer.status})")
+        reload_prometheus(self.prometheus_url, f"sandbox {self.ctx.name!r}")
 
     def sync_rules(self, *, log: Log = quiet) -> bool:
         """Load these settings' rules into the running Prometheus when it holds others (another

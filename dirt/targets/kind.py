@@ -18,11 +18,11 @@ CLIs, found on PATH (``kind_binary`` / ``docker_binary`` rename them):
 * ``component_mode: container``: any component stops by stopping the whole
   ``<cluster>-control-plane`` container (``docker kill``, or ``docker stop``
   when graceful) — a lost control-plane machine — and starts with ``docker start``;
-* etcd: ``etcdctl snapshot save`` inside the control-plane container, then
-  ``docker cp`` out; restore follows the documented procedure (stop the
-  control plane by moving its manifests out, ``etcdutl snapshot restore`` into
-  a new data dir, swap it in place of ``/var/lib/etcd``, manifests back, wait
-  for ``/readyz``); a wipe deletes ``/var/lib/etcd/member`` while etcd is stopped;
+* etcd: ``etcdctl snapshot save`` inside the control-plane container (under ``/var/lib``: kind mounts a
+  tmpfs on ``/tmp``, which ``docker cp`` cannot see), then ``docker cp`` out; restore follows the
+  documented procedure (stop the control plane by moving its manifests out, ``etcdutl snapshot restore``
+  into a new data dir, swap it in place of ``/var/lib/etcd``, manifests back, wait for ``/readyz``); a
+  wipe moves ``/var/lib/etcd/member`` aside and kills etcd's container, so kubelet restarts it empty;
 * a lost worker machine (capability ``node_power``): ``docker kill <node>`` — SIGKILL to the
   whole node container, so kubelet, containerd and every pod process die at once;
   ``docker start <node>`` powers it on, and dirt waits until its Node is Ready.  A
@@ -35,10 +35,14 @@ CLIs, found on PATH (``kind_binary`` / ``docker_binary`` rename them):
 The cluster's nodes are what ``kind get nodes`` lists (kind names each node's container after
 the node: ``<cluster>-control-plane``, ``<cluster>-worker``, ``<cluster>-worker2``…).
 
-kind's node image ships neither ``etcdctl`` nor ``etcdutl``; point the
+``image: dirt`` uses the node image dirt builds offline (``dirt.sandbox.kind_image``; loaded into docker
+when missing) and writes the kind config it needs, added to the user's own ``config`` if given;
+``monitoring: true`` runs Prometheus, Alertmanager and kube-state-metrics beside the cluster
+(``dirt.sandbox.kind_monitoring``), which become the target's ``prometheus`` and ``alertmanager``.
+kind's own node image (``kindest/node``) ships neither ``etcdctl`` nor ``etcdutl``; point the
 ``etcd_tools`` setting at a host folder holding both (statically linked, the
 cluster's etcd version) and they are copied into the node before the first etcd
-operation.  Control-plane operations touch only the first control-plane node
+operation (dirt's image has both).  Control-plane operations touch only the first control-plane node
 (``<cluster>-control-plane``): multi-control-plane kind clusters are not modelled.
 """
 
@@ -59,7 +63,7 @@ from pydantic import Field
 
 from dirt.clients.commands import CommandResult, run
 from dirt.clients.credentials import kubeconfig_secrets
-from dirt.config import SettingsCheck, TargetConfig
+from dirt.config import Endpoint, SettingsCheck, TargetConfig
 from dirt.core.durations import Duration
 from dirt.core.errors import BinaryError, CommandError, TargetError
 from dirt.targets.base import Settings, SnapshotInfo, Target, power_on_and_wait, running_container
@@ -112,8 +116,14 @@ class KindSettings(Settings):
         "container: stop/start the whole control-plane container.",
     )
     etcd_tools: str | None = Field(
-        None, description="Host folder with etcdctl and etcdutl, copied into the node (its image has neither)."
+        None, description="Host folder with etcdctl and etcdutl, copied into the node (kindest/node has "
+        "neither; dirt's image has both)."
     )
+    monitoring: bool = Field(
+        False, description="Run Prometheus, Alertmanager and kube-state-metrics beside the cluster on 127.0.0.1 "
+        "(dirt's rules and 'rules'); they become the target's prometheus and alertmanager.")
+    rules: list[str] = Field(default_factory=list, description="More alert rule files for that Prometheus "
+                             "(relative to dirt.yaml's folder).")
 
 
 class KindTarget(Target):
@@ -186,12 +196,37 @@ class KindTarget(Target):
         return str(path) if path.exists() else None
 
     def command_env(self) -> dict[str, str]:
+        """A drill's commands (``exec``, playbook steps) get the kubeconfig, and first on PATH an ``etcdctl`` that
+        runs inside the control-plane node (etcd listens only there) and dirt's kubectl when it built one."""
         # A drill's own commands (e.g. a playbook step recreating the cluster) must
         # run even while the cluster, and so its kubeconfig, is gone.
         try:
-            return super().command_env()
+            env = super().command_env()
         except TargetError:
-            return {"KUBECONFIG": str(self._kubeconfig_file())}
+            env = {"KUBECONFIG": str(self._kubeconfig_file())}
+        from dirt.sandbox import binaries
+
+        folders = [str(self._tool_wrappers())]
+        if binaries.is_built(binaries.KUBERNETES):
+            folders.append(str(binaries.KUBERNETES.folder))
+        env["PATH"] = os.pathsep.join([*folders, os.environ.get("PATH", "")])
+        return env
+
+    def _tool_wrappers(self) -> Path:
+        """``etcdctl`` as on the control-plane node: a script that runs it there with etcd's address and
+        client certificate (what a playbook's ``etcdctl endpoint health`` needs)."""
+        folder = self._kubeconfig_file().with_name(f"kind-{self.settings.cluster}-bin")
+        script = folder / "etcdctl"
+        flags = " ".join(ETCDCTL_TLS)
+        text = ("#!/bin/sh\n# made by dirt: etcdctl inside the control-plane node of kind cluster "
+                f"{self.settings.cluster!r}\n"
+                f"exec {self.settings.docker_binary} exec -i -e ETCDCTL_API=3 {self.control_plane} "
+                f'etcdctl {flags} "$@"\n')
+        if not script.is_file() or script.read_text() != text:
+            folder.mkdir(parents=True, exist_ok=True)
+            script.write_text(text)
+            script.chmod(0o755)
+        return folder
 
     def _write_kubeconfig(self, path: Path) -> None:
         text = self._kind("get kubeconfig", "get", "kubeconfig", "--name", self.settings.cluster).stdout
@@ -206,12 +241,51 @@ class KindTarget(Target):
     def prepare(self) -> None:
         cluster = self.settings.cluster
         if not self.cluster_exists():
-            raise TargetError(
-                f"kind cluster {cluster!r} does not exist: create it with `kind create cluster --name {cluster}`"
-            )
+            hint = "dirt kind up" if self.settings.image == DIRT_IMAGE else f"kind create cluster --name {cluster}"
+            raise TargetError(f"kind cluster {cluster!r} does not exist: create it with `{hint}`")
         # Refresh: a cluster recreated outside dirt has a new CA and port.
         self._write_kubeconfig(self._kubeconfig_file())
         self.reset_kube()
+        if self.settings.monitoring:
+            monitoring = self.monitoring()
+            monitoring.start(log=self._say)  # idempotent: what runs keeps running, with this project's rules
+            firing = monitoring.wait_scraping()
+            if firing:
+                self._say(f"kind: alerts firing before the drill: {', '.join(firing)}")
+
+    # -- monitoring beside the cluster ---------------------------------------------------
+    def monitoring(self) -> Any:
+        """The Prometheus, Alertmanager and kube-state-metrics of ``settings.monitoring``."""
+        from dirt.sandbox.cluster import sandbox_home
+        from dirt.sandbox.kind_monitoring import ClusterEndpoints, KindMonitoring
+
+        def endpoints() -> ClusterEndpoints:
+            return ClusterEndpoints(kubeconfig=Path(self.kubeconfig_path() or ""), control_plane_ip=self._node_ip())
+
+        return KindMonitoring(self.settings.cluster, home=sandbox_home(), endpoints=endpoints,
+                              rules=[self.root / Path(r).expanduser() for r in self.settings.rules])
+
+    @property
+    def prometheus(self) -> Endpoint | None:
+        if self.config.prometheus or not self.settings.monitoring:
+            return self.config.prometheus
+        return Endpoint(url=self.monitoring().prometheus_url, timeout=5.0)
+
+    @property
+    def alertmanager(self) -> Endpoint | None:
+        if self.config.alertmanager or not self.settings.monitoring:
+            return self.config.alertmanager
+        return Endpoint(url=self.monitoring().alertmanager_url, timeout=5.0)
+
+    def _node_ip(self, node: str | None = None) -> str:
+        """A node's address on the kind network (default: the control-plane node's)."""
+        node = node or self.control_plane
+        out = self._docker(f"inspect {node}", "inspect", "-f",
+                           "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", node).stdout
+        addresses = out.split()
+        if not addresses:
+            raise TargetError(f"kind: node {node} has no address (is it running?)")
+        return addresses[0]
 
     # -- the whole cluster ------------------------------------------------------------
     def cluster_exists(self) -> bool:
@@ -232,13 +306,13 @@ class KindTarget(Target):
         kubeconfig = self._kubeconfig_file()
         kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         args = ["create", "cluster", "--name", s.cluster]
-        if s.config:
-            config = self.root / Path(s.config).expanduser()
-            if not config.is_file():
-                raise TargetError(f"kind: config file {config} not found (settings.config of target {self.name!r})")
+        config = self.root / Path(s.config).expanduser() if s.config else None
+        if config is not None and not config.is_file():
+            raise TargetError(f"kind: config file {config} not found (settings.config of target {self.name!r})")
+        if s.image == DIRT_IMAGE:
+            args += ["--config", str(self._write_dirt_config(config))]
+        elif config is not None:
             args += ["--config", str(config)]
-        elif s.image == DIRT_IMAGE:
-            args += ["--config", str(self._write_dirt_config())]
         if s.image == DIRT_IMAGE:
             args += ["--image", self._dirt_image()]
         elif s.image:
@@ -248,6 +322,9 @@ class KindTarget(Target):
         self._kind("create cluster", *args, timeout=2 * s.timeout)
         self._tools_installed = False
         self.reset_kube()
+        if s.monitoring:
+            self._write_kubeconfig(kubeconfig)
+            self.monitoring().refresh(log=self._say)  # a new CA, port and client certificate
 
     def _dirt_image(self) -> str:
         """dirt's node image, loaded into docker (built first when its cached archive is missing), and kind's
@@ -260,15 +337,19 @@ class KindTarget(Target):
         except BinaryError as exc:
             raise TargetError(f"kind: dirt's node image: {exc}") from None
 
-    def _write_dirt_config(self) -> Path:
-        """The kind config for dirt's node image on this machine, written beside the kubeconfig."""
+    def _write_dirt_config(self, given: Path | None) -> Path:
+        """The kind config for dirt's node image on this machine (added to ``given``, the user's own),
+        written beside the kubeconfig."""
         from dirt.sandbox.kind_image import cluster_config
 
         s = self.settings
         try:
+            base = yaml.safe_load(given.read_text()) if given is not None else None
+            if base is not None and not isinstance(base, dict):
+                raise TargetError(f"kind: {given} is not a kind config (a mapping with kind: Cluster)")
             config = cluster_config(workers=s.workers, worker_labels=s.worker_labels, docker=s.docker_binary,
-                                    log=self._say)
-        except BinaryError as exc:
+                                    log=self._say, base=base)
+        except (BinaryError, yaml.YAMLError, OSError) as exc:
             raise TargetError(f"kind: {exc}") from None
         path = self._kubeconfig_file().with_name(f"kind-{s.cluster}.config.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,7 +381,7 @@ class KindTarget(Target):
             if not self._node_running():
                 self._docker(f"start {self.control_plane}", "start", self.control_plane)
         elif f"{component}.yaml" not in self._manifests():
-            self._node(f"start {component}", "mv", _parked(component), _manifest(component))
+            self._put_back(component)
         self._wait(f"{component} to run", lambda: self._container_running(component))
         if component == "kube-apiserver" or self.settings.component_mode == "container":
             self.reset_kube()
@@ -321,6 +402,12 @@ class KindTarget(Target):
 
     def _node_running(self) -> bool:
         return self._container_up(self.control_plane)
+
+    def _put_back(self, component: str) -> None:
+        """A parked manifest back in kubelet's folder, as it was: the same static pod (and mirror pod) again.
+        Changing it would make kubelet replace the mirror pod through the API server, which hangs while
+        etcd or the API server is what was stopped."""
+        self._node(f"start {component}", "mv", _parked(component), _manifest(component))
 
     def _manifests(self) -> set[str]:
         return set(self._node("list static pod manifests", "ls", MANIFESTS).stdout.split())
@@ -421,20 +508,25 @@ class KindTarget(Target):
         self._node("put the restored etcd data in place", "mv", fresh, ETCD_DATA)
         # All of them come back, also one a fault had stopped before: this is a recovery.
         for component in ("etcd", *RESTORE_STOP_ORDER[:-1]):
-            self._node(f"start {component}", "mv", _parked(component), _manifest(component))
+            self._put_back(component)
         self._wait("the API server to be ready", self._api_ready)
         self.reset_kube()
 
     def etcd_wipe(self) -> None:
-        """etcd loses its data: stopped, ``member`` deleted, started again empty — unless
-        another fault had stopped it, in which case it stays stopped."""
-        was_running = "etcd.yaml" in self._manifests()
-        if was_running:
-            self._node("stop etcd", "mv", _manifest("etcd"), _parked("etcd"))
-        self._wait("etcd to stop", lambda: not self._container_running("etcd"))
-        self._node("delete etcd's data", "rm", "-rf", f"{ETCD_DATA}/member")
-        if was_running:
-            self._node("start etcd", "mv", _parked("etcd"), _manifest("etcd"))
+        """etcd loses its data: its ``member`` folder is moved aside and etcd's container killed, so that kubelet
+        restarts it at once on an empty data directory (the same static pod: moving its manifest out and back
+        would make kubelet tear the pod down and recreate it, which takes it about a minute); what was moved
+        aside is then deleted.  An etcd another fault had stopped (its manifest parked) stays stopped."""
+        aside = f"{ETCD_DATA}-wiped-{time.strftime('%Y%m%d%H%M%S')}"
+        if "etcd.yaml" not in self._manifests():
+            self._wait("etcd to stop", lambda: not self._container_running("etcd"))
+            self._node("delete etcd's data", "rm", "-rf", f"{ETCD_DATA}/member")
+            return
+        self._node("move etcd's data aside", "sh", "-c", f"mkdir -p {aside} && mv {ETCD_DATA}/member {aside}/")
+        ids = self._node("find etcd", "crictl", "ps", "--name", "etcd", "-q").stdout.split()
+        if ids:
+            self._node("kill etcd", "crictl", "stop", "--timeout", "0", *ids, check=False)
+        self._node("delete etcd's old data", "rm", "-rf", aside)
 
     def etcd_read(self, key: str) -> str | None:
         self._install_etcd_tools()
@@ -500,11 +592,11 @@ class KindTarget(Target):
         return self._docker(what, "exec", *flags, self.control_plane, *command, check=check)
 
     def _run(self, what: str, argv: Sequence[str], *, timeout: float | None = None,
-             check: bool = True) -> CommandResult:
+             check: bool = True, stdin: str | None = None) -> CommandResult:
         """The kind and docker CLIs, through dirt's one command runner; failures as one clean line."""
         limit = timeout or self.settings.timeout
         try:
-            result = run(list(argv), timeout=limit, cwd=self.root, what=what)
+            result = run(list(argv), timeout=limit, cwd=self.root, what=what, stdin=stdin)
         except CommandError as exc:
             if exc.missing:
                 raise TargetError(f"kind: {what} failed: {argv[0]!r} not found on PATH") from None

@@ -156,3 +156,67 @@ def test_plain_kind_falls_back_to_the_kind_dirt_built(monkeypatch: pytest.Monkey
     (folder / ".complete").write_text("{}")
     assert kind_cli("kind") == str(folder / "kind")
     assert kind_cli("/opt/kind") == "/opt/kind"  # a path given is used as given
+
+
+def test_a_users_kind_config_keeps_its_nodes_and_gets_what_dirts_image_needs() -> None:
+    base = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+            "nodes": [{"role": "control-plane"}, {"role": "worker", "extraPortMappings": [
+                {"containerPort": 18080, "hostPort": 18090, "listenAddress": "127.0.0.1"}]}],
+            "kubeadmConfigPatches": ["kind: InitConfiguration\n"]}
+    config = kind_image.cluster_config(base=base, workers=5, cgroup_v1=True, lacks_sys_resource=False,
+                                       log=lambda m: None)
+    assert config["nodes"] == base["nodes"]  # the user's nodes, not `workers`
+    assert config["kubeadmConfigPatches"][0] == "kind: InitConfiguration\n"  # theirs first, then dirt's
+    assert any("failCgroupV1" in p for p in config["kubeadmConfigPatches"][1:])
+    assert config["networking"]["podSubnet"] == kind_image.POD_SUBNET
+    assert "networking" not in base  # the user's dict is not changed
+
+
+def test_a_users_kind_config_with_other_subnets_is_refused_naming_the_key() -> None:
+    from dirt.core.errors import BinaryError
+
+    with pytest.raises(BinaryError, match=r"networking.podSubnet is '10.244.0.0/16'.*remove it"):
+        kind_image.cluster_config(base={"networking": {"podSubnet": "10.244.0.0/16"}}, cgroup_v1=False,
+                                  lacks_sys_resource=False, log=lambda m: None)
+
+
+def test_the_monitoring_beside_a_kind_cluster_scrapes_it_as_kube_prometheus_names_it(tmp_path: Path) -> None:
+    from dirt.sandbox.kind_monitoring import ClusterEndpoints, KindMonitoring
+
+    extra = tmp_path / "shop.yaml"
+    extra.write_text("groups:\n- name: shop\n  rules:\n  - alert: ShopDown\n    expr: up == 0\n")
+    monitoring = KindMonitoring("ci", home=tmp_path, rules=[extra],
+                                endpoints=lambda: ClusterEndpoints(tmp_path / "kubeconfig", "198.18.1.2"))
+    credentials = {"server": "127.0.0.1:41279", "ca": "ca.crt", "cert": "c.crt", "key": "c.key"}
+    config = monitoring.config(credentials, "198.18.1.2", [])
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in config["scrape_configs"]}
+    assert jobs["apiserver"] == "127.0.0.1:41279"
+    assert jobs["etcd"] == "198.18.1.2:2381"
+    assert jobs["kube-controller-manager"] == "198.18.1.2:10257"
+    assert jobs["kube-scheduler"] == "198.18.1.2:10259"
+    assert jobs["kube-state-metrics"].startswith("127.0.0.1:")
+    assert all(t.startswith(("127.0.0.1:", "198.18.")) for t in jobs.values())
+    rules = "\n".join(monitoring.rendered_rules().values())
+    assert "KubeAPIDown" in rules and "ShopDown" in rules
+    assert "KwokControllerDown" not in rules and "kwok" not in rules  # a kind cluster has real kubelets
+
+
+def test_a_kubeconfig_becomes_the_files_prometheus_reads(tmp_path: Path) -> None:
+    import base64
+
+    import yaml
+
+    from dirt.sandbox.kind_monitoring import ClusterEndpoints, KindMonitoring
+
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "clusters": [{"name": "kind-ci", "cluster": {"server": "https://127.0.0.1:41279",
+                                                      "certificate-authority-data": b64("CA")}}],
+        "users": [{"name": "kind-ci", "user": {"client-certificate-data": b64("CERT"),
+                                                "client-key-data": b64("KEY")}}]}))
+    monitoring = KindMonitoring("ci", home=tmp_path, endpoints=lambda: ClusterEndpoints(kubeconfig, "198.18.1.2"))
+    found = monitoring._credentials(kubeconfig)
+    assert found["server"] == "127.0.0.1:41279"
+    assert [Path(found[k]).read_text() for k in ("ca", "cert", "key")] == ["CA", "CERT", "KEY"]
+    assert oct(Path(found["key"]).stat().st_mode & 0o777) == "0o600"
