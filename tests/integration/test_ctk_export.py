@@ -78,6 +78,9 @@ def sandbox_project(dirt_sandbox, tmp_path: Path) -> Path:
         time.sleep(0.5)
     config = yaml.safe_load((REPO / "dirt.yaml").read_text())
     config.pop("rules", None)
+    # the sandbox target only: the others name files relative to the repository (a kind config)
+    config["targets"] = {"sandbox": config["targets"]["sandbox"]}
+    config["default_target"] = "sandbox"
     settings = config["targets"]["sandbox"]["settings"]
     settings["rules"] = [str(REPO / r) for r in settings.get("rules", [])]
     (tmp_path / "dirt.yaml").write_text(yaml.safe_dump(config))
