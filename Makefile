@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 DIRT := $(BIN)/dirt
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv system binaries test unit integration drills demo image bench bench-sandbox lint clean sandbox-down
+.PHONY: help deps venv system binaries test unit integration drills demo docs image bench bench-sandbox lint clean sandbox-down
 
 help:
 	@echo "make demo   - set up, start the sandbox, run the control-plane-down drill, print the report"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench  - benchmarks (figures and ratios)"
 	@echo "make bench-sandbox - restore and drill benchmarks on the real sandbox (minutes)"
 	@echo "make image  - build the dirt runner image as an OCI archive (no docker, no registry)"
+	@echo "make docs   - build the documentation site into site/ (strict: a broken link fails)"
 
 deps: venv system binaries
 
@@ -29,7 +30,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ctk]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ctk,docs]'
 	@touch $@
 
 system:
@@ -46,7 +47,7 @@ IN_GAMEDAY := $(foreach d,$(GAMEDAY_DRILLS),--deselect scenarios/$(d).yaml::$(d)
 
 # The suite starts from nothing but the caches of built binaries and packages: a fresh
 # sandbox state in a temporary folder (unless DIRT_SANDBOX_HOME names one), removed after.
-test: deps
+test: deps docs
 	@home="$${DIRT_SANDBOX_HOME:-}"; fresh=""; \
 	if [ -z "$$home" ]; then home=$$(mktemp -d -t dirt-sandbox-XXXXXX); fresh=1; fi; \
 	echo "make test: sandbox state in $$home (fresh: only the binary cache is reused)"; \
@@ -55,6 +56,11 @@ test: deps
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) kind down >/dev/null 2>&1 || true; \
 	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
 	exit $$status
+
+# The documentation site, strict: a broken link, a missing page or a page left out of the nav fails.
+# Its Reference section is generated from the code (docs/hooks/reference.py) at every build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit -m "not integration"

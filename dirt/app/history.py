@@ -176,20 +176,25 @@ def history_view(runs: list[RunRecord], gamedays: list[GameDayRecord], intervals
 
 # -- metrics ------------------------------------------------------------------------------------------
 
-#: Every metric `dirt history export` writes (the Grafana dashboard and alert rules use only these).
-METRICS = {
-    "dirt_last_run_timestamp_seconds": "When the scenario's latest drill started (Unix time).",
-    "dirt_last_run_success": "1 if the scenario's latest drill passed, else 0.",
-    "dirt_alert_mttd_seconds": "Time to detect: from the fault to the alert firing, in the latest drill "
-                               "(absent when it never fired).",
-    "dirt_alert_detected": "1 if the alert fired in the scenario's latest drill, else 0.",
-    "dirt_mttr_seconds": "Time to recover in the scenario's latest drill (absent when it never recovered).",
-    "dirt_backup_age_seconds": "Age of the backup when the scenario's latest drill used it (its RPO).",
-    "dirt_backup_last_proven_restore_timestamp_seconds": "When a drill last restored this backup and verified "
-                                                         "every object (Unix time; 0: never).",
-    "dirt_scenario_score": "Resilience score of the scenario (0..100, mean of its last 5 drills).",
-    "dirt_gameday_score": "Resilience score of the game day's latest run (0..100).",
-    "dirt_drill_overdue": "1 if the scenario has not passed within its game day's schedule interval, else 0.",
+#: Every metric `dirt history export` writes, with its labels and help (the Grafana dashboard and alert
+#: rules use only these; the docs' reference is generated from this table).
+METRICS: dict[str, tuple[tuple[str, ...], str]] = {
+    "dirt_last_run_timestamp_seconds": (("scenario",), "When the scenario's latest drill started (Unix time)."),
+    "dirt_last_run_success": (("scenario",), "1 if the scenario's latest drill passed, else 0."),
+    "dirt_alert_mttd_seconds": (("scenario", "alert"), "Time to detect: from the fault to the alert firing, in "
+                                "the latest drill (absent when it never fired)."),
+    "dirt_alert_detected": (("scenario", "alert"), "1 if the alert fired in the scenario's latest drill, else 0."),
+    "dirt_mttr_seconds": (("scenario",), "Time to recover in the scenario's latest drill (absent when it never "
+                          "recovered)."),
+    "dirt_backup_age_seconds": (("scenario", "backup"), "Age of the backup when the scenario's latest drill used "
+                                "it (its RPO)."),
+    "dirt_backup_last_proven_restore_timestamp_seconds": (("scenario", "backup"), "When a drill last restored "
+                                                          "this backup and verified every object (Unix time; 0: "
+                                                          "never)."),
+    "dirt_scenario_score": (("scenario",), "Resilience score of the scenario (0..100, mean of its last 5 drills)."),
+    "dirt_gameday_score": (("gameday",), "Resilience score of the game day's latest run (0..100)."),
+    "dirt_drill_overdue": (("scenario",), "1 if the scenario has not passed within its game day's schedule "
+                           "interval, else 0."),
 }
 
 
@@ -203,16 +208,15 @@ class _Collector:
     def collect(self) -> Iterable[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        def gauge(name: str, labels: list[str]) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, METRICS[name], labels=labels)
+        def gauge(name: str) -> GaugeMetricFamily:
+            labels, text = METRICS[name]
+            return GaugeMetricFamily(name, text, labels=list(labels))
 
-        last_ts, success = gauge("dirt_last_run_timestamp_seconds", ["scenario"]), gauge("dirt_last_run_success",
-                                                                                         ["scenario"])
-        mttd, detected = gauge("dirt_alert_mttd_seconds", ["scenario", "alert"]), gauge("dirt_alert_detected",
-                                                                                        ["scenario", "alert"])
-        mttr = gauge("dirt_mttr_seconds", ["scenario"])
-        age = gauge("dirt_backup_age_seconds", ["scenario", "backup"])
-        proven = gauge("dirt_backup_last_proven_restore_timestamp_seconds", ["scenario", "backup"])
+        last_ts, success = gauge("dirt_last_run_timestamp_seconds"), gauge("dirt_last_run_success")
+        mttd, detected = gauge("dirt_alert_mttd_seconds"), gauge("dirt_alert_detected")
+        mttr = gauge("dirt_mttr_seconds")
+        age = gauge("dirt_backup_age_seconds")
+        proven = gauge("dirt_backup_last_proven_restore_timestamp_seconds")
         groups = analysis.by_scenario(self.runs)
         for name, group in sorted(groups.items()):
             latest = group[0]
@@ -232,14 +236,14 @@ class _Collector:
                 when = max((r.started_at.timestamp() for r in group for b in r.backups
                             if b.name == backup and b.proven and r.started_at is not None), default=0.0)
                 proven.add_metric([name, backup], when)
-        scenario_score = gauge("dirt_scenario_score", ["scenario"])
+        scenario_score = gauge("dirt_scenario_score")
         for name, value in analysis.scenario_scores(self.runs).items():
             scenario_score.add_metric([name], value)
-        gameday_score = gauge("dirt_gameday_score", ["gameday"])
+        gameday_score = gauge("dirt_gameday_score")
         for name, day_score in analysis.gameday_scores(self.gamedays).items():
             if day_score is not None:
                 gameday_score.add_metric([name], day_score)
-        overdue = gauge("dirt_drill_overdue", ["scenario"])
+        overdue = gauge("dirt_drill_overdue")
         late = {o.scenario for o in analysis.overdue(self.runs, self.intervals, self.now)}
         for name in sorted(self.intervals):
             overdue.add_metric([name], 1.0 if name in late else 0.0)

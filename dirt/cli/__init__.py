@@ -398,7 +398,11 @@ def _write_output(text: str, out: Path | None) -> None:
     click.echo(f"wrote {out}", err=True)
 
 
-def _register_sandbox() -> None:
+def register_subcommands() -> None:
+    """Attach the command groups kept in their own modules (``dirt sandbox``, ``dirt gameday``...).
+
+    Done when the CLI runs, not at import, so ``import dirt.cli`` stays light; the docs' command
+    reference calls it before it reads the group."""
     from dirt.cli.gameday import gameday
     from dirt.cli.history import history
     from dirt.cli.image import image
@@ -419,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def exit_code(argv: list[str] | None = None) -> int:
     """Run the CLI; the exit code comes from the command's verdict or from the error's class."""
-    _register_sandbox()
+    register_subcommands()
     try:
         code = cli.main(args=argv, prog_name="dirt", standalone_mode=False)
         return code if isinstance(code, int) else 0
