@@ -187,8 +187,8 @@ def test_the_example_drill_passes_on_kind(kind, drill, tmp_path) -> None:
 
 
 def _tested_block(marker: str) -> str:
-    """The YAML block docs/ci-kind.md marks ``<!-- tested: MARKER -->``: what the page shows is what runs."""
-    text = (REPO / "docs" / "ci-kind.md").read_text()
+    """The YAML block docs/how-to/ci-kind.md marks ``<!-- tested: MARKER -->``: what the page shows is what runs."""
+    text = (REPO / "docs" / "how-to" / "ci-kind.md").read_text()
     after = text.split(f"<!-- tested: {marker} -->", 1)[1]
     return after.split("```yaml\n", 1)[1].split("\n```", 1)[0] + "\n"
 
