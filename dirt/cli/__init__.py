@@ -178,9 +178,11 @@ def plan(state: _State, scenario_paths: tuple[str, ...], target_name: str | None
 @click.option("--yes", "-y", is_flag=True, help="Confirm destructive faults on non-sandbox targets.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Override a scenario variable.")
 @click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True)
+@click.option("--timings", is_flag=True, help="After each drill, print where its time went: each phase's work and "
+              "waits (by what dirt waited for), and the steps that waited longest.")
 @click.pass_obj
 def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None, report_dir: str | None,
-        yes: bool, variables: tuple[str, ...], display: str) -> int:
+        yes: bool, variables: tuple[str, ...], display: str, timings: bool) -> int:
     """Run drills: inject, detect, recover, verify, and write the report.
 
     One drill per target at a time: a drill takes the target's drill lock (a Lease
@@ -205,6 +207,10 @@ def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None,
             click.echo(f"         - {failure}")
         for fault in result.still_in_effect:
             click.echo(f"         ! still in effect: {fault} — `dirt rollback {result.run_dir}` undoes it")
+        if timings and result.report:
+            from dirt.report.render import timings_text
+
+            click.echo(timings_text(result.report))
     return exit_code_for(r.verdict for r in results)
 
 

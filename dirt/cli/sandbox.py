@@ -72,8 +72,10 @@ def build(ctx: click.Context, force: bool, velero: bool | None, real_node: bool 
 @_name
 @_target
 @click.option("--nodes", type=int, help="Number of KWOK nodes (default 3).")
+@click.option("--timings", is_flag=True, help="Print when each component started, how long its start took, and when "
+              "each process first answered its health check.")
 @click.pass_context
-def up(ctx: click.Context, name: str | None, target: str | None, nodes: int | None) -> None:
+def up(ctx: click.Context, name: str | None, target: str | None, nodes: int | None, timings: bool) -> None:
     """Create or resume a sandbox; idempotent. Prints where everything is.
 
     Refused (exit 2) while a drill holds the sandbox: it would restart what the drill stopped.
@@ -81,6 +83,23 @@ def up(ctx: click.Context, name: str | None, target: str | None, nodes: int | No
     box = _sandbox(ctx, name, target, nodes, action="up")
     status = box.up(log=lambda m: click.echo(m, err=True))
     _print_status(status)
+    if timings and status.get("up_timings"):
+        click.echo(up_timings_text(status["up_timings"], status.get("up_seconds")))
+
+
+def up_timings_text(timings: dict[str, Any], total: float | None) -> str:
+    """Where a sandbox start's time went: when each component's start began and how long it took,
+    when each process first answered its health check, and when monitoring had settled."""
+    lines = [f"timings: up in {total}s (binaries and settings ready at +{timings.get('prepared')}s)",
+             f"  {'component':22} {'start at':>9} {'took':>7}"]
+    for component, entry in (timings.get("components") or {}).items():
+        lines.append(f"  {component:22} {'+' + str(entry['at']) + 's':>9} {str(entry['seconds']) + 's':>7}")
+    lines.append(f"  {'process':22} {'healthy at':>9}")
+    for process, at in sorted((timings.get("healthy") or {}).items(), key=lambda item: item[1]):
+        lines.append(f"  {process:22} {'+' + str(at) + 's':>9}")
+    lines.append(f"  every process healthy at +{timings.get('healthy_at')}s; monitoring settled (targets up, rules "
+                 f"evaluated) at +{timings.get('settled_at')}s")
+    return "\n".join(lines)
 
 
 @sandbox.command()

@@ -71,6 +71,29 @@ class _NoFaults:
         raise StepFailed("no faults in this context")
 
 
+class WaitClock:
+    """Where a run's waiting goes: seconds slept between polls, by what was being waited for.
+
+    ``Context.waiting`` names the wait (the label a progress line shows), ``Context.sleep``
+    adds what it slept to that name.  The engine reads the totals before and after each
+    step and phase, so a report can split a phase into the steps' own work and dirt's waits."""
+
+    def __init__(self) -> None:
+        self.label = "sleep"
+        self.totals: dict[str, float] = {}
+
+    def add(self, seconds: float) -> None:
+        self.totals[self.label] = self.totals.get(self.label, 0.0) + seconds
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.totals)
+
+    def since(self, before: Mapping[str, float]) -> dict[str, float]:
+        """The waits added since ``before`` (a snapshot), rounded to the millisecond; none below one."""
+        waits = {label: round(total - before.get(label, 0.0), 3) for label, total in self.totals.items()}
+        return {label: seconds for label, seconds in waits.items() if seconds >= 0.001}
+
+
 class Context:
     def __init__(
         self,
@@ -96,6 +119,7 @@ class Context:
         self.backup_drivers: dict[str, Any] = {}  # the Backup driver (dirt.drivers.base) that took each backup
         self.deadline: float | None = None  # monotonic time the current step must end by
         self.step: Any = None  # the StepSpec being run (its playbook link, its name)
+        self.wait_clock = WaitClock()
 
     def for_member(self, member: str | None) -> Context:
         """The run as one member of a fleet target sees it (``member: NAME`` on a step): that member's
@@ -110,11 +134,17 @@ class Context:
         self._emit(event)
 
     def waiting(self, what: str, elapsed: float, limit: float | None) -> None:
+        self.wait_clock.label = what
         self._waiting(what, elapsed, limit)
 
     # -- time ------------------------------------------------------------------------
     def sleep(self, seconds: float) -> None:
-        self.cancel.wait(seconds)
+        """Wait (interruptibly), counted against what ``waiting`` last named."""
+        start = time.monotonic()
+        try:
+            self.cancel.wait(seconds)
+        finally:
+            self.wait_clock.add(time.monotonic() - start)
 
     def remaining(self, default: float) -> float:
         """Seconds left before the current step's deadline (``default`` if none)."""

@@ -292,6 +292,8 @@ class Drill:
         status = "passed"
         error = None
         failures_before = len(self.failures)
+        waits_before = self.ctx.wait_clock.snapshot()
+        self.ctx.wait_clock.label = name
         try:
             yield
         except DrillAborted as exc:
@@ -306,7 +308,8 @@ class Drill:
         finally:
             if status == "passed" and len(self.failures) > failures_before:
                 status = "failed"
-            self._emit(PhaseEnded(phase=name, status=status, error=error))
+            self._emit(PhaseEnded(phase=name, status=status, error=error,
+                                  waits=self.ctx.wait_clock.since(waits_before)))
 
     def _fail(self, message: str) -> None:
         self.failures.append(message)
@@ -435,6 +438,8 @@ class Drill:
         fields = self._step_fields(spec, objective_seconds=within)
         self._emit(StepStarted(**fields))
         start = time.monotonic()
+        waits_before = self.ctx.wait_clock.snapshot()
+        self.ctx.wait_clock.label = spec.name  # a step that sleeps without saying for what waits for itself
         result: dict[str, Any] = {"status": "passed", "detail": "", "data": {}}
         try:
             yield result
@@ -452,6 +457,7 @@ class Drill:
         finally:
             seconds = time.monotonic() - start
             result["seconds"] = round(seconds, 3)
+            result["waits"] = self.ctx.wait_clock.since(waits_before)
             self._emit(StepEnded(**fields, **result))
             self.ctx.step = None
             self.ctx.deadline = None
@@ -523,11 +529,12 @@ class Drill:
             self._emit(StepEnded(**fields, status="failed", detail=str(exc), seconds=0.0))
             raise MonitoringError(f"cannot watch alerts, so no fault was injected: {exc}") from None
         outcome, seconds = first, 0.0
+        waits_before = self.ctx.wait_clock.snapshot()
         if not first.ok:
             outcome, seconds = self.ctx.poll(probe, what="expected alerts to be silent", timeout=within,
                                              interval=min(self.scenario.timing.poll_interval, 1.0))
         self._emit(StepEnded(**fields, status="passed" if outcome.ok else "failed", detail=outcome.detail,
-                             seconds=round(seconds, 3)))
+                             seconds=round(seconds, 3), waits=self.ctx.wait_clock.since(waits_before)))
         if not outcome.ok:
             raise CheckFailed(f"expected alerts did not clear within {within:g}s before the fault "
                               f"({outcome.detail}): detection cannot be proven; wait until they resolve, "
@@ -661,7 +668,7 @@ class Drill:
             if not pending:
                 break
             names = ", ".join(s.name for s, _ in pending.values())
-            self._waiting(f"verify: {names}", time.monotonic() - start, limit)
+            self.ctx.waiting(f"verify: {names}", time.monotonic() - start, limit)
             self.ctx.sleep(min(s.interval for s, _ in pending.values()))
         for spec in specs:
             outcome = results.get(spec.index, CheckResult(False, "not run"))

@@ -13,7 +13,8 @@ fault is known by its ``index`` in ``inject`` and lives the recorded life of
 ``schema_version``) are read by ``dirt.journal.reader``, which upgrades them.
 The ``availability.*`` events were added within version 2: a journal without
 them simply measured no availability, so nothing needs upgrading; likewise their
-``served*`` fields (who served each answer), absent when no probe asked.
+``served*`` fields (who served each answer), absent when no probe asked; and the
+``waits`` of ``phase.end`` and ``step.end`` (where dirt waited), empty in older journals.
 """
 
 from __future__ import annotations
@@ -87,11 +88,16 @@ class PhaseStarted(Event):
     phase: str
 
 
+#: Seconds dirt slept between polls, by what it waited for (the progress line's label).
+Waits = Annotated[dict[str, float], Field(default_factory=dict)]
+
+
 class PhaseEnded(Event):
     event: Literal["phase.end"] = "phase.end"
     phase: str
     status: str = "passed"
     error: str | None = None
+    waits: Waits  # every wait of the phase, its steps' included
 
 
 class StepFields(Event):
@@ -117,6 +123,7 @@ class StepEnded(StepFields):
     detail: str = ""
     data: JSON = Field(default_factory=dict)
     seconds: float | None = None
+    waits: Waits  # of ``seconds``, what was spent waiting
 
 
 class ExpectationResult(Event):

@@ -102,7 +102,7 @@ class _Fold:
     def _(self, e: ev.PhaseStarted) -> None:
         self.current_phase = e.phase
         entry = {"name": e.phase, "start": iso(e.ts), "end": None, "status": "running",
-                 "start_offset": e.t, "end_offset": None, "seconds": None, "error": None}
+                 "start_offset": e.t, "end_offset": None, "seconds": None, "error": None, "waits": {}}
         self.open_phases[e.phase] = entry
         self.phases.append(entry)
 
@@ -110,8 +110,10 @@ class _Fold:
     def _(self, e: ev.PhaseEnded) -> None:
         entry = self.open_phases.pop(e.phase, None)
         if entry is not None:
-            entry.update(end=iso(e.ts), end_offset=e.t, status=e.status, error=e.error,
-                         seconds=round(e.t - entry["start_offset"], 3))
+            seconds = round(e.t - entry["start_offset"], 3)
+            waited = round(min(seconds, sum(e.waits.values())), 3)
+            entry.update(end=iso(e.ts), end_offset=e.t, status=e.status, error=e.error, seconds=seconds,
+                         waits=dict(e.waits), waited_seconds=waited, working_seconds=round(seconds - waited, 3))
 
     @fold.register
     def _(self, e: ev.StepStarted) -> None:
@@ -122,7 +124,7 @@ class _Fold:
             "start": iso(e.ts), "end": None, "start_offset": e.t, "end_offset": None, "seconds": None,
             "objective_seconds": e.objective_seconds, "detail": "", "playbook_url": book.get("url"),
             "playbook_title": book.get("title"), "playbook_path": book.get("path"),
-            "playbook_anchor": book.get("anchor"), "data": {},
+            "playbook_anchor": book.get("anchor"), "data": {}, "waits": {},
         }
         self.open_steps[(e.section, e.index)] = entry
         self.steps.append(entry)
@@ -132,7 +134,7 @@ class _Fold:
         entry = self.open_steps.pop((e.section, e.index), None)
         if entry is not None:
             entry.update(status=e.status, outcome=e.status, detail=e.detail, end=iso(e.ts), end_offset=e.t,
-                         seconds=e.seconds, data=e.data)
+                         seconds=e.seconds, data=e.data, waits=dict(e.waits))
             if e.objective_seconds is not None:
                 entry["objective_seconds"] = e.objective_seconds
 

@@ -47,9 +47,40 @@ def _env() -> Any:
     env.filters["pct"] = _percent
     env.filters["ms"] = lambda v: f"{v * 1000:.0f}ms" if _finite(v) else "-"
     env.filters["objective"] = _objective
+    env.filters["waits"] = waits_text
     env.globals["STATUS_COLOURS"] = STATUS_COLOURS
     env.globals["served_rows"] = served_rows
     return env
+
+
+def waits_text(waits: Any, limit: int = 3) -> str:
+    """What a phase or step waited on, longest first: ``namespaces terminating 9.5s; verify: web 1.0s``."""
+    if not isinstance(waits, dict) or not waits:
+        return ""
+    ranked = sorted(((v, k) for k, v in waits.items() if _finite(v)), reverse=True)
+    text = "; ".join(f"{label} {format_duration(seconds)}" for seconds, label in ranked[:limit])
+    return text + (f"; {len(ranked) - limit} more" if len(ranked) > limit else "")
+
+
+def timings_text(report: dict[str, Any]) -> str:
+    """Where a drill's time went, as ``dirt run --timings`` prints it: each phase split into the
+    time dirt waited (sleeping between polls, by what it waited for) and the time it worked (its
+    steps' own actions: API calls, commands, restores), then the steps that waited longest."""
+    name = (report.get("scenario") or {}).get("name", "?")
+    lines = [f"timings: {name} ({format_duration(report.get('duration_seconds'))})",
+             f"  {'phase':10} {'total':>8} {'working':>8} {'waiting':>8}  waiting on"]
+    for p in report.get("phases") or []:
+        lines.append(f"  {p['name']:10} {format_duration(p.get('seconds')):>8} "
+                     f"{format_duration(p.get('working_seconds')):>8} {format_duration(p.get('waited_seconds')):>8}"
+                     f"  {waits_text(p.get('waits'))}")
+    waited = sorted(((sum(s["waits"].values()), s) for s in report.get("steps") or [] if s.get("waits")),
+                    key=lambda pair: -pair[0])
+    if waited:
+        lines.append("  steps that waited longest:")
+        for seconds, s in waited[:5]:
+            lines.append(f"    {s.get('phase') or s['section']}: {s['name']} {format_duration(s.get('seconds'))}, "
+                         f"of which waiting {format_duration(seconds)} ({waits_text(s['waits'])})")
+    return "\n".join(lines)
 
 
 def _finite(value: Any) -> bool:

@@ -183,14 +183,22 @@ class Sandbox:
         self.root.mkdir(parents=True, exist_ok=True)
         self._save_state(name=self.name, versions=versions, nodes=self.nodes, velero=self.velero,
                          real_nodes=self.real_nodes, pushgateway=self.pushgateway)
+        timings: dict[str, Any] = {"prepared": round(time.monotonic() - started, 2), "components": {},
+                                   "healthy": {}}
         for component in self.components:
+            begun = time.monotonic()
             if component is self.control_plane:
                 self.control_plane.start(log=log, timeout=timeout)  # creates the cluster when there is none
             else:
                 component.start(log=log)
-        self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)))
+            timings["components"][component.name] = {"at": round(begun - started, 2),
+                                                      "seconds": round(time.monotonic() - begun, 2)}
+        self.wait_healthy(timeout=max(30.0, timeout - (time.monotonic() - started)), seen=timings["healthy"],
+                          since=started)
+        timings["healthy_at"] = round(time.monotonic() - started, 2)
         self.monitoring.wait_settled(timeout=60.0, log=log)
-        self._save_state(up_seconds=round(time.monotonic() - started, 2))
+        timings["settled_at"] = round(time.monotonic() - started, 2)
+        self._save_state(up_seconds=round(time.monotonic() - started, 2), up_timings=timings)
         log(f"sandbox {self.name!r} is up in {time.monotonic() - started:.1f}s")
         return self.status()
 
@@ -220,14 +228,16 @@ class Sandbox:
             "versions": state.get("versions", {}),
             "root": str(self.root),
             "up_seconds": state.get("up_seconds"),
+            "up_timings": state.get("up_timings"),
             "velero": self.velero_server.status() if self.velero else None,
             "real_nodes": self.real_node.status() if self.real_nodes else None,
         }
 
-    def wait_healthy(self, timeout: float = 60.0, components: tuple[str, ...] | None = None) -> None:
+    def wait_healthy(self, timeout: float = 60.0, components: tuple[str, ...] | None = None, *,
+                     seen: dict[str, float] | None = None, since: float | None = None) -> None:
         checked = [(c, name) for c in self.components for name in c.checked() if not components or name in components]
         wait_until_healthy(self.name, lambda: {name: c.running(name) and c.answers(name) for c, name in checked},
-                           timeout)
+                           timeout, seen=seen, since=since)
 
     def _rejoin(self, log: Log) -> None:
         """A new cluster (new etcd, new PKI): what runs beside it joins it again, as after a real rebuild."""

@@ -242,12 +242,22 @@ def answers(url: str, *, cert: tuple[str, str] | None = None, verify: bool | str
     return response is not None and response.status == 200
 
 
-def wait_until_healthy(sandbox: str, health: Callable[[], dict[str, bool]], timeout: float) -> None:
-    """Every process ``health`` names healthy within ``timeout``; else a ``TargetError`` naming those that are not."""
+def wait_until_healthy(sandbox: str, health: Callable[[], dict[str, bool]], timeout: float,
+                       seen: dict[str, float] | None = None, since: float | None = None) -> None:
+    """Every process ``health`` names healthy within ``timeout``; else a ``TargetError`` naming those that are not.
+
+    ``seen`` gets, for each process, the seconds from ``since`` (a ``time.monotonic()``) to the first
+    time it answered: where a start's time goes."""
     deadline = time.monotonic() + timeout
     bad: list[str] = []
     while time.monotonic() < deadline:
-        bad = [name for name, ok in health().items() if not ok]
+        answers = health()
+        if seen is not None:
+            now = time.monotonic() - (since or 0.0)
+            for name, ok in answers.items():
+                if ok:
+                    seen.setdefault(name, round(now, 2))
+        bad = [name for name, ok in answers.items() if not ok]
         if not bad:
             return
         time.sleep(0.25)
