@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,7 @@ def _cell(text: Any) -> str:
 
 
 def _code(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else json.dumps(value)
-    return f"`{text}`".replace("|", "\\|")
+    return f"`{json.dumps(value)}`".replace("|", "\\|")
 
 
 def _doc(obj: Any) -> str:
@@ -109,12 +107,10 @@ def fields_table(schema: dict[str, Any], link: bool = True) -> list[str]:
     return rows
 
 
-def model_sections(schema: dict[str, Any], title: str, skip: Iterable[str] = ()) -> list[str]:
+def model_sections(schema: dict[str, Any], title: str) -> list[str]:
     """A document's schema: its top-level fields, then every model it names (``$defs``), one table each."""
     out = [f"## {title}", "", *fields_table(schema), ""]
     for name, definition in sorted(schema.get("$defs", {}).items()):
-        if name in skip:
-            continue
         out += [f"## {name}", ""]
         if definition.get("description"):
             out += [definition["description"], ""]
@@ -327,25 +323,21 @@ def _subclasses(root: type) -> list[type]:
     return seen
 
 
-#: The rule files dirt ships: the first two are package data (read from the installed package), the
-#: last one sits beside this site in the repository.
-RULE_FILES = (
-    ("dirt/sandbox/rules/kubernetes.yaml", "The sandbox's rules (and kind's, with `monitoring: true`)"),
-    ("dirt/sandbox/fleet_rules/fleet.yaml", "A fleet's rules"),
-    ("monitoring/dirt-alerts.yaml", "Alerts on dirt's own metrics"),
-)
+def rule_files() -> list[tuple[Path, str]]:
+    """The rule files dirt ships, where dirt itself reads them: the sandbox's and the fleet's from the
+    package, the alerts on dirt's own metrics beside this site in the repository."""
+    from dirt.sandbox.fleet import FLEET_RULES
+    from dirt.sandbox.monitoring import RULES_DIR
 
-
-def _rule_text(path: str) -> str:
-    if path.startswith("dirt/"):
-        from importlib.resources import files
-
-        return files("dirt").joinpath(path.removeprefix("dirt/")).read_text(encoding="utf-8")
-    return (REPO / path).read_text(encoding="utf-8")
+    sandbox = [(path, "The sandbox's rules (and kind's, with `monitoring: true`)")
+               for path in sorted(RULES_DIR.glob("*.yaml"))]
+    return [*sandbox, (FLEET_RULES, "A fleet's rules"), (REPO / "monitoring" / "dirt-alerts.yaml",
+                                                         "Alerts on dirt's own metrics")]
 
 
 def metrics_page() -> str:
     from dirt.app.history import METRICS
+    from dirt.sandbox.monitoring import RULES_DIR
 
     out = ["# Metrics and alert rules", "", _generated_note("`dirt.app.history.METRICS` and the rule files"), "",
            "## Metrics", "", "`dirt history export` writes these gauges (OpenMetrics text, or a push to a "
@@ -354,10 +346,13 @@ def metrics_page() -> str:
     for name, (labels, text) in METRICS.items():
         out.append(f"| `{name}` | {', '.join(f'`{label}`' for label in labels)} | {_cell(text)} |")
     out.append("")
-    for path, title in RULE_FILES:
-        out += [f"## {title}", "", f"From `{path}`.", "", "| alert | for | severity | expression | summary |",
+    for path, title in rule_files():
+        package = RULES_DIR.parents[1]  # where dirt is installed (the checkout's dirt/, or site-packages/dirt)
+        shown = f"dirt/{path.relative_to(package).as_posix()}" if path.is_relative_to(package) else \
+            path.relative_to(REPO).as_posix()
+        out += [f"## {title}", "", f"From `{shown}`.", "", "| alert | for | severity | expression | summary |",
                 "|---|---|---|---|---|"]
-        document = yaml.safe_load(_rule_text(path))
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
         groups = document.get("groups") or document.get("spec", {}).get("groups", [])
         for group in groups:
             for rule in group.get("rules", []):
