@@ -67,6 +67,7 @@ from dirt.drivers import fault_family
 from dirt.drivers.registry import default_registry
 from dirt.engine.guardrails import Confirm
 from dirt.engine.runner import RunResult
+from dirt.gameday.loader import environment_problems
 from dirt.gameday.model import DrillEntry, GameDay, Notify, Schedule
 from dirt.gameday.schedule import Slot, due
 from dirt.journal import Journal
@@ -166,8 +167,9 @@ def run_gameday(
 ) -> GameDayResult:
     """Run ``gameday`` (see the module docstring); the day's report folder is ``<reports>/gamedays/<run_id>/``.
 
-    Raises ``UsageError`` (exit 2) before anything is touched for a broken drill file, an unknown target
-    or an ``approved_by`` who is not an approver.  ``started_at``: when the scheduler started the run, if
+    Raises ``UsageError`` (exit 2) before anything is touched for a broken drill file, an unknown target,
+    an ``approved_by`` who is not an approver, or a webhook variable (``url_env``, ``webhook_env``) that is
+    unset or holds no URL.  ``started_at``: when the scheduler started the run, if
     not now (a workflow that asked ``dirt gameday due`` before a slow setup passes the moment it asked).
     """
     say = say or (lambda text: None)
@@ -183,6 +185,9 @@ def run_gameday(
         if slot is None:  # a scheduler's superset time, a catch-up too late, a wrong season's cron
             return GameDayResult(run_id="", day_dir=reports, verdict="not-due",
                                  reason=not_due_reason(gameday, asked) + "; nothing was touched")
+    missing = environment_problems(gameday)  # a webhook variable unset or not a URL: say so before anything
+    if missing:
+        raise ScenarioError(str(missing[0].path), missing)
     run_id = new_gameday_run_id(gameday)
     day = _Day(gameday, loaded, run_id, reports, trigger, notify_sender or post_notification, say)
     try:

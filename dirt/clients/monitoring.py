@@ -57,25 +57,27 @@ class Endpoint(Model):
         return value
 
 
-def url_problem(url: str) -> str | None:
+def url_problem(url: str, *, shown: str | None = None) -> str | None:
     """What is wrong with ``url`` as the address of a web service (None: nothing).
 
     Checked when dirt.yaml is loaded, so a typo such as ``http://[::1`` is a located
     problem there rather than a ``ValueError`` from the HTTP library mid-drill.
+    ``shown``: how messages name the URL (a secret's value is never repeated).
     """
+    shown = _short(url) if shown is None else shown
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         return "a URL cannot contain spaces or control characters"
     try:
         parts = urlsplit(url)
         port = parts.port  # parsed lazily: a bad port raises only here
     except ValueError as exc:
-        return f"{_short(url)} is not a valid URL ({exc})"
+        return f"{shown} is not a valid URL" + ("" if shown != _short(url) else f" ({exc})")
     if parts.scheme not in ("http", "https"):
-        return f"{_short(url)} must start with http:// or https://"
+        return f"{shown} must start with http:// or https://"
     if not parts.hostname:
-        return f"{_short(url)} has no host"
+        return f"{shown} has no host"
     if port == 0:
-        return f"{_short(url)} has port 0; give a port from 1 to 65535"
+        return f"{shown} has port 0; give a port from 1 to 65535"
     return None
 
 

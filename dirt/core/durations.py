@@ -76,6 +76,19 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def format_limit(seconds: float | None) -> str:
+    """A configured duration as one would write it in a scenario: ``30s``, ``1m``, ``1m30s``,
+    ``0.5s``, ``2h``.  ``format_duration`` is for measured times (``12.3s``, ``1m05s``)."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{rest}s" if rest else ""]
+    return "".join(parts)
+
+
 def _schema(minimum: float, description: str) -> WithJsonSchema:
     return WithJsonSchema(
         {

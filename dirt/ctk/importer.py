@@ -227,8 +227,15 @@ class _Importer:
         hypothesis = e.get("steady-state-hypothesis") or {}
         checks = [a for i, p in enumerate(hypothesis.get("probes") or [])
                   if isinstance(p, dict) and (a := self._activity(p, f"hypothesis probe {i}")) is not None]
-        method = [a for i, m in enumerate(e.get("method") or [])
-                  if isinstance(m, dict) and (a := self._activity(m, f"method activity {i}")) is not None]
+        method = []
+        for i, m in enumerate(e.get("method") or []):
+            if not isinstance(m, dict) or (a := self._activity(m, f"method activity {i}")) is None:
+                continue
+            if "ref" in m and any(a == c for c in checks):  # verify checks every hypothesis probe already
+                self.unmapped.append(f"method activity {i}: ref {m['ref']!r} repeats a hypothesis probe, which "
+                                     "verify checks after the fault anyway: not repeated")
+                continue
+            method.append(a)
         checks, method = self._native_sections(exported, checks, method)
         faults: list[dict[str, Any]] = []
         recover: list[dict[str, Any]] = []
@@ -293,7 +300,30 @@ class _Importer:
             scenario["rollback"] = rollback
         if exported.get("cleanup"):
             scenario["cleanup"] = exported["cleanup"]
+        for section in ("setup", "steady_state", "inject", "recover", "verify", "rollback", "cleanup"):
+            _unique_names(scenario.get(section) or [])
         return scenario
+
+
+def _unique_names(steps: list[dict[str, Any]]) -> None:
+    """Two steps of a section never share a name (a report row, a journal line each): the second
+    of a name becomes ``name (2)``, and so on."""
+    seen: dict[str, int] = {}
+    for step in steps:
+        name = step.get("name")
+        if not isinstance(name, str):
+            continue
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            step["name"] = f"{name} ({seen[name]})"
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors and aliases: an imported check shared by two sections is written twice,
+    so editing one never edits the other."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def load_experiment_file(path: Path) -> dict[str, Any]:
@@ -321,5 +351,5 @@ def import_experiment(path: Path) -> tuple[str, list[str]]:
     if importer.unmapped:
         header.append("# Not mapped:")
         header += [f"#   - {line}" for line in importer.unmapped]
-    body = yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True, width=110)
+    body = yaml.dump(scenario, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=110)
     return "\n".join(header) + "\n" + body, importer.unmapped

@@ -157,6 +157,14 @@ def problems_from_validation(
             )
             mark = positions.of_key(full)
             message = f"unknown field '{key}'"
+            if key in ("True", "False"):  # YAML 1.1: an unquoted on/off, yes/no, y/n key is a boolean
+                words = [w for w in YAML11_BOOLS[key == "True"] if w in candidates]
+                if words:
+                    message = (f"unknown field '{key}': YAML 1.1 reads an unquoted '{words[0]}' as {key.lower()}")
+                    hint = f'quote it: "{words[0]}":'
+                else:
+                    message += f": YAML 1.1 reads an unquoted on/off, yes/no or y/n as {key.lower()}"
+                    hint = "quote the key"
         elif kind == "missing":
             key = str(loc[-1]) if loc else "?"
             mark = positions.of_key(full[:-1]) if full[:-1] else positions.of_value(())
@@ -174,6 +182,10 @@ def problems_from_validation(
                 hint = _hint(err)
         problems.append(Problem(path, mark.line, mark.column, message, hint))
     return problems
+
+
+#: Keys YAML 1.1 (PyYAML) reads as booleans, by the boolean they become.
+YAML11_BOOLS = {True: ("on", "yes", "y", "true"), False: ("off", "no", "n", "false")}
 
 
 def _message(err: Any, where: str) -> str:

@@ -126,6 +126,10 @@ class Fault(Driver):
     family: ClassVar[str] = "cluster"
     #: whether ``revert`` can undo it (rollback calls it on failure)
     reversible: ClassVar[bool] = False
+    #: who undoes it without dirt, when nothing does (a kubelet restarting a container, a
+    #: controller recreating pods): ``dirt plan`` says so, and after a passed drill dirt
+    #: asks ``in_effect`` whether it did
+    heals: ClassVar[str] = ""
     #: whether ``revert`` puts back a safety snapshot (and so loses every write made
     #: since it was taken): never done over a recovered cluster unless asked for
     snapshot_revert: ClassVar[bool] = False

@@ -163,7 +163,8 @@ class CtkActivity(BaseModel):
 _PROVIDER_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
     "python": {"module": (str,), "func": (str,), "arguments": (dict,), "secrets": (list,)},
     "process": {"path": (str,), "arguments": (str, list, dict), "timeout": (int, float)},
-    "http": {"url": (str,), "method": (str,), "headers": (dict,), "arguments": (dict, str)},
+    "http": {"url": (str,), "method": (str,), "headers": (dict,), "arguments": (dict, str),
+             "timeout": (int, float, list)},
 }
 _TYPE_WORDS = {str: "a string", dict: "a mapping", list: "a list", int: "a number", float: "a number"}
 
@@ -175,6 +176,25 @@ def _provider_shape(provider: dict[str, Any]) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
             wanted = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in types))
             raise ValueError(f"the {provider['type']} provider's '{key}' must be {wanted}")
+    timeout = provider.get("timeout")
+    if provider.get("type") == "http" and isinstance(timeout, list) and _timeout_pair(timeout) is None:
+        raise ValueError("the http provider's 'timeout' must be seconds, or a [connect, read] pair of seconds "
+                         f"(as requests takes it), got {timeout!r}")
+
+
+def _timeout_pair(value: Any) -> tuple[float, float] | None:
+    """An http provider's ``[connect, read]`` timeout (chaoslib hands it to requests as a tuple)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        connect, read = (_number(v) for v in value)
+        if connect is not None and read is not None:
+            return connect, read
+    return None
+
+
+def _http_timeout(provider: dict[str, Any]) -> float | None:
+    """The longest an http provider may take by its own ``timeout``: the number, or connect + read."""
+    pair = _timeout_pair(provider.get("timeout"))
+    return sum(pair) if pair else _number(provider.get("timeout"))
 
 
 def _validate_provider(activity: dict[str, Any]) -> None:
@@ -288,7 +308,7 @@ class ActivityRunner:
                                       self._limit(activity), f"tolerance of {activity.name!r}"))
 
     def _limit(self, activity: CtkActivity) -> float:
-        own = activity.timeout or _number(activity.provider.get("timeout")) or DEFAULT_TIMEOUT
+        own = activity.timeout or _http_timeout(activity.provider) or DEFAULT_TIMEOUT
         return max(0.0, min(own, self.ctx.remaining(own)))
 
     def _pause(self, seconds: Any) -> None:
@@ -300,9 +320,13 @@ class ActivityRunner:
         """python and http providers, through chaoslib, in a thread dirt waits on."""
         lib = chaoslib()
         ctk = activity.as_ctk()
-        if ctk["provider"].get("type") == "http":
+        if ctk["provider"].get("type") == "http":  # requests' own timeouts, within the step's deadline
+            pair = _timeout_pair(ctk["provider"].get("timeout"))
             own = _number(ctk["provider"].get("timeout"))
-            ctk["provider"]["timeout"] = min(own, limit) if own else max(limit, 0.1)
+            if pair:
+                ctk["provider"]["timeout"] = [max(min(pair[0], limit), 0.1), max(min(pair[1], limit), 0.1)]
+            else:
+                ctk["provider"]["timeout"] = min(own, limit) if own else max(limit, 0.1)
         configuration, secrets = self._load()
         with default_kubeconfig(self.ctx.target.kubeconfig_path(), self.ctx.target.kube_context()):
             return self._bounded(lambda: lib.activity.run_activity(ctk, configuration, secrets), limit, what)

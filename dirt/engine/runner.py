@@ -756,7 +756,9 @@ class Drill:
             for spec in self.scenario.cleanup:
                 try:
                     self._run_step(spec)
-                except Exception as exc:  # noqa: BLE001 - cleanup problems are reported, not fatal
+                except Exception as exc:  # noqa: BLE001 - every cleanup step runs, whatever one did
+                    # The drill's promise is a clean cluster for the next one: a cleanup that failed breaks it.
+                    self._fail(f"cleanup {spec.name}: {one_line(exc)}")
                     self._emit(ErrorRaised(phase="cleanup", message=f"{spec.name}: {exc}"))
 
 

@@ -44,6 +44,7 @@ class PodsDelete(Fault):
     name = "pods.delete"
     family = "pods"
     Params = PodsDeleteParams
+    heals = "their controllers recreate them"
 
     def _how_many(self, matching: int) -> int:
         p = self.params
@@ -57,7 +58,7 @@ class PodsDelete(Fault):
         p = self.params
         amount = f"{p.count}" if p.count else (f"{p.percent}% of the" if p.percent else "all")
         return [f"delete {amount} pods matching {selector_text(p.selector)!r} in namespace {p.namespace} "
-                f"(grace {p.grace_period}s); their controllers recreate them"]
+                f"(grace {p.grace_period}s); {self.heals}"]
 
     def inject(self) -> None:
         kube = self.ctx.target.kube()

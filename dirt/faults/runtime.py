@@ -57,6 +57,7 @@ class ContainerKill(Fault):
     Params = ContainerKillParams
     requires = frozenset({"containers"})
     reversible = False
+    heals = "the kubelet restarts the container (its restartPolicy)"
 
     def _where(self) -> str:
         p = self.params
@@ -66,7 +67,7 @@ class ContainerKill(Fault):
         p = self.params
         return [f"send {p.signal} to container {p.container or '(first)'} of {self._where()} in namespace "
                 f"{p.namespace}, through the node's container runtime",
-                "no rollback: the kubelet restarts the container (its restartPolicy)"]
+                f"no rollback: {self.heals}"]
 
     def _pods(self) -> list[dict[str, Any]]:
         kube = self.ctx.target.kube()

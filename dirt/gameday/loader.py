@@ -14,6 +14,7 @@ warnings (nobody facilitates, nobody may approve) come back on ``GameDay.warning
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
@@ -403,17 +404,62 @@ def _check_blackout(state: _State, where: _Where, blackout: dict[str, Any], zone
                       "a window over midnight is two: one 'to: \"24:00\"', one 'from: \"00:00\"' the next day")
 
 
-def _check_urls(state: _State, data: dict[str, Any]) -> None:
+def _check_urls(state: _State, data: dict[str, Any], *, unset: str = "warning") -> None:
+    """Webhook URLs, written in the file or held by the environment variables it names.
+
+    A variable's value gets the same rules as a literal URL (its value is never printed: it
+    is a secret), located at the ``url_env`` line.  An unset variable is a warning when the
+    file is validated (the scheduler's environment may have it) and, with ``unset="error"``,
+    an error when the day runs.
+    """
     notify = data.get("notify")
     if isinstance(notify, list):
         for i, hook in enumerate(notify):
-            url = hook.get("url") if isinstance(hook, dict) else None
+            if not isinstance(hook, dict):
+                continue
+            url = hook.get("url")
             if isinstance(url, str) and (problem := url_problem(url)):
                 state.add(("notify", i, "url"), f"notify.{i}.url: {problem}")
+            _check_env_url(state, ("notify", i, "url_env"), hook.get("url_env"), f"notify.{i}.url_env", unset,
+                           "the notification")
+            if hook.get("on") == []:
+                state.add(("notify", i, "on"), f"notify.{i}.on is empty: this notify never sends anything",
+                          "list the moments to send (start, drill, failure, finish), or remove the notify",
+                          severity="warning")
     approval = data.get("approval")
-    url = approval.get("webhook") if isinstance(approval, dict) else None
-    if isinstance(url, str) and (problem := url_problem(url)):
-        state.add(("approval", "webhook"), f"approval.webhook: {problem}")
+    if isinstance(approval, dict):
+        url = approval.get("webhook")
+        if isinstance(url, str) and (problem := url_problem(url)):
+            state.add(("approval", "webhook"), f"approval.webhook: {problem}")
+        _check_env_url(state, ("approval", "webhook_env"), approval.get("webhook_env"), "approval.webhook_env",
+                       unset, "the approval (no answer is a veto)")
+
+
+def _check_env_url(state: _State, where: _Where, name: Any, field: str, unset: str, what: str) -> None:
+    if not isinstance(name, str) or not name:
+        return
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        state.add(where, f"{field}: ${name} is {'empty' if value is not None else 'not set'}",
+                  f"set it where the day runs, or {what} cannot be sent" if unset != "error"
+                  else f"set it before the day runs: without it {what} cannot be sent",
+                  severity=unset)
+    elif problem := url_problem(value.strip(), shown=f"the value of ${name}"):
+        state.add(where, f"{field}: {problem}", f"fix the variable ${name}: it must hold an http(s) URL")
+
+
+def environment_problems(gameday: GameDay) -> list[Problem]:
+    """What the environment lacks for ``gameday`` to run: webhook variables unset or not URLs
+    (every one an error, located in the file); checked by ``dirt gameday run`` before anything."""
+    data = gameday.document.model_dump(mode="json", by_alias=True, exclude_none=True)
+    try:  # located in the file when it is still there (it may have moved since it was loaded)
+        read = yamlpos.read_document(gameday.path)
+        display, positions = read.display, read.positions
+    except ScenarioError:
+        display, positions = str(gameday.path), yamlpos.Positions()
+    state = _State(gameday.path, display, positions)
+    _check_urls(state, data, unset="error")
+    return [p for p in state.problems() if p.severity == "error"]
 
 
 def _check_people(state: _State, data: dict[str, Any]) -> None:

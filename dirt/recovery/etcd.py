@@ -44,7 +44,9 @@ class EtcdSnapshot(Backup):
     def plan(self) -> list[str]:
         if self.params.existing:
             return [f"verify the existing etcd snapshot {self.params.existing} (its age is the RPO)"]
-        return ["save an etcd snapshot and verify it (hash, revision, key count)"]
+        name = self.ctx.step.name if self.ctx.step is not None else "<backup name>"
+        return [f"save an etcd snapshot to {self.ctx.run_dir / 'backups' / f'{name}.etcd.db'} and verify it "
+                "(hash, revision, key count)"]
 
     def take(self, name: str) -> BackupRecord:
         target = self.ctx.target

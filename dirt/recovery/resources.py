@@ -37,8 +37,10 @@ class ResourcesBackup(Backup):
         if p.existing:
             return [f"use the latest export under {p.existing} (its age is the RPO)"]
         what = ", ".join(p.kinds) if p.kinds else "every namespaced kind"
+        name = self.ctx.step.name if self.ctx.step is not None else "<backup name>"
         return [f"export {what} in namespace(s) {', '.join(p.namespaces)}"
-                + (f" plus {', '.join(p.cluster_kinds)}" if p.cluster_kinds else "")]
+                + (f" plus {', '.join(p.cluster_kinds)}" if p.cluster_kinds else ""),
+                f"into {self._base(name)}/<UTC time>/"]
 
     def _base(self, name: str) -> Path:
         if self.params.folder:

@@ -22,7 +22,7 @@ from dirt.clients.monitoring import url_problem
 from dirt.core import safefile
 from dirt.core.durations import parse_duration, parse_interval
 from dirt.core.errors import PlaybookError, Problem, ScenarioError, UsageError
-from dirt.core.templating import RUNTIME_VARS, substitute_value, template_problems_in, unknown_names
+from dirt.core.templating import RUNTIME_VARS, names_in, substitute_value, template_problems_in, unknown_names
 from dirt.documents import yamlpos
 from dirt.documents.playbooks import find_file, load_playbook
 from dirt.documents.problems import did_you_mean, problems_from_validation
@@ -30,6 +30,8 @@ from dirt.drivers import COMMON_KEYS, DRIVER_KEY, Kind
 from dirt.drivers.registry import Registry, default_registry
 from dirt.scenario.model import (
     SECTIONS,
+    AlertMatch,
+    Expect,
     PlaybookRef,
     Scenario,
     ScenarioDocument,
@@ -201,10 +203,11 @@ def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scena
     _check_vars_used(state, data, variables)
     _check_availability(state, data, variables)
     _check_target(state, data, options)
-    _check_alerts(state, data, options)
+    expect = _render_expect(state, document.expect, variables) if document is not None else None
+    _check_alerts(state, expect, options)
 
     errors = [p for p in state.problems if p.severity == "error"]
-    if errors or document is None:
+    if errors or document is None or expect is None:
         raise ScenarioError(display, sorted(state.problems, key=lambda p: (p.line, p.column)))
     name_mark = positions.of_value(("metadata", "name"))
     scenario = Scenario(
@@ -212,7 +215,7 @@ def load_scenario(path: Path | str, options: LoadOptions | None = None) -> Scena
         metadata=document.metadata,
         target=document.target,
         vars=variables,
-        expect=document.expect,
+        expect=expect,
         abort_when=document.abort_when,
         timing=document.timing,
         playbook=default_book,
@@ -507,17 +510,42 @@ def _check_target(state: _State, data: dict[str, Any], options: LoadOptions) -> 
                   did_you_mean(target, known) or f"targets in dirt.yaml: {', '.join(known)}")
 
 
-def _check_alerts(state: _State, data: dict[str, Any], options: LoadOptions) -> None:
-    if options.alert_rules is None:
+def _render_expect(state: _State, expect: Expect, variables: dict[str, Any]) -> Expect:
+    """``expect.alerts`` and ``expect.silent`` with the scenario's variables in their names and labels
+    (``{{ alert }}``, ``{{ drilled_member }}``): they are matched against alerts as written, so a
+    variable must have its value when the file is loaded; a runtime one, or an unknown one, is an error."""
+    def render(value: str, where: tuple[str | int, ...]) -> str:
+        if "{{" not in value:
+            return value
+        for _, message in template_problems_in(value):
+            state.add(where, message)
+        for name in dict.fromkeys(n for n in names_in(value) if n not in variables):
+            hint = (f"{{{{ {name} }}}} is known only when the drill runs ({RUNTIME_VARS[name]}); an alert is "
+                    "matched as written: give its name and labels plain values or scenario variables"
+                    if name in RUNTIME_VARS else did_you_mean(name, list(variables)) or "declare it under 'vars:'")
+            state.add(where, f"unknown variable '{{{{ {name} }}}}'" if name not in RUNTIME_VARS
+                      else f"'{{{{ {name} }}}}' has no value when the scenario is loaded", hint)
+        return str(substitute_value(value, variables, keep_unknown=True))
+
+    def match(item: AlertMatch, where: tuple[str | int, ...]) -> AlertMatch:
+        return item.model_copy(update={
+            "name": render(item.name, where + ("name",)),
+            "labels": {k: render(v, where + ("labels", k)) for k, v in item.labels.items()}})
+
+    alerts = [match(a, ("expect", "alerts", i)) for i, a in enumerate(expect.alerts)]
+    silent = [render(s, ("expect", "silent", i)) if isinstance(s, str) else match(s, ("expect", "silent", i))
+              for i, s in enumerate(expect.silent)]
+    return expect.model_copy(update={"alerts": alerts, "silent": silent})
+
+
+def _check_alerts(state: _State, expect: Expect | None, options: LoadOptions) -> None:
+    if options.alert_rules is None or expect is None:
         return
-    expect = data.get("expect")
-    alerts = expect.get("alerts") if isinstance(expect, dict) else None
-    if not isinstance(alerts, list):
-        return
-    for i, alert in enumerate(alerts):
-        name = alert.get("name") if isinstance(alert, dict) else None
-        if isinstance(name, str) and name not in options.alert_rules:
+    for i, alert in enumerate(expect.alerts):
+        if "{{" not in alert.name and alert.name not in options.alert_rules:
             state.add(("expect", "alerts", i, "name"),
-                      f"no alerting rule defines '{name}'",
-                      did_you_mean(name, options.alert_rules) or "add a rule, or fix the name",
+                      f"no alerting rule defines '{alert.name}'",
+                      did_you_mean(alert.name, options.alert_rules) or "add a rule, or fix the name",
                       severity="warning")
+
+

@@ -288,3 +288,31 @@ def test_the_journal_keeps_a_python_activity_value(project) -> None:
     assert result.passed, result.failures
     ended = [e for e in journal_lines(result.run_dir) if e["event"] == "step.end" and e["name"] == "slow probe"][0]
     assert ended["data"] == {"output": "done"} and "within tolerance" in ended["detail"]
+
+
+def test_an_http_timeout_pair_is_honoured_as_connect_and_read_and_a_bad_one_refused(tmp_path) -> None:
+    import socket
+
+    from pydantic import ValidationError
+
+    silent = socket.socket()  # accepts the connection, never answers: only the read timeout ends the wait
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+    try:
+        step = driver("step", tmp_path, activity={"type": "action", "name": "slow-api",
+                                                  "provider": {"type": "http", "url": url, "timeout": [2, 0.5]}})
+        started = time.monotonic()
+        with pytest.raises(StepFailed, match="took too long"):
+            step.run()
+        assert time.monotonic() - started < 10, "the pair's 0.5s read timeout, not the 60s default"
+    finally:
+        silent.close()
+    from dirt.drivers.ctk import _http_timeout
+
+    assert _http_timeout({"type": "http", "timeout": [2, 0.5]}) == 2.5  # connect + read bounds the whole call
+    cls = default_registry().get("step", "ctk")
+    for bad in ([1, 2, 3], ["1", 2], [0, 1]):
+        with pytest.raises(ValidationError, match=r"a \[connect, read\] pair of seconds"):
+            cls.Params.model_validate({"activity": {"type": "action", "name": "a",
+                                                    "provider": {"type": "http", "url": url, "timeout": bad}}})

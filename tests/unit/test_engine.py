@@ -248,6 +248,25 @@ def test_cleanup_always_runs_even_after_failure(project) -> None:
     assert [e["phase"] for e in events(journal, "phase.start")][-2:] == ["rollback", "cleanup"]
 
 
+def test_a_cleanup_step_that_fails_fails_the_drill_and_the_rest_still_run(project) -> None:
+    result, target, journal = run(project, basic_scenario(extra="""\
+        cleanup:
+          - step: fake.step
+            fail: true
+            message: left the shop behind
+          - step: fake.step
+            message: cleaned the rest
+            repairs: null
+        """))
+    assert result.verdict == "failed", "the next drill would not start from a clean cluster"
+    assert any(f.startswith("cleanup fake.step: ") for f in result.failures), result.failures
+    assert "step cleaned the rest" in target.calls
+    ended = [e for e in events(journal, "phase.end") if e["phase"] == "cleanup"]
+    assert ended[0]["status"] == "failed"
+    report = json.loads((result.run_dir / "report.json").read_text())
+    assert report["verdict"] == "failed"
+
+
 def test_backups_are_recorded_with_their_age(project) -> None:
     result, _, journal = run(project, basic_scenario(backups="""\
         backups:

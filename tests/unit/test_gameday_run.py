@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dirt.app.gameday import run_gameday, slack_message
-from dirt.core.errors import UsageError
+from dirt.core.errors import ScenarioError, UsageError
 from dirt.gameday.model import GameDay, GameDayDocument
 from dirt.testing.target import FakeTarget
 from tests.conftest import basic_scenario
@@ -370,6 +370,20 @@ def test_without_report_base_url_a_report_is_its_path_on_the_runner(project, rec
     assert hook.bodies[0]["report"] == str(result.day_dir / "report.html")
 
 
+def test_a_webhook_variable_unset_or_not_a_url_stops_the_day_before_anything_runs(project, monkeypatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    monkeypatch.setenv("NOT_A_URL", "ftp://files.example.org/T0SECRET")
+    day = gameday(project, [{"scenario": drill(project, "never-runs")}],
+                  notify=[{"name": "unset", "url_env": "NOT_SET_ANYWHERE"}, {"url_env": "NOT_A_URL"}])
+    with pytest.raises(ScenarioError) as caught:
+        run(project, day)
+    text = str(caught.value)
+    assert "notify.0.url_env: $NOT_SET_ANYWHERE is not set (set it before the day runs" in text
+    assert "notify.1.url_env: the value of $NOT_A_URL must start with http:// or https://" in text
+    assert "T0SECRET" not in text
+    assert not list(project.reports.glob("gamedays/*")), "nothing ran, nothing was written"
+
+
 def test_slack_message_of_a_start_lists_the_planned_drills() -> None:
     message = slack_message({"event": "start", "text": "Game day x started", "run_id": "r", "at": "now",
                              "drills": [{"id": "a", "verdict": None}], "mttd": {}, "mttr": None, "score": None,
@@ -385,15 +399,14 @@ def test_an_undeliverable_notification_is_a_warning_and_a_secret_url_is_never_wr
     monkeypatch.setenv("TEAM_WEBHOOK", f"{hook.url}/{secret}")
     day = gameday(project, [{"scenario": drill(project, "quiet")}],
                   notify=[{"url_env": "TEAM_WEBHOOK", "format": "slack", "on": ["finish"]},
-                          {"name": "relay", "url": "http://127.0.0.1:9/closed", "timeout": "2s", "on": ["finish"]},
-                          {"name": "unset", "url_env": "NOT_SET_ANYWHERE", "on": ["finish"]}])
+                          {"name": "relay", "url": "http://127.0.0.1:9/closed", "timeout": "2s", "on": ["finish"]}])
     result = run(project, day)
     assert result.verdict == "passed", "a notification never fails the day"
     assert hook.paths == [f"/hook/{secret}"]  # delivered (and refused), so the URL was really used
     sent = [e for e in journal(result) if e["event"] == "notify"]
-    assert [(e["sink"], e["ok"]) for e in sent] == [("$TEAM_WEBHOOK", False), ("relay", False), ("unset", False)]
-    assert "HTTP 503" in sent[0]["detail"] and "$NOT_SET_ANYWHERE is not set" in sent[2]["detail"]
-    assert len(result.warnings) == 3
+    assert [(e["sink"], e["ok"]) for e in sent] == [("$TEAM_WEBHOOK", False), ("relay", False)]
+    assert "HTTP 503" in sent[0]["detail"] and "connect" in sent[1]["detail"].lower()
+    assert len(result.warnings) == 2
     for name in ("journal.jsonl", "report.json", "report.md", "report.html", "junit.xml"):
         assert "XyZsecretToken" not in (result.day_dir / name).read_text(), name
 
