@@ -342,6 +342,8 @@ class Sandbox:
 
     def snapshot_restore(self, path: Path, *, log: Log = quiet) -> dict[str, Any]:
         status = self.control_plane.snapshot_restore(path, log=log)
+        if self.real_nodes:  # the procedure's last step: every kubelet too (the playbook says so)
+            self.real_node.restart_kubelet(log=log)
         self.monitoring.reconnect()  # its watches hold the objects of the etcd that was
         return status
 

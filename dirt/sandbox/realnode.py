@@ -570,6 +570,20 @@ class RealNode(ProcessGroup):
         self.wait_healthy(30.0, ("kubelet",))
         self.wait_ready(timeout)
 
+    def restart_kubelet(self, *, log: Log = quiet, timeout: float = 60.0) -> bool:
+        """Restart the kubelet (its containers go on running), as the documented etcd recovery
+        restarts every kubelet so none acts on what the lost etcd held.  Without it the kubelet's
+        watches, failed again and again while the control plane was away, back off for up to a
+        minute (client-go's reflector), and pods bound to the node meanwhile wait that long.
+        False when it was not running (a fault stopped it: it stays stopped)."""
+        if not self.running("kubelet"):
+            return False
+        log("restarting the real node's kubelet (so it acts on the restored state, not its cache)")
+        self.restart("kubelet")
+        self.wait_healthy(30.0, ("kubelet",))
+        self.wait_ready(timeout)
+        return True
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

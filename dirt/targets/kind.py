@@ -510,7 +510,17 @@ class KindTarget(Target):
         for component in ("etcd", *RESTORE_STOP_ORDER[:-1]):
             self._put_back(component)
         self._wait("the API server to be ready", self._api_ready)
+        self._restart_kubelets()
         self.reset_kube()
+
+    def _restart_kubelets(self) -> None:
+        """The procedure's last step: every node's kubelet restarted (its pods go on running), so none acts
+        on what it cached of the lost etcd, nor waits out the backoff its watches built up meanwhile."""
+        for node in self.cluster_nodes():
+            if self._docker(f"is {node}'s kubelet running", "exec", node, "systemctl", "is-active", "--quiet",
+                            "kubelet", check=False).returncode != 0:
+                continue  # a fault stopped it (a powered-off worker): it stays stopped
+            self._docker(f"restart {node}'s kubelet", "exec", node, "systemctl", "restart", "kubelet")
 
     def etcd_wipe(self) -> None:
         """etcd loses its data: its ``member`` folder is moved aside and etcd's container killed, so that kubelet

@@ -224,6 +224,40 @@ def test_a_killed_process_is_restarted_by_the_kubelet_its_readiness_fails_and_bo
     assert injected and "on real-0" in injected[0]["detail"], injected
 
 
+def test_an_etcd_restore_restarts_the_kubelet_as_the_procedure_says_and_its_pods_go_on_serving(
+        node, crashlab) -> None:
+    """The documented etcd recovery ends by restarting every kubelet, so none acts on what it cached of
+    the lost etcd, nor waits out the backoff its watches built up while the control plane was away (up
+    to a minute: a pod bound to the node meanwhile waited that long)."""
+    cli(node, "kubectl", "apply", "-f", str(crashlab / "app.yaml"))
+    cli(node, "kubectl", "-n", NAMESPACE, "rollout", "status", "deployment/echo", "--timeout=90s")
+
+    def kubelet_pid() -> int:
+        return next(c["pid"] for c in node.sandbox.status()["components"] if c["name"] == "kubelet")
+
+    before = kubelet_pid()
+    node.etcd_snapshot_save(crashlab / "snap.db")
+    node.etcd_snapshot_restore(crashlab / "snap.db")
+    assert kubelet_pid() not in (before, None), "the restore restarted the kubelet"
+    assert restarts(node) == 0, "a kubelet restart leaves its containers running"
+    assert requests.get(f"http://127.0.0.1:{PORT}/", timeout=5).text.strip() == "echo-ok"
+    # the restarted kubelet acts on the restored cluster: a pod replaced now runs on the real node again
+    kube = node.kube()
+    (old,) = [p["metadata"]["name"] for p in kube.list("v1", "Pod", NAMESPACE, label_selector="app=echo")]
+    cli(node, "kubectl", "-n", NAMESPACE, "delete", "pod", old, "--wait=false")
+
+    def replaced() -> bool:
+        pods = kube.list("v1", "Pod", NAMESPACE, label_selector="app=echo")
+        return any(p["metadata"]["name"] != old and p.get("spec", {}).get("nodeName") == "real-0"
+                   and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+                   for p in pods)
+
+    deadline = time.monotonic() + 90
+    while not replaced():
+        assert time.monotonic() < deadline, "the replacement pod never became Ready on the real node"
+        time.sleep(0.5)
+
+
 def test_the_app_keeps_serving_while_the_api_server_is_down(dirt, node, crashlab) -> None:
     inject = """\
   - fault: control_plane.stop
