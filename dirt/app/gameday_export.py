@@ -339,6 +339,7 @@ DRIVER_RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
     ("backup", "resources"): (("*", "*", _READ),),
     ("backup", "velero"): (("velero.io", "*", _WRITE),),
     ("check", "objects.match_backup"): (("*", "*", _READ),),
+    ("check", "controllers.responsive"): (("apps", "deployments", ("create", "delete")),),  # its canary
 }
 #: Drivers whose rights cannot be read from their parameters: named in the RBAC notes.
 OPAQUE_DRIVERS = ("exec", "ctk", "playbook.run", "container.kill", "node.poweroff")

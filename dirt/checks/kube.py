@@ -3,12 +3,16 @@ answering, and restored objects matching their backup."""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field
 
+from dirt.core.durations import Duration
 from dirt.core.errors import KubeError
 from dirt.drivers import Check, CheckResult, Params
 from dirt.drivers.kube import Selector, node_ready, pod_ready, selector_text
@@ -206,4 +210,107 @@ def _in(key: str, namespaces: list[str]) -> bool:
     return namespace in namespaces or (kind == "Namespace" and name in namespaces) or namespace == "-"
 
 
-DRIVERS = [DeploymentAvailable, PodsReady, NodesReady, ApiAvailable, ObjectsMatchBackup]
+class ResponsiveParams(Params):
+    namespace: str = Field("default", description="Namespace the canary Deployment is made in (it must exist).")
+    schedule: bool = Field(True, description="Also wait for the scheduler to bind the canary's pod to a node "
+                                             "(false on a cluster with no schedulable node).")
+    image: str = Field("registry.k8s.io/pause:3.10",
+                       description="The canary pod's image; it need never run (only its scheduling is awaited).")
+    timeout: Duration = Field(30.0, gt=0, le=600, description="How long one canary may take, from creation to "
+                                                             "garbage collection (bounded by the step's 'within').")
+
+
+#: What each stage of a canary's life proves, in order.
+CANARY_STAGES = (("replicaset", "the Deployment controller made its ReplicaSet"),
+                 ("pod", "the ReplicaSet controller made its Pod"),
+                 ("scheduled", "the scheduler bound the Pod to a node"),
+                 ("collected", "the garbage collector removed its ReplicaSet once the Deployment was deleted"))
+CANARY_LABEL = "dirt.dev/canary"
+
+
+class ControllersResponsive(Check):
+    """The control plane reconciles: a canary Deployment gets its ReplicaSet, its Pod and a node, and
+    is garbage-collected once deleted, each within the bound.
+
+    An API server that answers proves little after a recovery: controllers whose watches stalled
+    (an etcd restore, a restart they missed) leave a cluster that accepts writes and acts on none.
+    This check writes, unlike the others: one labelled Deployment (``dirt.dev/canary``), deleted
+    again whatever happens, with a leftover of an interrupted run removed first.
+    """
+
+    name = "controllers.responsive"
+    Params = ResponsiveParams
+
+    def probe(self) -> CheckResult:
+        p = self.params
+        kube = self.ctx.target.kube()
+        for old in kube.list("apps/v1", "Deployment", p.namespace, label_selector=f"{CANARY_LABEL}=true"):
+            kube.delete("apps/v1", "Deployment", old["metadata"]["name"], p.namespace)  # an interrupted run's
+        name = f"dirt-canary-{secrets.token_hex(4)}"
+        limit = min(float(p.timeout), self.ctx.remaining(float(p.timeout)))
+        started = time.monotonic()
+        seen: dict[str, float] = {}
+        created = False
+        try:
+            deployment = kube.create(self._canary(name))
+            created = True
+            uid = deployment["metadata"]["uid"]
+            for stage, _ in CANARY_STAGES:
+                if stage == "scheduled" and not p.schedule:
+                    continue
+                if stage == "collected":
+                    kube.delete("apps/v1", "Deployment", name, p.namespace, propagation="Background")
+                    created = False
+                while not self._reached(kube, stage, name, uid):
+                    elapsed = time.monotonic() - started
+                    if elapsed >= limit:
+                        return self._stalled(stage, seen, elapsed)
+                    self.ctx.waiting(f"controllers: {dict(CANARY_STAGES)[stage]}", elapsed, limit)
+                    self.ctx.sleep(0.1)
+                seen[stage] = time.monotonic() - started
+        finally:
+            if created:
+                with contextlib.suppress(KubeError):
+                    kube.delete("apps/v1", "Deployment", name, p.namespace, propagation="Background")
+        done = ", ".join(f"{stage} after {seconds:.1f}s" for stage, seconds in seen.items())
+        return CheckResult(True, f"the control plane reconciles: {done}", {"seconds": _rounded(seen)})
+
+    def _canary(self, name: str) -> dict[str, Any]:
+        labels = {CANARY_LABEL: "true", "dirt.dev/canary-name": name}
+        return {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": self.params.namespace, "labels": labels},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False,
+                                           "containers": [{"name": "canary", "image": self.params.image,
+                                                           "imagePullPolicy": "IfNotPresent"}]}}},
+        }
+
+    def _reached(self, kube: Any, stage: str, name: str, uid: str) -> bool:
+        ns = self.params.namespace
+        sets = [r for r in kube.list("apps/v1", "ReplicaSet", ns, label_selector=f"dirt.dev/canary-name={name}")
+                if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])]
+        if stage == "collected":
+            return not sets
+        if stage == "replicaset":
+            return bool(sets)
+        owners = {r["metadata"]["uid"] for r in sets}
+        pods = [x for x in kube.list("v1", "Pod", ns, label_selector=f"dirt.dev/canary-name={name}")
+                if any(o.get("uid") in owners for o in x["metadata"].get("ownerReferences") or [])]
+        if stage == "pod":
+            return bool(pods)
+        return any(x["spec"].get("nodeName") for x in pods)
+
+    def _stalled(self, stage: str, seen: dict[str, float], elapsed: float) -> CheckResult:
+        done = "; ".join(f"{dict(CANARY_STAGES)[s]} after {t:.1f}s" for s, t in seen.items())
+        return CheckResult(False, f"the control plane does not reconcile: after {elapsed:.0f}s, not yet: "
+                                  f"{dict(CANARY_STAGES)[stage]}" + (f" ({done})" if done else ""),
+                           {"stalled": stage, "seconds": _rounded(seen)})
+
+
+def _rounded(seen: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in seen.items()}
+
+
+DRIVERS = [DeploymentAvailable, PodsReady, NodesReady, ApiAvailable, ObjectsMatchBackup, ControllersResponsive]

@@ -263,3 +263,35 @@ def test_a_statefulset_with_volume_claims_becomes_ready(dirt_sandbox, tmp_path) 
         assert all(c["status"]["phase"] == "Bound" and c["spec"]["storageClassName"] == "standard" for c in claims)
     finally:
         kubectl(dirt_sandbox, "delete", "namespace", "stateful", "--wait=false")
+
+
+def test_controllers_responsive_passes_and_names_the_controller_that_does_not_act(dirt_sandbox, tmp_path) -> None:
+    from dirt.drivers import Context
+    from dirt.drivers.registry import default_registry
+
+    cls = default_registry().get("check", "controllers.responsive")
+
+    def probe(**params):
+        ctx = Context(target=dirt_sandbox, run_dir=tmp_path, scenario_dir=tmp_path)
+        return cls(cls.Params.model_validate(params), ctx).probe()
+
+    def canaries() -> list[str]:
+        kube = dirt_sandbox.kube()
+        return [o["metadata"]["name"] for kind in ("Deployment", "ReplicaSet")
+                for o in kube.list("apps/v1", kind, "default", label_selector="dirt.dev/canary=true")]
+
+    healthy = probe()
+    assert healthy.ok, healthy.detail
+    assert list(healthy.data["seconds"]) == ["replicaset", "pod", "scheduled", "collected"]
+    for component, stalled, said in (("kube-controller-manager", "replicaset",
+                                      "not yet: the Deployment controller made its ReplicaSet"),
+                                     ("kube-scheduler", "scheduled", "not yet: the scheduler bound the Pod to a node")):
+        dirt_sandbox.stop_component(component)
+        try:
+            result = probe(timeout="3s")
+        finally:
+            dirt_sandbox.start_component(component)
+        assert not result.ok and result.data["stalled"] == stalled, result.detail
+        assert said in result.detail
+    wait_for(lambda: not canaries(), 30, "every canary deleted, also those of the failed checks")
+    assert probe(schedule=False).ok

@@ -207,6 +207,11 @@ def test_rbac_follows_the_drills_faults_and_steps(project: Path) -> None:
     assert "delete" in granted[("", "pods")], "pods.delete deletes pods"
     assert ("*", "*") not in granted, "nothing in this drill writes arbitrary objects"
     assert "delete" not in granted.get(("", "namespaces"), set())
+    assert "create" not in granted[("apps", "deployments")]
+    (project / "scenarios/crash.yaml").write_text(CRASH + "verify:\n  - check: controllers.responsive\n")
+    rules, _ = ge.rbac_rules(ge.plan_drills(make_gameday(project, ["crash"])))
+    granted = {(g, r): set(rule["verbs"]) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {"create", "delete"} <= granted[("apps", "deployments")], "the canary Deployment is made and deleted"
 
 
 def test_secrets_are_named_never_embedded(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
