@@ -47,11 +47,17 @@ IN_GAMEDAY := $(foreach d,$(GAMEDAY_DRILLS),--deselect scenarios/$(d).yaml::$(d)
 
 # The suite starts from nothing but the caches of built binaries and packages: a fresh
 # sandbox state in a temporary folder (unless DIRT_SANDBOX_HOME names one), removed after.
+# Its order is shuffled (modules, and the tests within each: pytest-random-order) so that no
+# test passes only because of those before it; DIRT_TEST_SEED=N repeats an order.
 test: deps docs
 	@home="$${DIRT_SANDBOX_HOME:-}"; fresh=""; \
 	if [ -z "$$home" ]; then home=$$(mktemp -d -t dirt-sandbox-XXXXXX); fresh=1; fi; \
+	seed="$${DIRT_TEST_SEED:-$$(( $$(od -An -N4 -tu4 /dev/urandom) % 1000000 ))}"; \
 	echo "make test: sandbox state in $$home (fresh: only the binary cache is reused)"; \
-	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest --durations=40 $(IN_GAMEDAY) tests scenarios || status=$$?; \
+	echo "make test: test order shuffled with seed $$seed (DIRT_TEST_SEED=$$seed make test repeats it)"; \
+	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m pytest --durations=40 --random-order-bucket=module \
+		--random-order-seed="$$seed" $(IN_GAMEDAY) tests scenarios || status=$$?; \
+	echo "make test: test order seed $$seed"; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) kind down >/dev/null 2>&1 || true; \
 	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
