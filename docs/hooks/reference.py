@@ -174,8 +174,9 @@ def driver_page(kind: str, registry: Any) -> str:
                                              + (" — by putting back a safety snapshot, so only when asked for"
                                                 if cls.snapshot_revert else "")
                                              if cls.reversible else
-                                             "cannot be reverted by dirt: a recovery step must undo it, or it "
-                                             "heals by itself"))
+                                             f"none needed: it heals by itself ({cls.heals}); after a passed drill "
+                                             "dirt checks that it did" if cls.heals else
+                                             "cannot be reverted by dirt: a recovery step must undo it"))
         needs = sorted(cls.requires)
         if needs:
             facts.append("**Needs the target to**: " + "; ".join(f"{CAPABILITIES.get(c, c)} (`{c}`)" for c in needs))
