@@ -54,8 +54,14 @@ def test_the_installed_dirt_is_the_package_not_a_checkout(user: User) -> None:
     assert checkout_on_path == "False"
 
 
-def test_init_writes_a_starter_project_and_never_overwrites_it(user: User) -> None:
-    made = user.dirt("init")
+@pytest.fixture(scope="module")
+def starter(user: User):
+    """The user's project after ``dirt init`` (once: the tests below run in any order)."""
+    return user.dirt("init")
+
+
+def test_init_writes_a_starter_project_and_never_overwrites_it(user: User, starter) -> None:
+    made = starter
     assert "wrote .gitignore" in made.stdout.splitlines() and "dirt run scenarios/first-drill.yaml" in made.stdout
     for rel in ("dirt.yaml", "scenarios/first-drill.yaml", "playbooks/first-drill.md", "gamedays/example.yaml",
                 ".github/workflows/dirt.yml", ".gitignore", "apps/hello/alerts.yaml"):
@@ -71,12 +77,13 @@ def test_init_writes_a_starter_project_and_never_overwrites_it(user: User) -> No
     assert {p: p.read_bytes() for p in user.project.rglob("*") if p.is_file()} == before
 
 
-def test_the_starter_validates_and_plans_without_touching_anything(user: User) -> None:
-    assert "1 valid, 0 invalid" in user.dirt("validate", "scenarios").stdout
-    assert "1 valid, 0 invalid" in user.dirt("gameday", "validate", "gamedays").stdout
-    plan = user.dirt("plan", "scenarios/first-drill.yaml").stdout
+def test_the_starter_validates_and_plans_without_touching_anything(user: User, starter, tmp_path: Path) -> None:
+    untouched = {"DIRT_SANDBOX_HOME": str(tmp_path / "no-sandbox-yet")}  # the first drill's sandbox may be up
+    assert "1 valid, 0 invalid" in user.dirt("validate", "scenarios", env=untouched).stdout
+    assert "1 valid, 0 invalid" in user.dirt("gameday", "validate", "gamedays", env=untouched).stdout
+    plan = user.dirt("plan", "scenarios/first-drill.yaml", env=untouched).stdout
     assert "delete namespace hello" in plan and "playbooks/first-drill.md#restore-the-namespace" in plan
-    assert not user.sandbox_home.exists(), "plan touches nothing, not even the sandbox's state"
+    assert not (tmp_path / "no-sandbox-yet").exists(), "plan touches nothing, not even the sandbox's state"
 
 
 def test_sandbox_build_finds_every_binary_in_the_cache(user: User) -> None:
@@ -97,7 +104,7 @@ def test_a_component_builds_from_the_wrapper_module_inside_the_installed_package
     assert "building etcd" in done.stderr
 
 
-def test_the_first_drill_passes_on_a_fresh_sandbox(user: User) -> None:
+def test_the_first_drill_passes_on_a_fresh_sandbox(user: User, starter) -> None:
     user.dirt("sandbox", "up", timeout=600)
     ran = user.dirt("run", "scenarios/first-drill.yaml", "--display", "plain", check=False, timeout=900)
     assert ran.returncode == 0, ran.stdout[-6000:] + ran.stderr[-3000:]
