@@ -12,12 +12,13 @@ BIN := $(VENV)/bin
 DIRT := $(BIN)/dirt
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv system binaries test unit integration drills demo docs image bench bench-sandbox lint clean sandbox-down
+.PHONY: help deps venv system binaries test test-crash unit integration drills demo docs image bench bench-sandbox lint clean sandbox-down
 
 help:
 	@echo "make demo   - set up, start the sandbox, run the control-plane-down drill, print the report"
 	@echo "make test   - set up and run the whole suite"
 	@echo "make unit   - fast unit tests only"
+	@echo "make test-crash - drills killed at their journal events and rolled back (FULL=1: every event)"
 	@echo "make bench  - benchmarks (figures and ratios)"
 	@echo "make bench-sandbox - restore and drill benchmarks on the real sandbox (minutes)"
 	@echo "make image  - build the dirt runner image as an OCI archive (no docker, no registry)"
@@ -60,6 +61,18 @@ test: deps docs
 	echo "make test: test order seed $$seed"; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
 	DIRT_SANDBOX_HOME="$$home" $(DIRT) kind down >/dev/null 2>&1 || true; \
+	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
+	exit $$status
+
+# The crash matrix (tests/crash/matrix.py): drills SIGKILLed right after chosen journal events,
+# then put back by `dirt rollback` from the journal alone; on a fresh sandbox state like `make test`.
+# FULL=1: every event of five drills (by hand); SEED=N repeats the sampled points.
+test-crash: deps
+	@home="$${DIRT_SANDBOX_HOME:-}"; fresh=""; \
+	if [ -z "$$home" ]; then home=$$(mktemp -d -t dirt-sandbox-XXXXXX); fresh=1; fi; \
+	status=0; DIRT_SANDBOX_HOME="$$home" $(BIN)/python -m tests.crash.matrix $(if $(FULL),--full) \
+		$(if $(SEED),--seed $(SEED)) || status=$$?; \
+	DIRT_SANDBOX_HOME="$$home" $(DIRT) sandbox down >/dev/null 2>&1 || true; \
 	if [ -n "$$fresh" ]; then rm -rf "$$home"; fi; \
 	exit $$status
 

@@ -48,7 +48,7 @@ BUILTIN_MODULES = (
 )
 
 #: Loaded only when ``dirt.core.plugins.testing_enabled()``.
-TESTING_MODULES = ("dirt.testing.drivers",)
+TESTING_MODULES = ("dirt.testing.drivers", "dirt.testing.crash")
 
 ENTRY_POINT_GROUP = DRIVERS_GROUP
 

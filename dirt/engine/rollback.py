@@ -116,7 +116,14 @@ class Rollback:
         try:
             driver = self.driver_for(life)
         except Exception as exc:  # noqa: BLE001 - a driver gone missing is a failed revert, not a crash
-            self._failed(life, f"cannot rebuild the fault: {one_line(exc)}", result)
+            if life.status is FaultState.INJECTING and not life.params:
+                # a journal from before fault.injecting carried its parameters: only a person can tell
+                plan = "; ".join(life.plan) or life.driver
+                self._failed(life, f"the run died while injecting it, and this journal does not hold its "
+                                   f"parameters: check by hand whether it is in effect and undo it (its plan: "
+                                   f"{plan})", result)
+            else:
+                self._failed(life, f"cannot rebuild the fault: {one_line(exc)}", result)
             return
         if not forced:
             still = probe_once(driver.in_effect)

@@ -560,8 +560,8 @@ class Drill:
         assert isinstance(driver, Fault)
         self.faults[spec.index] = driver
         with self._step(spec, self.scenario.timing.inject_within) as result:
-            self._emit(FaultInjecting(index=spec.index, name=spec.name, driver=spec.driver))
             params = spec.params.model_dump(mode="json", by_alias=True)
+            self._emit(FaultInjecting(index=spec.index, name=spec.name, driver=spec.driver, params=params))
             try:
                 driver.inject()
             except BaseException as exc:

@@ -163,12 +163,14 @@ class DetectSkipped(Event):
 
 
 class FaultInjecting(Event):
-    """``inject`` is about to touch the target: from here the fault may be in effect."""
+    """``inject`` is about to touch the target: from here the fault may be in effect.  ``params``
+    (also on ``fault.injected``) let a run killed before ``inject`` returned be reverted."""
 
     event: Literal["fault.injecting"] = "fault.injecting"
     index: int
     name: str
     driver: str
+    params: JSON = Field(default_factory=dict)
 
 
 class FaultInjected(Event):

@@ -155,6 +155,8 @@ class FaultLedger:
     def _apply(self, life: FaultLife, event: Event) -> None:
         if isinstance(event, FaultInjecting):
             life.move(FaultState.INJECTING, event)
+            if event.params:  # a run killed before fault.injected is reverted with these
+                life.params = dict(event.params)
         elif isinstance(event, FaultInjected):
             if life.status is FaultState.PLANNED:  # a journal that never said "injecting"
                 life.move(FaultState.INJECTING, event)

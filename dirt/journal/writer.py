@@ -31,6 +31,9 @@ _DURABLE = ("run.", "phase.", "fault.", "rollback.")
 
 
 class Journal:
+    #: Called with every journal this process opens (``dirt.testing.crash`` subscribes to each here).
+    opened: list[Callable[[Journal], None]] = []
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +43,8 @@ class Journal:
         self._start = time.monotonic()
         self._wall_start = time.time()
         self._listeners: list[Listener] = []
+        for hook in Journal.opened:
+            hook(self)
 
     @classmethod
     def resume(cls, path: Path) -> Journal:

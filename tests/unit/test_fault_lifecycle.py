@@ -8,6 +8,8 @@ tests/integration/test_compound_faults.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -241,3 +243,58 @@ def test_a_journal_with_bad_lines_still_folds_and_lists_them(tmp_path) -> None:
     assert [e.event for e in contents.events] == ["run.start", "fault.injected"]
     assert len(contents.problems) == 5 and all(p.startswith(f"{journal}:") for p in contents.problems)
     assert [f.status for f in fold_faults(contents.events).all()] == ["injected"]
+
+
+def test_the_crash_hook_sigkills_the_run_right_after_the_named_event_and_rollback_puts_it_back(project) -> None:
+    from dirt.testing.crash import CRASH_ENV
+
+    path = project.scenario("drill", basic_scenario(inject=FILE_FAULT, expect=""))
+    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: "fault.injected=break-file"}
+    proc = subprocess.run([*DIRT, "run", str(path), "--display", "none"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = next(project.reports.glob("*/journal.jsonl")).parent
+    events = journal_lines(run_dir / JOURNAL_NAME)
+    assert events[-1]["event"] == "fault.injected", "killed at once: nothing written after the point"
+    assert (project.root / "broken.flag").exists()
+    rolled = dirt(project, "rollback", str(run_dir), "--yes")
+    assert rolled.returncode == 0 and "reverted break-file" in rolled.stdout, rolled.stderr
+    assert not (project.root / "broken.flag").exists()
+
+
+def test_a_crash_point_names_an_event_its_phase_or_name_and_its_occurrence() -> None:
+    from dirt.journal.events import PhaseStarted
+    from dirt.testing.crash import CrashPoint
+
+    point = CrashPoint.parse("phase.start=detect#2")
+    assert (point.event, point.label, point.occurrence, str(point)) == ("phase.start", "detect", 2,
+                                                                       "phase.start=detect#2")
+    assert point.matches(PhaseStarted(phase="detect")) and not point.matches(PhaseStarted(phase="verify"))
+    assert CrashPoint.parse("fault.injected").matches(FaultInjected(index=0, name="x", driver="d"))
+    with pytest.raises(ValueError, match="EVENT\\[=LABEL\\]\\[#N\\]"):
+        CrashPoint.parse("fault injected!")
+
+
+def test_a_run_killed_while_injecting_is_rolled_back_with_the_params_fault_injecting_carries(project) -> None:
+    from dirt.testing.crash import CRASH_ENV
+
+    path = project.scenario("drill", basic_scenario(inject=FILE_FAULT, expect=""))
+    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: "fault.injecting=break-file"}
+    proc = subprocess.run([*DIRT, "run", str(path), "--display", "none"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = next(project.reports.glob("*/journal.jsonl")).parent
+    journal = run_dir / JOURNAL_NAME
+    injecting = journal_lines(journal)[-1]
+    assert injecting["event"] == "fault.injecting" and injecting["params"]["revert"] == "rm -f broken.flag"
+    old = journal.read_text()  # as a journal of an older dirt would have it: no params on fault.injecting
+    journal.write_text(old.replace(json.dumps(injecting), json.dumps({k: v for k, v in injecting.items()
+                                                                       if k != "params"})))
+    unknown = dirt(project, "rollback", str(run_dir), "--yes")
+    assert unknown.returncode != 0
+    assert "the run died while injecting it, and this journal does not hold its parameters: check by hand" \
+           in unknown.stderr + unknown.stdout
+    journal.write_text(old)
+    rolled = dirt(project, "rollback", str(run_dir), "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert "already recovered: break-file" in rolled.stdout, "never injected: found not in effect, left alone"
