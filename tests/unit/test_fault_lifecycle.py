@@ -245,15 +245,20 @@ def test_a_journal_with_bad_lines_still_folds_and_lists_them(tmp_path) -> None:
     assert [f.status for f in fold_faults(contents.events).all()] == ["injected"]
 
 
-def test_the_crash_hook_sigkills_the_run_right_after_the_named_event_and_rollback_puts_it_back(project) -> None:
+def crashed_run(project, point: str) -> Path:
+    """The run folder of the file-fault drill, SIGKILLed by dirt.testing.crash right after ``point``."""
     from dirt.testing.crash import CRASH_ENV
 
     path = project.scenario("drill", basic_scenario(inject=FILE_FAULT, expect=""))
-    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: "fault.injected=break-file"}
+    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: point}
     proc = subprocess.run([*DIRT, "run", str(path), "--display", "none"], cwd=project.root, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    run_dir = next(project.reports.glob("*/journal.jsonl")).parent
+    return next(project.reports.glob("*/journal.jsonl")).parent
+
+
+def test_the_crash_hook_sigkills_the_run_right_after_the_named_event_and_rollback_puts_it_back(project) -> None:
+    run_dir = crashed_run(project, "fault.injected=break-file")
     events = journal_lines(run_dir / JOURNAL_NAME)
     assert events[-1]["event"] == "fault.injected", "killed at once: nothing written after the point"
     assert (project.root / "broken.flag").exists()
@@ -276,14 +281,7 @@ def test_a_crash_point_names_an_event_its_phase_or_name_and_its_occurrence() -> 
 
 
 def test_a_run_killed_while_injecting_is_rolled_back_with_the_params_fault_injecting_carries(project) -> None:
-    from dirt.testing.crash import CRASH_ENV
-
-    path = project.scenario("drill", basic_scenario(inject=FILE_FAULT, expect=""))
-    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: "fault.injecting=break-file"}
-    proc = subprocess.run([*DIRT, "run", str(path), "--display", "none"], cwd=project.root, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    run_dir = next(project.reports.glob("*/journal.jsonl")).parent
+    run_dir = crashed_run(project, "fault.injecting=break-file")
     journal = run_dir / JOURNAL_NAME
     injecting = journal_lines(journal)[-1]
     assert injecting["event"] == "fault.injecting" and injecting["params"]["revert"] == "rm -f broken.flag"
