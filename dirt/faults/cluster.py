@@ -59,6 +59,11 @@ class _ComponentsStop(Fault):
         return CheckResult(not running, f"stopped: {', '.join(self.components())}" if not running
                            else f"running: {', '.join(running)}")
 
+    def in_effect(self) -> CheckResult:
+        """While any component it stopped is down (a run killed half-way stopped some)."""
+        down = [c for c in self.state.get("stopped", self.components()) if not self.ctx.target.component_running(c)]
+        return CheckResult(bool(down), f"down: {', '.join(down)}" if down else "every component runs")
+
     def revert(self) -> str:
         started = []
         for component in self.state.get("stopped", self.components()):

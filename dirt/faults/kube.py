@@ -183,6 +183,16 @@ class NamespaceDelete(Fault):
             return CheckResult(True, f"namespace {self.params.namespace} is gone")
         return CheckResult(False, f"namespace {self.params.namespace} is {live.get('status', {}).get('phase')}")
 
+    def in_effect(self) -> CheckResult:
+        """Gone, or still terminating: the namespace controller deletes what is left of it whatever comes
+        next (objects applied to it meanwhile included), so a rollback must wait and restore it."""
+        live = self.ctx.target.kube().find("v1", "Namespace", self.params.namespace)
+        if live is None:
+            return CheckResult(True, f"namespace {self.params.namespace} is gone")
+        if live["metadata"].get("deletionTimestamp"):
+            return CheckResult(True, f"namespace {self.params.namespace} is terminating")
+        return CheckResult(False, f"namespace {self.params.namespace} is {live.get('status', {}).get('phase')}")
+
     def revert(self) -> str:
         kube = self.ctx.target.kube()
         live = kube.find("v1", "Namespace", self.params.namespace)
@@ -272,6 +282,13 @@ class NodeDelete(_NodeFault):
         return CheckResult(not left, "deleted: " + ", ".join(n["metadata"]["name"] for n in self.state["nodes"])
                            if not left else f"still present: {', '.join(left)}")
 
+    def in_effect(self) -> CheckResult:
+        """While any node it deleted is missing (a run killed half-way deleted some)."""
+        kube = self.ctx.target.kube()
+        missing = [n["metadata"]["name"] for n in self.state.get("nodes", [])
+                   if kube.find("v1", "Node", n["metadata"]["name"]) is None]
+        return CheckResult(bool(missing), f"missing: {', '.join(missing)}" if missing else "every node is back")
+
     def revert(self) -> str:
         kube = self.ctx.target.kube()
         created = []
@@ -304,6 +321,15 @@ class NodeCordon(_NodeFault):
         open_ = [n for n in self.state.get("nodes", []) if not kube.get("v1", "Node", n)["spec"].get("unschedulable")]
         return CheckResult(not open_, f"cordoned: {', '.join(self.state['nodes'])}" if not open_
                            else f"still schedulable: {', '.join(open_)}")
+
+    def in_effect(self) -> CheckResult:
+        """While any of its nodes is still cordoned: what revert undoes (a drain's evicted pods are their
+        controllers' to bring back)."""
+        kube = self.ctx.target.kube()
+        cordoned = [n for n in self.state.get("nodes", [])
+                    if ((kube.find("v1", "Node", n) or {}).get("spec") or {}).get("unschedulable")]
+        return CheckResult(bool(cordoned), f"cordoned: {', '.join(cordoned)}" if cordoned
+                           else "every node is schedulable")
 
     def revert(self) -> str:
         kube = self.ctx.target.kube()
