@@ -13,6 +13,10 @@ process (so the ratios mean something on any machine):
 * reading and analysis: ``store.runs()`` and ``dirt.app.history.history_view`` (what
   ``dirt history`` shows) over N recorded runs vs ``json.load`` of the same N report.json
   files, each dropped once parsed (a floor for any reader of the files);
+* at scale: ``dirt history`` (the CLI, a new process: its wall time and peak RSS) over a store
+  of 100,000 runs (and a game day per ten) vs the same command over the N runs above, so the
+  ratio says how the answer grows with the history (it reads the newest runs and aggregates,
+  never every run);
 * dashboard: ``dirt.report.update_index`` over N run folders vs ``json.load`` of every
   report.json (what the index did before it drew trends);
 * schedule: ``dirt.gameday.schedule.upcoming`` for 1,000 runs of a daily cron in
@@ -35,6 +39,7 @@ import copy
 import gc
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +51,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
-from measure import best, timed, traced_peak  # noqa: E402
+from measure import best, module_run, timed, traced_peak  # noqa: E402
 
 DATA = REPO / "tests" / "unit" / "data" / "history"
 #: When the first synthetic run starts; one run every RUN_EVERY after it.
@@ -73,10 +78,13 @@ class Sizes:
     cycles: int  # open + record + close cycles
     schedule: int  # runs asked of upcoming()
     best_of: int  # best of this many for the reading figures
+    load: int  # runs in the store `dirt history` reads at scale
 
 
-NORMAL = Sizes(runs=2_000, cycles=50, schedule=1_000, best_of=3)
-QUICK = Sizes(runs=50, cycles=5, schedule=100, best_of=1)
+NORMAL = Sizes(runs=2_000, cycles=50, schedule=1_000, best_of=3, load=100_000)
+QUICK = Sizes(runs=50, cycles=5, schedule=100, best_of=1, load=500)
+#: One run every LOAD_EVERY in the large store: 100,000 runs are about two years of a busy team.
+LOAD_EVERY = timedelta(minutes=10)
 
 
 def templates() -> list[dict[str, Any]]:
@@ -189,6 +197,60 @@ def record_all(reports: Sequence[dict[str, Any]], store_dir: Path, reports_dir: 
     return out
 
 
+# -- at scale ----------------------------------------------------------------------------------
+
+
+def fill(store_dir: Path, count: int, sources: Sequence[dict[str, Any]]) -> None:
+    """A store of ``count`` runs, one every ``LOAD_EVERY``, and a game day of three of them per ten runs:
+    the rows the store itself makes of the template reports (``run_rows``, ``gameday_rows``), written
+    in large transactions (recording them one by one is measured above, and would take minutes)."""
+    from dirt.history import open_store
+    from dirt.history.store import gameday_rows, run_rows
+    from dirt.history.tables import RUN_CHILDREN, gameday_drills, gamedays, runs
+
+    made = [run_rows(r, gameday_run_id=None, gameday=None, schedule=None, trigger="schedule") for r in sources]
+    store = open_store(None, store_dir)
+    try:
+        with store.engine.begin() as conn:
+            for first in range(0, count, 5_000):
+                rows: list[dict[str, Any]] = []
+                children: dict[Any, list[dict[str, Any]]] = {table: [] for table in RUN_CHILDREN}
+                days: list[dict[str, Any]] = []
+                drills: list[dict[str, Any]] = []
+                for i in range(first, min(count, first + 5_000)):
+                    row, details = made[i % len(made)]
+                    started = FIRST + i * LOAD_EVERY
+                    run_id = f"{started:%Y%m%d-%H%M%S}-{row['scenario']}-{i:05x}"
+                    rows.append({**row, "run_id": run_id, "started_at": started,
+                                 "ended_at": started + timedelta(seconds=row["duration"] or 0.0)})
+                    for table, items in details.items():
+                        children[table].extend({**item, "run_id": run_id} for item in items)
+                    if i % 10 == 2:
+                        ran = [{"run_id": r["run_id"], "started_at": _iso(r["started_at"]),
+                                "ended_at": _iso(r["ended_at"]), "verdict": r["verdict"],
+                                "scenario": {"name": r["scenario"]}} for r in rows[-3:]]
+                        day, its_drills = gameday_rows(gameday_summary(i // 10, ran))
+                        days.append(day)
+                        drills.extend(its_drills)
+                conn.execute(runs.insert(), rows)
+                for table, items in children.items():
+                    if items:
+                        conn.execute(table.insert(), items)
+                if days:
+                    conn.execute(gamedays.insert(), days)
+                    conn.execute(gameday_drills.insert(), drills)
+    finally:
+        store.close()
+
+
+def cli_history(store_dir: Path, *args: str, runs: int = 3) -> tuple[float, int]:
+    """``dirt history --report-dir STORE`` in a new process: the fastest of ``runs`` wall times, and
+    the largest peak RSS (bytes) among them (that process's own)."""
+    results = [module_run(sys.executable, "dirt", ["history", "--report-dir", str(store_dir), *args], REPO)
+               for _ in range(runs)]
+    return min(r[0] for r in results), max(r[1] for r in results)
+
+
 # -- schedule ----------------------------------------------------------------------------------
 
 
@@ -234,16 +296,25 @@ def main(argv: Sequence[str] | None = None) -> None:
             gamedays = store.gamedays()
             if len(records) != n or len(paths) != n:
                 raise SystemExit(f"expected {n} runs, the store has {len(records)} and the folder {len(paths)}")
-            view = history_view(records, gamedays, INTERVALS, now)
-            if len(view["runs"]) != n or not view["trends"]:
+            view = history_view(store.summary(), INTERVALS, now)
+            if view["runs_total"] != n or not view["runs"] or not view["trends"]:
                 raise SystemExit("history_view lost runs or trends")
             load_reports(paths)  # warm: the files in the page cache, json's first calls
             load_time = best(lambda: load_reports(paths), sizes.best_of)
             runs_time = best(store.runs, sizes.best_of)
-            view_time = best(lambda: history_view(store.runs(), store.gamedays(), INTERVALS, now), sizes.best_of)
+            view_time = best(lambda: history_view(store.summary(), INTERVALS, now), sizes.best_of)
             gc.collect()
             runs_peak = traced_peak(store.runs)
             dicts_peak = traced_peak(lambda: load_reports(paths, keep=True))
+
+        load_dir = Path(tmp) / "load"
+        fill(load_dir, sizes.load, templates())
+        shown = json.loads(subprocess.run([sys.executable, "-m", "dirt", "history", "--report-dir", str(load_dir),
+                                           "--json"], cwd=REPO, capture_output=True, text=True, check=True).stdout)
+        if shown["runs_total"] != sizes.load or not shown["trends"] or not shown["scores"]["gamedays"]:
+            raise SystemExit(f"dirt history over {sizes.load:,} runs lost runs, trends or game days")
+        small_cli = cli_history(store_dir, runs=sizes.best_of)
+        large_cli = cli_history(load_dir, runs=sizes.best_of)
 
         update_index(reports_dir)  # warm: templates compiled, modules imported
         index_load = best(lambda: load_reports(paths), sizes.best_of)
@@ -275,8 +346,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(row("json.load of every report.json (baseline)", f"{load_time:.4f}", f"{load_time / n * 1000:.3f}", None))
     print(row("store.runs()", f"{runs_time:.4f}", f"{runs_time / n * 1000:.3f}", runs_time / load_time,
               "json.load"))
-    print(row("store.runs() + history_view() (dirt history)", f"{view_time:.4f}", f"{view_time / n * 1000:.3f}",
+    print(row("store.summary() + history_view() (dirt history)", f"{view_time:.4f}", f"{view_time / n * 1000:.3f}",
               view_time / load_time, "json.load"))
+    print()
+    print(f"{'dirt history at scale (CLI, a new process)':56} {'seconds':>12} {'peak RSS MiB':>14} {'ratio':>9}")
+    print(row(f"dirt history, {n:,} runs (baseline)", f"{small_cli[0]:.3f}", f"{small_cli[1] / 2**20:.1f}", None))
+    print(row(f"dirt history, {sizes.load:,} runs: time", f"{large_cli[0]:.3f}", f"{large_cli[1] / 2**20:.1f}",
+              large_cli[0] / small_cli[0], f"{n:,} runs"))
+    print(row(f"dirt history, {sizes.load:,} runs: peak RSS", "", "", large_cli[1] / small_cli[1], f"{n:,} runs"))
     print()
     print(f"{f'dashboard over {n:,} run folders':56} {'seconds':>12} {'ms/run':>14} {'ratio':>9}")
     print(row("json.load of every report.json (baseline)", f"{index_load:.4f}", f"{index_load / n * 1000:.3f}",

@@ -25,7 +25,7 @@ from typing import Any
 from dirt.config import LoadedConfig
 from dirt.core.durations import format_duration
 from dirt.core.errors import HistoryError, UsageError
-from dirt.history import GameDayRecord, HistoryStore, RunRecord, analysis, open_store
+from dirt.history import HistoryStore, HistorySummary, analysis, open_store
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,11 @@ def overdue_marks(rec: Recording, reports_dir: Path, root: Path) -> dict[str, st
         return {}
     try:
         with open_history(rec, reports_dir) as store:
-            runs = store.runs()
+            last = store.last_passed()
     except Exception:  # noqa: BLE001 - the marks are an extra; the run and its report stand
         return {}
     marks = {}
-    for late in analysis.overdue(runs, intervals, datetime.now(timezone.utc)):
+    for late in analysis.overdue_after(last, intervals, datetime.now(timezone.utc)):
         expected = format_duration(late.interval)
         marks[late.scenario] = (f"never passed (expected every {expected})" if late.last_passed is None else
                                 f"last passed {_iso(late.last_passed)}, expected every {expected}")
@@ -148,29 +148,34 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def history_view(runs: list[RunRecord], gamedays: list[GameDayRecord], intervals: Mapping[str, float],
-                 now: datetime) -> dict[str, Any]:
-    """Everything `dirt history` shows, as JSON-ready data."""
-    scores = analysis.scenario_scores(runs)
+def history_view(summary: HistorySummary, intervals: Mapping[str, float], now: datetime) -> dict[str, Any]:
+    """Everything `dirt history` shows, as JSON-ready data: the runs and game days ``summary`` holds
+    (the newest ones), trends over each scenario's newest runs, and every verdict that needs the whole
+    history (overdue drills, unproven backups) from the store's aggregates."""
+    recent = list(summary.recent)
     return {
+        "runs_total": summary.total,
         "runs": [{"run_id": r.run_id, "scenario": r.scenario, "verdict": r.verdict, "started_at": _iso(r.started_at),
                   "duration": r.duration, "mttr": r.mttr, "score": r.score, "target": r.target,
                   "gameday": r.gameday, "gameday_run_id": r.gameday_run_id, "trigger": r.trigger,
                   "mttd": {a.alert: a.mttd for a in r.alerts},
-                  "rpo": {b.name: b.rpo for b in r.backups}} for r in runs],
+                  "rpo": {b.name: b.rpo for b in r.backups}} for r in summary.runs],
         "trends": [{"scenario": t.scenario,
                     "mttr": [{"at": _iso(p.at), "run_id": p.run_id, "seconds": p.value} for p in t.mttr],
                     "mttd": {alert: [{"at": _iso(p.at), "run_id": p.run_id, "seconds": p.value} for p in points]
-                             for alert, points in t.mttd.items()}} for t in analysis.trends(runs)],
-        "regressions": [vars(r) for r in analysis.regressions(runs)],
-        "scores": {"scenarios": scores, "gamedays": analysis.gameday_scores(gamedays)},
+                             for alert, points in t.mttd.items()}} for t in analysis.trends(recent)],
+        "regressions": [vars(r) for r in analysis.regressions(recent)],
+        "scores": {"scenarios": analysis.scenario_scores(recent),
+                   "gamedays": analysis.gameday_scores(summary.latest_gamedays)},
         "overdue": [{"scenario": o.scenario, "interval_seconds": o.interval, "last_passed": _iso(o.last_passed),
-                     "overdue_seconds": o.overdue_seconds} for o in analysis.overdue(runs, intervals, now)],
+                     "overdue_seconds": o.overdue_seconds}
+                    for o in analysis.overdue_after(summary.last_passed, intervals, now)],
         "unproven_backups": [{"scenario": u.scenario, "backup": u.backup, "taken": u.taken,
-                              "last_taken": _iso(u.last_taken)} for u in analysis.unproven_backups(runs)],
+                              "last_taken": _iso(u.last_taken)} for u in analysis.unproven(summary.backups)],
+        "gamedays_total": summary.gamedays_total,
         "gamedays": [{"run_id": g.run_id, "name": g.name, "verdict": g.verdict, "started_at": _iso(g.started_at),
                       "score": g.score, "trigger": g.trigger, "approved_by": g.approved_by,
-                      "drills": [vars(d) for d in g.drills]} for g in gamedays],
+                      "drills": [vars(d) for d in g.drills]} for g in summary.gamedays],
     }
 
 
@@ -201,9 +206,8 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
 class _Collector:
     """The history's latest values as metric families (collected once per exposition)."""
 
-    def __init__(self, runs: list[RunRecord], gamedays: list[GameDayRecord], intervals: Mapping[str, float],
-                 now: datetime) -> None:
-        self.runs, self.gamedays, self.intervals, self.now = runs, gamedays, intervals, now
+    def __init__(self, summary: HistorySummary, intervals: Mapping[str, float], now: datetime) -> None:
+        self.summary, self.intervals, self.now = summary, intervals, now
 
     def collect(self) -> Iterable[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -217,7 +221,7 @@ class _Collector:
         mttr = gauge("dirt_mttr_seconds")
         age = gauge("dirt_backup_age_seconds")
         proven = gauge("dirt_backup_last_proven_restore_timestamp_seconds")
-        groups = analysis.by_scenario(self.runs)
+        groups = analysis.by_scenario(self.summary.recent)
         for name, group in sorted(groups.items()):
             latest = group[0]
             if latest.started_at is not None:
@@ -229,34 +233,31 @@ class _Collector:
                     mttd.add_metric([name, alert.alert], alert.mttd)
             if latest.mttr is not None:
                 mttr.add_metric([name], latest.mttr)
-            for backup in sorted({b.name for r in group for b in r.backups}):
-                newest = next(b for r in group for b in r.backups if b.name == backup)
-                if newest.rpo is not None:
-                    age.add_metric([name, backup], newest.rpo)
-                when = max((r.started_at.timestamp() for r in group for b in r.backups
-                            if b.name == backup and b.proven and r.started_at is not None), default=0.0)
-                proven.add_metric([name, backup], when)
+        for tally in self.summary.backups:  # over every run: a backup not taken lately still has its age
+            if tally.last_rpo is not None:
+                age.add_metric([tally.scenario, tally.backup], tally.last_rpo)
+            proven.add_metric([tally.scenario, tally.backup],
+                              tally.last_proven.timestamp() if tally.last_proven is not None else 0.0)
         scenario_score = gauge("dirt_scenario_score")
-        for name, value in analysis.scenario_scores(self.runs).items():
+        for name, value in analysis.scenario_scores(self.summary.recent).items():
             scenario_score.add_metric([name], value)
         gameday_score = gauge("dirt_gameday_score")
-        for name, day_score in analysis.gameday_scores(self.gamedays).items():
+        for name, day_score in analysis.gameday_scores(self.summary.latest_gamedays).items():
             if day_score is not None:
                 gameday_score.add_metric([name], day_score)
         overdue = gauge("dirt_drill_overdue")
-        late = {o.scenario for o in analysis.overdue(self.runs, self.intervals, self.now)}
+        late = {o.scenario for o in analysis.overdue_after(self.summary.last_passed, self.intervals, self.now)}
         for name in sorted(self.intervals):
             overdue.add_metric([name], 1.0 if name in late else 0.0)
         yield from (last_ts, success, mttd, detected, mttr, age, proven, scenario_score, gameday_score, overdue)
 
 
-def metrics_registry(runs: list[RunRecord], gamedays: list[GameDayRecord], intervals: Mapping[str, float],
-                     now: datetime) -> Any:
+def metrics_registry(summary: HistorySummary, intervals: Mapping[str, float], now: datetime) -> Any:
     """A prometheus_client registry holding the history's metrics."""
     from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(runs, gamedays, intervals, now))  # type: ignore[arg-type]
+    registry.register(_Collector(summary, intervals, now))  # type: ignore[arg-type]
     return registry
 
 

@@ -34,19 +34,27 @@ def _reports(state: Any, report_dir: str | None) -> Path:
     return Path(report_dir) if report_dir else loaded.root / loaded.config.reports_dir
 
 
-def _load(state: Any, report_dir: str | None, scenario: str | None, since: str | None) -> tuple[Any, ...]:
+def _load(state: Any, report_dir: str | None, scenario: str | None, since: str | None,
+          limit: int | None) -> tuple[Any, ...]:
+    """The history's summary (``limit``: newest runs shown and trend points per scenario; None: all),
+    the scenarios' expected intervals and now."""
     from dirt.app.history import open_history, parse_since, scheduled_intervals
+    from dirt.history.analysis import WINDOW
 
     now = datetime.now(timezone.utc)
     start = parse_since(since, now) if since else None
+    # scores and regressions always see the runs they compare, however few are shown
+    per_scenario = None if limit is None else max(limit, WINDOW + 1)
     with open_history(state.loaded, _reports(state, report_dir)) as store:
-        runs = store.runs(scenario, start)
-        gamedays = store.gamedays(None, start)
+        summary = store.summary(scenario, start, limit=limit, per_scenario=per_scenario)
     intervals = scheduled_intervals(state.loaded.root)
     if scenario is not None:
         intervals = {k: v for k, v in intervals.items() if k == scenario}
-    return runs, gamedays, intervals, now
+    return summary, intervals, now
 
+
+#: Runs listed (and trend points per scenario) by default: a screenful, however long the history.
+DEFAULT_LIMIT = 20
 
 _report_dir = click.option("--report-dir", type=click.Path(file_okay=False),
                            help="Reports folder whose SQLite history to read (default: dirt.yaml's reports_dir).")
@@ -60,15 +68,19 @@ def history() -> None:
 @history.command("show")
 @click.argument("scenario", required=False)
 @click.option("--since", help="Only runs started since: an age (30d, 12h, 2w) or an ISO date.")
+@click.option("--limit", type=click.IntRange(min=0), default=DEFAULT_LIMIT, show_default=True,
+              help="The newest N runs and game days, and each scenario's newest N (at least the 6 its score and "
+                   "regressions compare) in its trend; 0: all. Overdue drills and unproven backups always count "
+                   "every run.")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @_report_dir
 @click.pass_obj
-def show(state: Any, scenario: str | None, since: str | None, as_json: bool, report_dir: str | None) -> None:
+def show(state: Any, scenario: str | None, since: str | None, limit: int, as_json: bool,
+         report_dir: str | None) -> None:
     """The history of every scenario (or of SCENARIO): the default of `dirt history`."""
     from dirt.app.history import history_view
 
-    runs, gamedays, intervals, now = _load(state, report_dir, scenario, since)
-    view = history_view(runs, gamedays, intervals, now)
+    view = history_view(*_load(state, report_dir, scenario, since, limit or None))
     if as_json:
         click.echo(json.dumps(view, indent=2))
         return
@@ -89,6 +101,9 @@ def _print_view(view: dict[str, Any]) -> None:
             score = "-" if run["score"] is None else f"{run['score']:.0f}"
             click.echo(f"{when:<20} {run['scenario']:<28} {run['verdict']:<8} {_seconds(run['mttr']):>8} "
                        f"{score:>6}  {run['run_id']}")
+        if view["runs_total"] > len(view["runs"]):
+            click.echo(f"(the newest {len(view['runs']):,} of {view['runs_total']:,} runs; --limit N for more, "
+                       "--limit 0 for all)")
     if view["trends"]:
         click.echo("\ntrends (oldest → newest)")
         for trend in view["trends"]:
@@ -131,7 +146,7 @@ def export(state: Any, fmt: str, output: str | None, pushgateway: str | None, re
     """The history's metrics: last run, verdict, MTTD, MTTR, backups, scores, overdue drills."""
     from dirt.app.history import metrics_registry, openmetrics_text, push
 
-    registry = metrics_registry(*_load(state, report_dir, None, None))
+    registry = metrics_registry(*_load(state, report_dir, None, None, 1))
     if pushgateway:
         push(registry, pushgateway)
         click.echo(f"pushed to {pushgateway.rstrip('/')}/metrics/job/dirt", err=True)

@@ -10,13 +10,15 @@ package imports only ``dirt.core``, SQLAlchemy and alembic.
 from dirt.history.records import (
                                   AlertRecord,
                                   BackupRecord,
+                                  BackupTally,
                                   DrillRecord,
                                   GameDayRecord,
+                                  HistorySummary,
                                   RestoreRecord,
                                   RunRecord,
                                   StepRecord,
 )
 from dirt.history.store import HistoryStore, open_store, store_url
 
-__all__ = ["AlertRecord", "BackupRecord", "DrillRecord", "GameDayRecord", "HistoryStore", "RestoreRecord",
-           "RunRecord", "StepRecord", "open_store", "store_url"]
+__all__ = ["AlertRecord", "BackupRecord", "BackupTally", "DrillRecord", "GameDayRecord", "HistoryStore",
+           "HistorySummary", "RestoreRecord", "RunRecord", "StepRecord", "open_store", "store_url"]

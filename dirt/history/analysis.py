@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from dirt.history.records import DrillRecord, GameDayRecord, RunRecord
+from dirt.history.records import BackupTally, DrillRecord, GameDayRecord, HistorySummary, RunRecord
 
 #: Weights of the kinds of expectation in a run's score.
 EXPECTATION_WEIGHTS: dict[str, float] = {
@@ -213,12 +213,22 @@ class Overdue:
     overdue_seconds: float | None  # None: never passed
 
 
-def overdue(runs: Iterable[RunRecord], intervals: Mapping[str, float], now: datetime) -> list[Overdue]:
-    """Scenarios with an expected interval (from their game days' schedules) not passed within it."""
+def last_passed(runs: Iterable[RunRecord]) -> dict[str, datetime]:
+    """Each scenario's newest passed run: when it started (the store computes it in SQL)."""
     last: dict[str, datetime] = {}
     for run in runs:
         if run.passed and run.started_at is not None:
             last[run.scenario] = max(last.get(run.scenario, run.started_at), run.started_at)
+    return last
+
+
+def overdue(runs: Iterable[RunRecord], intervals: Mapping[str, float], now: datetime) -> list[Overdue]:
+    """Scenarios with an expected interval (from their game days' schedules) not passed within it."""
+    return overdue_after(last_passed(runs), intervals, now)
+
+
+def overdue_after(last: Mapping[str, datetime], intervals: Mapping[str, float], now: datetime) -> list[Overdue]:
+    """``overdue`` from each scenario's last pass (``last_passed``, or the store's)."""
     result = []
     for scenario, interval in sorted(intervals.items()):
         when = last.get(scenario)
@@ -237,21 +247,44 @@ class UnprovenBackup:
     last_taken: datetime | None
 
 
+def backup_tallies(runs: Iterable[RunRecord]) -> tuple[BackupTally, ...]:
+    """Every backup (per scenario, by name) over ``runs``: as the store's aggregates compute it in SQL."""
+    seen: dict[tuple[str, str], list[tuple[RunRecord, Any]]] = {}
+    for run in _latest_first(runs):
+        for backup in run.backups:
+            seen.setdefault((run.scenario, backup.name), []).append((run, backup))
+    return tuple(BackupTally(
+        scenario, name, len(taken), taken[0][0].started_at, taken[0][1].rpo,
+        max((r.started_at for r, b in taken if b.proven and r.started_at is not None), default=None))
+        for (scenario, name), taken in sorted(seen.items()))
+
+
 def unproven_backups(runs: Iterable[RunRecord]) -> list[UnprovenBackup]:
     """Backups (per scenario, by name) taken but never restored and verified in any run."""
-    seen: dict[tuple[str, str], list[RunRecord]] = {}
-    proven: set[tuple[str, str]] = set()
-    for run in runs:
-        for backup in run.backups:
-            key = (run.scenario, backup.name)
-            seen.setdefault(key, []).append(run)
-            if backup.proven:
-                proven.add(key)
-    result = []
-    for key in sorted(set(seen) - proven):
-        dates = [r.started_at for r in seen[key] if r.started_at is not None]
-        result.append(UnprovenBackup(key[0], key[1], len(seen[key]), max(dates) if dates else None))
-    return result
+    return unproven(backup_tallies(runs))
+
+
+def unproven(tallies: Iterable[BackupTally]) -> list[UnprovenBackup]:
+    """``unproven_backups`` from the tallies (``backup_tallies``, or the store's)."""
+    return [UnprovenBackup(t.scenario, t.backup, t.taken, t.last_taken)
+            for t in sorted(tallies, key=lambda t: (t.scenario, t.backup)) if t.last_proven is None]
+
+
+def summary_of(runs: Sequence[RunRecord], gamedays: Sequence[GameDayRecord] = (), *, limit: int | None = None,
+               per_scenario: int | None = None) -> HistorySummary:
+    """The ``HistorySummary`` of records in hand, as ``HistoryStore.summary`` reads it from the store."""
+    ordered = list(reversed(_latest_first(runs)))
+    recent = {r.run_id for group in by_scenario(ordered).values() for r in group[:per_scenario]}
+    days = sorted(gamedays, key=lambda d: (d.started_at or datetime.min.replace(tzinfo=timezone.utc), d.run_id))
+    latest: dict[str, GameDayRecord] = {}
+    for day in days:
+        latest[day.name] = day
+    return HistorySummary(
+        total=len(ordered), runs=tuple(ordered[-limit:] if limit else ordered),
+        recent=tuple(r for r in ordered if r.run_id in recent), last_passed=last_passed(ordered),
+        backups=backup_tallies(ordered), gamedays=tuple(days[-limit:] if limit else days),
+        latest_gamedays=tuple(sorted(latest.values(), key=lambda d: (d.started_at or datetime.min.replace(
+            tzinfo=timezone.utc), d.run_id))), gamedays_total=len(days))
 
 
 def gameday_scores(gamedays: Iterable[GameDayRecord]) -> dict[str, float | None]:

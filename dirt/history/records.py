@@ -104,3 +104,33 @@ class GameDayRecord:
     schedule: str | None = None
     approved_by: str | None = None
     drills: tuple[DrillRecord, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class BackupTally:
+    """One backup (a scenario's, by name) over every recorded run: how often it was taken and proven."""
+
+    scenario: str
+    backup: str
+    taken: int
+    last_taken: datetime | None  # start of the newest run that took it
+    last_rpo: float | None  # its age when that run used it
+    last_proven: datetime | None  # start of the newest run that restored it and verified every object; None: never
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """What `dirt history` and its metrics read, bounded however long the history is.
+
+    The analyses that look back a few runs (trends, regressions, scores) get each scenario's newest
+    runs; those that need every run (the last pass, how often a backup was taken and whether one
+    ever proved it) get the store's aggregates instead of the runs themselves."""
+
+    total: int  # runs matching the filter
+    runs: tuple[RunRecord, ...]  # the newest ``limit`` of them, oldest first
+    recent: tuple[RunRecord, ...]  # each scenario's newest runs, oldest first
+    last_passed: dict[str, datetime]  # scenario -> start of its newest passed run
+    backups: tuple[BackupTally, ...]
+    gamedays: tuple[GameDayRecord, ...]  # the newest ``limit`` game days, oldest first
+    latest_gamedays: tuple[GameDayRecord, ...]  # the newest run of each game day, by name
+    gamedays_total: int = 0

@@ -28,8 +28,10 @@ from dirt.history.analysis import run_score
 from dirt.history.records import (
     AlertRecord,
     BackupRecord,
+    BackupTally,
     DrillRecord,
     GameDayRecord,
+    HistorySummary,
     RestoreRecord,
     RunRecord,
     StepRecord,
@@ -226,18 +228,8 @@ class HistoryStore:
 
     def record_gameday(self, summary: Mapping[str, Any]) -> None:
         """Record one game day (and its drills) from its summary; again replaces it."""
-        run_id = summary.get("run_id")
-        if not run_id:
-            raise HistoryError("the game-day summary has no run_id: nothing to record")
-        row = {"run_id": run_id, "name": summary.get("name") or "?", "path": _str(summary.get("path")),
-               "digest": summary.get("digest"), "started_at": _when(summary.get("started_at")),
-               "ended_at": _when(summary.get("ended_at")), "verdict": summary.get("verdict") or "aborted",
-               "score": _num(summary.get("score")), "trigger": summary.get("trigger") or "manual",
-               "schedule": summary.get("schedule"), "approved_by": summary.get("approved_by")}
-        drills = [{"gameday_run_id": run_id, "drill_id": str(d.get("id")), "position": i,
-                   "scenario": d.get("scenario"), "run_id": d.get("run_id"), "verdict": d.get("verdict"),
-                   "weight": _num(d.get("weight")), "score": _num(d.get("score"))}
-                  for i, d in enumerate(summary.get("drills") or [])]
+        row, drills = gameday_rows(summary)
+        run_id = row["run_id"]
         with self._errors(f"record game day {run_id}"), self.engine.begin() as conn:
             conn.execute(gameday_drills.delete().where(gameday_drills.c.gameday_run_id == run_id))
             conn.execute(gamedays.delete().where(gamedays.c.run_id == run_id))
@@ -249,38 +241,38 @@ class HistoryStore:
 
     def runs(self, scenario: str | None = None, since: datetime | None = None) -> list[RunRecord]:
         """Recorded runs, oldest first; of one scenario and/or started at or after ``since``."""
-        query = sa.select(runs)
-        if scenario is not None:
-            query = query.where(runs.c.scenario == scenario)
-        if since is not None:
-            query = query.where(runs.c.started_at >= _utc(since))
-        query = query.order_by(runs.c.started_at.asc().nulls_first(), runs.c.run_id)  # same on both backends
-        chosen = query.with_only_columns(runs.c.run_id).scalar_subquery()
         with self._errors("read runs"), self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-            details = {table: _grouped(conn, table, table.c.run_id.in_(chosen)) for table in RUN_CHILDREN}
-        return [_run_record(row, details) for row in rows]
+            return _runs(conn, sa.select(runs.c.run_id).where(*_run_filter(scenario, since)))
 
     def gamedays(self, name: str | None = None, since: datetime | None = None) -> list[GameDayRecord]:
         """Recorded game days, oldest first."""
-        query = sa.select(gamedays)
-        if name is not None:
-            query = query.where(gamedays.c.name == name)
-        if since is not None:
-            query = query.where(gamedays.c.started_at >= _utc(since))
-        query = query.order_by(gamedays.c.started_at.asc().nulls_first(), gamedays.c.run_id)
-        chosen = query.with_only_columns(gamedays.c.run_id).scalar_subquery()
         with self._errors("read game days"), self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-            drills = _grouped(conn, gameday_drills, gameday_drills.c.gameday_run_id.in_(chosen),
-                              key="gameday_run_id")
-        return [GameDayRecord(
-            run_id=r["run_id"], name=r["name"], verdict=r["verdict"], started_at=_aware(r["started_at"]),
-            ended_at=_aware(r["ended_at"]), path=r["path"], digest=r["digest"], score=r["score"],
-            trigger=r["trigger"], schedule=r["schedule"], approved_by=r["approved_by"],
-            drills=tuple(DrillRecord(d["drill_id"], d["scenario"], d["run_id"], d["verdict"], d["weight"], d["score"])
-                         for d in sorted(drills.get(r["run_id"], []), key=lambda d: d["position"])),
-        ) for r in rows]
+            return _gamedays(conn, sa.select(gamedays.c.run_id).where(*_gameday_filter(name, since)))
+
+    def last_passed(self, scenario: str | None = None) -> dict[str, datetime]:
+        """Each scenario's newest passed run: when it started."""
+        with self._errors("read runs"), self.engine.connect() as conn:
+            return _last_passed(conn, _run_filter(scenario, None))
+
+    def summary(self, scenario: str | None = None, since: datetime | None = None, *, limit: int | None = 20,
+                per_scenario: int | None = 20) -> HistorySummary:
+        """What `dirt history` shows, read in a few queries whose results do not grow with the history:
+        the newest ``limit`` runs and game days, each scenario's newest ``per_scenario`` runs, and
+        aggregates over every run (None: no bound, every run)."""
+        where, game_where = _run_filter(scenario, since), _gameday_filter(None, since)
+        with self._errors("read runs"), self.engine.connect() as conn:
+            total = _count(conn, runs, where)
+            shown = _runs(conn, _newest(runs, where, limit))
+            recent = _runs(conn, _newest_of_each(runs, where, runs.c.scenario, per_scenario))
+            last_passed = _last_passed(conn, where)
+            tallies = _backup_tallies(conn, where)
+        with self._errors("read game days"), self.engine.connect() as conn:
+            days_total = _count(conn, gamedays, game_where)
+            days = _gamedays(conn, _newest(gamedays, game_where, limit))
+            latest = _gamedays(conn, _newest_of_each(gamedays, game_where, gamedays.c.name, 1))
+        return HistorySummary(total=total, runs=tuple(shown), recent=tuple(recent), last_passed=last_passed,
+                              backups=tallies, gamedays=tuple(days), latest_gamedays=tuple(latest),
+                              gamedays_total=days_total)
 
 
 def _str(value: Any) -> str | None:
@@ -297,6 +289,127 @@ def _delete_run(conn: Connection, run_id: str) -> None:
     for table in RUN_CHILDREN:
         conn.execute(table.delete().where(table.c.run_id == run_id))
     conn.execute(runs.delete().where(runs.c.run_id == run_id))
+
+
+def gameday_rows(summary: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A game day's summary as rows: the game day, and its drills."""
+    run_id = summary.get("run_id")
+    if not run_id:
+        raise HistoryError("the game-day summary has no run_id: nothing to record")
+    row = {"run_id": run_id, "name": summary.get("name") or "?", "path": _str(summary.get("path")),
+           "digest": summary.get("digest"), "started_at": _when(summary.get("started_at")),
+           "ended_at": _when(summary.get("ended_at")), "verdict": summary.get("verdict") or "aborted",
+           "score": _num(summary.get("score")), "trigger": summary.get("trigger") or "manual",
+           "schedule": summary.get("schedule"), "approved_by": summary.get("approved_by")}
+    drills = [{"gameday_run_id": run_id, "drill_id": str(d.get("id")), "position": i,
+               "scenario": d.get("scenario"), "run_id": d.get("run_id"), "verdict": d.get("verdict"),
+               "weight": _num(d.get("weight")), "score": _num(d.get("score"))}
+              for i, d in enumerate(summary.get("drills") or [])]
+    return row, drills
+
+
+def _filter(named: Any, name: str | None, started: Any, since: datetime | None) -> list[Any]:
+    """The conditions of ``named == name`` and ``started >= since``, each only when given."""
+    return ([named == name] if name is not None else []) + ([started >= _utc(since)] if since is not None else [])
+
+
+def _run_filter(scenario: str | None, since: datetime | None) -> list[Any]:
+    return _filter(runs.c.scenario, scenario, runs.c.started_at, since)
+
+
+def _gameday_filter(name: str | None, since: datetime | None) -> list[Any]:
+    return _filter(gamedays.c.name, name, gamedays.c.started_at, since)
+
+
+def _newest_first(table: sa.Table) -> tuple[Any, ...]:
+    """Newest first, a run never started last (the reverse of the oldest-first order, same on both backends)."""
+    return table.c.started_at.desc().nulls_last(), table.c.run_id.desc()
+
+
+def _count(conn: Connection, table: sa.Table, where: list[Any]) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def _newest(table: sa.Table, where: list[Any], limit: int | None) -> Any:
+    """The ids of the newest ``limit`` rows ``where`` selects (None: all of them)."""
+    return sa.select(table.c.run_id).where(*where).order_by(*_newest_first(table)).limit(limit)
+
+
+def _newest_of_each(table: sa.Table, where: list[Any], partition: Any, keep: int | None) -> Any:
+    """The ids of the newest ``keep`` rows of each ``partition`` value (a scenario, a game day's name)."""
+    if keep is None:
+        return sa.select(table.c.run_id).where(*where)
+    rank = sa.func.row_number().over(partition_by=partition, order_by=_newest_first(table)).label("rank")
+    ranked = sa.select(table.c.run_id, rank).where(*where).subquery()
+    return sa.select(ranked.c.run_id).where(ranked.c.rank <= keep)
+
+
+#: Up to this many chosen ids are read first and passed as a list: a subquery that ranks every run would
+#: run again for each of the five tables a run's record comes from.
+LISTED_IDS = 2_000
+
+
+def _chosen(conn: Connection, chosen: Any) -> Any:
+    """What a record's tables are filtered by: the ids ``chosen`` gives, as a list when they are few."""
+    inner = chosen.subquery()  # its own LIMIT stays inside
+    ids = conn.execute(sa.select(*inner.c).limit(LISTED_IDS + 1)).scalars().all()
+    return ids if len(ids) <= LISTED_IDS else chosen.scalar_subquery()
+
+
+def _runs(conn: Connection, chosen: Any) -> list[RunRecord]:
+    """The runs whose ids ``chosen`` (a SELECT of run ids) gives, with their details, oldest first."""
+    ids = _chosen(conn, chosen)
+    query = (sa.select(runs).where(runs.c.run_id.in_(ids))
+             .order_by(runs.c.started_at.asc().nulls_first(), runs.c.run_id))
+    rows = conn.execute(query).mappings().all()
+    details = {table: _grouped(conn, table, table.c.run_id.in_(ids)) for table in RUN_CHILDREN}
+    return [_run_record(row, details) for row in rows]
+
+
+def _gamedays(conn: Connection, chosen: Any) -> list[GameDayRecord]:
+    """The game days whose ids ``chosen`` gives, with their drills, oldest first."""
+    ids = _chosen(conn, chosen)
+    query = (sa.select(gamedays).where(gamedays.c.run_id.in_(ids))
+             .order_by(gamedays.c.started_at.asc().nulls_first(), gamedays.c.run_id))
+    rows = conn.execute(query).mappings().all()
+    drills = _grouped(conn, gameday_drills, gameday_drills.c.gameday_run_id.in_(ids), key="gameday_run_id")
+    return [GameDayRecord(
+        run_id=r["run_id"], name=r["name"], verdict=r["verdict"], started_at=_aware(r["started_at"]),
+        ended_at=_aware(r["ended_at"]), path=r["path"], digest=r["digest"], score=r["score"],
+        trigger=r["trigger"], schedule=r["schedule"], approved_by=r["approved_by"],
+        drills=tuple(DrillRecord(d["drill_id"], d["scenario"], d["run_id"], d["verdict"], d["weight"], d["score"])
+                     for d in sorted(drills.get(r["run_id"], []), key=lambda d: d["position"])),
+    ) for r in rows]
+
+
+def _last_passed(conn: Connection, where: list[Any]) -> dict[str, datetime]:
+    query = (sa.select(runs.c.scenario, sa.func.max(runs.c.started_at))
+             .where(runs.c.verdict == "passed", *where).group_by(runs.c.scenario))
+    return {name: moment for name, when in conn.execute(query) if (moment := _aware(when)) is not None}
+
+
+def _backup_tallies(conn: Connection, where: list[Any]) -> tuple[BackupTally, ...]:
+    """Every backup (scenario, name) of the runs ``where`` selects: taken how often, when last, with which
+    RPO, and when last proven: two grouped queries, whatever the number of runs."""
+    joined = run_backups.join(runs, run_backups.c.run_id == runs.c.run_id)
+    key = (runs.c.scenario, run_backups.c.name)
+    proven_at = sa.case((run_backups.c.proven == sa.true(), runs.c.started_at), else_=None)
+    counts = (sa.select(*key, sa.func.count(), sa.func.max(runs.c.started_at),
+                        sa.func.max(proven_at).label("last_proven"))
+              .select_from(joined).where(*where).group_by(*key))
+    rank = sa.func.row_number().over(partition_by=key, order_by=_newest_first(runs)).label("rank")
+    ranked = sa.select(*key, run_backups.c.rpo, rank).select_from(joined).where(*where).subquery()
+    rpos = {(r.scenario, r.name): r.rpo for r in conn.execute(sa.select(ranked).where(ranked.c.rank == 1))}
+    return tuple(BackupTally(scenario, name, taken, _aware(last), rpos.get((scenario, name)),
+                             _aware(_as_datetime(proven)))
+                 for scenario, name, taken, last, proven in sorted(conn.execute(counts), key=lambda r: (r[0], r[1])))
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A MAX over a CASE is typeless to SQLAlchemy: SQLite hands back the stored text."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def _grouped(conn: Connection, table: sa.Table, where: Any, key: str = "run_id") -> dict[str, list[Any]]:

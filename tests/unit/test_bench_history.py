@@ -59,10 +59,30 @@ def test_a_quick_run_prints_each_figure_against_its_baseline() -> None:
                  rf"open_store, new store \(migrations\), first in process{number}{number}x report\.json$",
                  rf"open_store, existing store{number}{number}x report\.json$",
                  rf"store\.runs\(\){number}{number}{number}x json\.load$",
-                 rf"store\.runs\(\) \+ history_view\(\) \(dirt history\){number}{number}{number}x json\.load$",
+                 rf"store\.summary\(\) \+ history_view\(\) \(dirt history\){number}{number}{number}x json\.load$",
+                 rf"dirt history, 50 runs \(baseline\){number}{number}\s+1\.00$",
+                 rf"dirt history, 500 runs: time{number}{number}{number}x 50 runs$",
+                 r"dirt history, 500 runs: peak RSS\s+[\d.]+x 50 runs$",
                  rf"update_index\(\) \([\d,]+ KiB index\.html\){number}{number}{number}x json\.load$",
                  rf"croniter get_next loop \(baseline\){number}{number}\s+1\.00$",
                  rf"upcoming\(\) \(zone, DST, jitter, blackouts\){number}{number}{number}x croniter$",
                  rf"report dicts, json\.load'ed and held \(baseline\){number}{number}\s+1\.00$",
                  rf"store\.runs\(\) records{number}{number}{number}x dicts$"):
         assert re.search(line, out, re.M), f"no line like {line!r} in:\n{out}"
+
+
+def test_the_large_store_holds_the_rows_recording_would_write(tmp_path: Path) -> None:
+    """``fill`` writes in bulk what ``record_run`` and ``record_gameday`` would, one run every LOAD_EVERY."""
+    from dirt.history import open_store
+    from dirt.history.analysis import summary_of
+
+    bench.fill(tmp_path, 25, bench.templates())
+    with open_store(None, tmp_path) as store:
+        runs, days = store.runs(), store.gamedays()
+        assert len(runs) == 25 and len({r.run_id for r in runs}) == 25
+        assert [r.started_at for r in runs[:2]] == [bench.FIRST, bench.FIRST + bench.LOAD_EVERY]
+        assert [d.run_id for d in days] == ["gameday-0000", "gameday-0001", "gameday-0002"]
+        assert [d.run_id for d in days[0].drills] == [r.run_id for r in runs[:3]]
+        assert {r.scenario for r in runs} == {t["scenario"]["name"] for t in bench.templates()}
+        assert store.summary(limit=4, per_scenario=3) == summary_of(runs, days, limit=4, per_scenario=3)
+

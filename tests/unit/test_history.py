@@ -98,6 +98,63 @@ def test_a_game_day_is_recorded_with_its_drills_in_order(store) -> None:
     assert store.gamedays("other") == []
 
 
+def _long_history(store) -> None:
+    """27 runs of three scenarios, a run with no start time, and game days of two names: each scenario's
+    only pass, and the only run that proved a backup, are the oldest of their scenario."""
+    sources = [report("etcd-loss-passed"), report("etcd-loss-failed"), report("cluster-deletion-passed")]
+    for i in range(27):
+        source = sources[0] if i == 0 else sources[1] if i % 3 != 2 else sources[2]
+        started = f"2026-11-{1 + i:02d}T06:00:00Z"
+        changes = {"run_id": f"run-{i:02d}", "started_at": started}
+        if i % 3 == 1:  # a third scenario, never passed
+            changes["scenario"] = {**source["scenario"], "name": "namespace-deletion"}
+        if source is sources[2] and i > 2:  # cluster-deletion's restore proven only in its first run
+            changes["verdict"], changes["restore_verification"] = "failed", [{"name": "x", "passed": False}]
+        store.record_run({**source, **changes})
+    store.record_run({**sources[1], "run_id": "never-started", "started_at": None})
+    for i in range(6):
+        store.record_gameday({"run_id": f"gd-{i}", "name": "quarterly" if i % 2 else "weekly",
+                              "started_at": f"2026-11-{1 + i:02d}T10:00:00Z", "verdict": "passed", "score": 10.0 * i,
+                              "drills": [{"id": "a", "scenario": "etcd-loss", "run_id": f"run-{i:02d}"}]})
+
+
+@pytest.mark.parametrize("listed", [2_000, 3], ids=["ids-listed", "ids-by-subquery"])
+@pytest.mark.parametrize(("limit", "per_scenario"), [(5, 7), (1, 1), (None, None), (100, 3)])
+def test_the_summary_read_in_sql_is_what_every_run_says(store, limit: int | None, per_scenario: int | None,
+                                                        listed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``summary`` reads the newest runs and aggregates, never every run: it must say exactly what the
+    same analysis of every run says (on SQLite here, on PostgreSQL in the integration module)."""
+    from dirt.history import store as store_module
+    from dirt.history.analysis import summary_of
+
+    monkeypatch.setattr(store_module, "LISTED_IDS", listed)
+    _long_history(store)
+    assert store.summary(limit=limit, per_scenario=per_scenario) == summary_of(
+        store.runs(), store.gamedays(), limit=limit, per_scenario=per_scenario)
+    assert store.summary("etcd-loss", datetime(2026, 11, 10, tzinfo=timezone.utc), limit=2, per_scenario=2) == \
+        summary_of(store.runs("etcd-loss", datetime(2026, 11, 10, tzinfo=timezone.utc)),
+                   store.gamedays(since=datetime(2026, 11, 10, tzinfo=timezone.utc)), limit=2, per_scenario=2)
+
+
+def test_the_summary_keeps_what_only_old_runs_say(store) -> None:
+    _long_history(store)
+    summary = store.summary(limit=3, per_scenario=2)
+    assert summary.total == 28 and [r.run_id for r in summary.runs] == ["run-24", "run-25", "run-26"]
+    # each scenario's newest two (etcd-loss, namespace-deletion and cluster-deletion take turns)
+    assert [r.run_id for r in summary.recent] == ["run-21", "run-22", "run-23", "run-24", "run-25", "run-26"]
+    # every scenario's last pass and every backup's proof, however old
+    assert summary.last_passed == {"cluster-deletion": datetime(2026, 11, 3, 6, tzinfo=timezone.utc),
+                                   "etcd-loss": datetime(2026, 11, 1, 6, tzinfo=timezone.utc)}
+    tallies = {(t.scenario, t.backup): t for t in summary.backups}
+    proven = tallies["cluster-deletion", "shop-objects"]
+    assert (proven.taken, proven.last_proven) == (9, datetime(2026, 11, 3, 6, tzinfo=timezone.utc))
+    assert proven.last_taken == datetime(2026, 11, 27, 6, tzinfo=timezone.utc)
+    assert [d.run_id for d in summary.gamedays] == ["gd-3", "gd-4", "gd-5"] and summary.gamedays_total == 6
+    assert [(d.name, d.run_id) for d in summary.latest_gamedays] == [("weekly", "gd-4"), ("quarterly", "gd-5")]
+    assert store.last_passed() == summary.last_passed
+    assert store.last_passed("namespace-deletion") == {}
+
+
 def test_a_version_1_store_is_upgraded_and_keeps_its_runs(history_url: str | None, tmp_path: Path) -> None:
     engine = sa.create_engine(store_url(history_url, tmp_path))
     migrations.upgrade(engine, to=1)

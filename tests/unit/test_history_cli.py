@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -132,3 +133,33 @@ def test_the_dashboard_marks_a_drill_overdue_that_its_game_day_expects_more_ofte
     assert dirt(project, "run", "other.yaml", "--display", "none").returncode == 0
     index = (project.reports / "index.html").read_text()
     assert '<tr class="scenario overdue" data-scenario="fake-drill">' in index and "expected every 24h00m" in index
+
+
+def test_a_long_history_shows_its_newest_runs_and_still_counts_every_one(project) -> None:
+    """30 runs: the view lists the newest ``--limit`` and says how many it left out; the backup's only
+    proof and the scenario's only pass are the oldest runs, and the view still knows them."""
+    from dirt.history import open_store
+    from tests.unit.test_history import report
+
+    with open_store(None, project.reports) as store:
+        for i in range(30):
+            source = report("cluster-deletion-passed")
+            changes: dict = {"run_id": f"run-{i:02d}", "started_at": f"2026-11-{1 + i:02d}T06:00:00Z"}
+            if i:  # only the first passed, and only it proved its backup
+                changes |= {"verdict": "failed", "restore_verification": [{"name": "x", "passed": False}]}
+            store.record_run({**source, **changes})
+    text = dirt(project, "history", "--limit", "3")
+    assert text.returncode == 0, text.stderr
+    listed = [line.split()[-1] for line in text.stdout.splitlines() if re.fullmatch(r".* run-\d\d", line)]
+    assert listed == ["run-27", "run-28", "run-29"]
+    assert "(the newest 3 of 30 runs; --limit N for more, --limit 0 for all)" in text.stdout
+    assert "backups never proven by a restore: none" in text.stdout
+    view = json.loads(dirt(project, "history", "--json", "--limit", "3").stdout)
+    assert view["runs_total"] == 30 and [r["run_id"] for r in view["runs"]] == ["run-27", "run-28", "run-29"]
+    # the trend keeps the six runs the score and regressions compare, however few are listed
+    [trend] = view["trends"]
+    assert [p["run_id"] for p in trend["mttr"]] == [f"run-{i}" for i in range(24, 30)]
+    everything = json.loads(dirt(project, "history", "--json", "--limit", "0").stdout)
+    assert view["scores"] == everything["scores"] and view["unproven_backups"] == everything["unproven_backups"] == []
+    assert len(everything["runs"]) == 30 and len(everything["trends"][0]["mttr"]) == 30
+    assert len(json.loads(dirt(project, "history", "--json").stdout)["runs"]) == 20  # the default
