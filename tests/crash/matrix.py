@@ -1,12 +1,14 @@
 """The crash matrix: example drills killed with a real SIGKILL right after chosen journal events,
 then put back by ``dirt rollback`` from the journal alone, on the real sandbox.
 
-For each drill, a reference run (not killed) lists the journal events a run writes.  The crash
-points are chosen from them:
+For the CI drills (and, with ``--full``, the FULL drills) a reference run (not killed) lists the
+journal events a run writes.  The crash points are chosen:
 
 - the CI drills (``CI_DRILLS``): every transition of a fault's life (``fault.*``) and every phase
   boundary (``phase.start``, ``phase.end``);
-- every other example drill: ``--sample`` events chosen by the printed ``--seed``;
+- every other example drill: ``--sample`` events chosen by the printed ``--seed`` among those its
+  scenario says every run reaches (its phase boundaries and its faults' injecting, injected and
+  verified: ``predicted_points``), without a reference run;
 - with ``--full``: every event of ``FULL_DRILLS``.
 
 Each point: the cluster's fingerprint is taken (kube-system's UID, the shop's objects by digest,
@@ -84,16 +86,46 @@ def point_of(event: dict[str, Any], events: list[dict[str, Any]]) -> str:
     return text + (f"#{len(same)}" if len(same) > 1 else "")
 
 
-def crash_points(drill: str, events: list[dict[str, Any]], *, full: bool, sample: int, rng: random.Random) -> list[str]:
+def referenced(drill: str, full: bool) -> bool:
+    """Whether ``drill``'s points come from a reference run (every event, or every fault transition and phase
+    boundary) rather than from its scenario (``predicted_points``, sampled)."""
+    return drill in CI_DRILLS or (full and drill in FULL_DRILLS)
+
+
+def crash_points(drill: str, events: list[dict[str, Any]], *, full: bool) -> list[str]:
+    """The points of a drill with a reference run, from the events that run journaled."""
     # run.start comes before the lock and anything else: a crash there leaves nothing, and is cheap to keep
     candidates = [e for e in events if e["event"] != "run.end"]
-    if full and drill in FULL_DRILLS:
-        chosen = candidates
-    elif drill in CI_DRILLS:
-        chosen = [e for e in candidates if e["event"].startswith("fault.") or e["event"] in BOUNDARIES]
-    else:
-        chosen = sorted(rng.sample(candidates, min(sample, len(candidates))), key=lambda e: e["seq"])
-    return list(dict.fromkeys(point_of(e, events) for e in chosen))
+    if not (full and drill in FULL_DRILLS):
+        candidates = [e for e in candidates if e["event"].startswith("fault.") or e["event"] in BOUNDARIES]
+    return list(dict.fromkeys(point_of(e, events) for e in candidates))
+
+
+def sampled_points(drill: str, sample: int, rng: random.Random) -> list[str]:
+    """``sample`` of the points every run of ``drill`` reaches, chosen by ``rng``, in the order a run meets them."""
+    predicted = predicted_points(drill)
+    return sorted(rng.sample(predicted, min(sample, len(predicted))), key=predicted.index)
+
+
+def predicted_points(drill: str) -> list[str]:
+    """The crash points every passing run of ``drill`` reaches, read from its scenario without running it:
+    the boundaries of its phases and the first three transitions of each fault's life (``fault.recovered``
+    depends on what claims the recovery, so it is left to the drills that get a reference run)."""
+    sys.path.insert(0, str(REPO))
+    from dirt.scenario import load_scenario
+
+    scenario = load_scenario(REPO / "scenarios" / f"{drill}.yaml")
+    phases = ["preflight", "inject", "detect", "recover", "verify"] + (["cleanup"] if scenario.cleanup else [])
+    events: list[dict[str, Any]] = [{"event": "run.start"}]
+    for phase in phases:
+        events.append({"event": "phase.start", "phase": phase})
+        if phase == "inject":
+            events += [{"event": event, "name": spec.name} for spec in scenario.inject
+                       for event in ("fault.injecting", "fault.injected", "fault.verified")]
+        events.append({"event": "phase.end", "phase": phase})
+    for seq, event in enumerate(events, 1):  # as a journal numbers them: two faults of one name stay two events
+        event["seq"] = seq
+    return [point_of(e, events) for e in events]
 
 
 # -- the fingerprint ---------------------------------------------------------------------------
@@ -240,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed of the sampled points (printed; default: random)")
     parser.add_argument("--sample", type=int, default=2, help="points sampled from each other drill (default 2)")
     parser.add_argument("--drill", action="append", help="only these drills (repeatable)")
+    parser.add_argument("--point", action="append",
+                        help="only these crash points, as printed (e.g. fault.verified=delete the shop namespace)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     rng = random.Random(seed)
@@ -256,18 +290,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dirt-crash-") as tmp:
         reports = Path(tmp) / "reports"
         for drill in drills:
-            deploy_shop()
-            cluster.settle()
-            seen = {p.parent for p in reports.glob("*/journal.jsonl")}
-            reference = dirt("run", f"scenarios/{drill}.yaml", "--report-dir", str(reports), "--display", "none",
-                             "--yes", env={"DIRT_TESTING": "1"})
-            run_dir = newest_run(reports, seen)
-            if reference.returncode != 0 or run_dir is None:
-                print(f"{drill}: the reference run did not pass (exit {reference.returncode}): "
-                      f"{reference.stdout.strip()[-300:]}", flush=True)
-                results.append(Point(drill, "(reference run)", problems=["the reference run did not pass"]))
-                continue
-            points = crash_points(drill, journal(run_dir), full=args.full, sample=args.sample, rng=rng)
+            if referenced(drill, args.full):
+                deploy_shop()
+                cluster.settle()
+                seen = {p.parent for p in reports.glob("*/journal.jsonl")}
+                reference = dirt("run", f"scenarios/{drill}.yaml", "--report-dir", str(reports), "--display",
+                                 "none", "--yes", env={"DIRT_TESTING": "1"})
+                run_dir = newest_run(reports, seen)
+                if reference.returncode != 0 or run_dir is None:
+                    print(f"{drill}: the reference run did not pass (exit {reference.returncode}): "
+                          f"{reference.stdout.strip()[-300:]}", flush=True)
+                    results.append(Point(drill, "(reference run)", problems=["the reference run did not pass"]))
+                    continue
+                points = crash_points(drill, journal(run_dir), full=args.full)
+            else:  # no reference run: the points its scenario says every run reaches
+                points = sampled_points(drill, args.sample, rng)
+            if args.point:
+                points = [p for p in points if p in args.point] or list(args.point)
             print(f"{drill}: {len(points)} crash point(s)", flush=True)
             for spec in points:
                 point = crash_once(cluster, drill, spec, reports)

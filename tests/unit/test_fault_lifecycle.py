@@ -296,3 +296,19 @@ def test_a_run_killed_while_injecting_is_rolled_back_with_the_params_fault_injec
     rolled = dirt(project, "rollback", str(run_dir), "--yes")
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert "already recovered: break-file" in rolled.stdout, "never injected: found not in effect, left alone"
+
+
+def test_the_crash_matrix_predicts_the_points_a_real_run_reaches_from_its_scenario() -> None:
+    """Sampled drills get no reference run: their points come from the scenario.  These are the points a
+    real run of api-down-then-etcd-lost journaled (its CI points, as the matrix printed them), less the
+    recoveries, which depend on what claims them."""
+    from tests.crash.matrix import predicted_points
+
+    real = ["phase.start=preflight", "phase.end=preflight", "phase.start=inject",
+            "fault.injecting=kill kube-apiserver", "fault.injected=kill kube-apiserver",
+            "fault.verified=kill kube-apiserver", "fault.injecting=lose etcd's data directory",
+            "fault.injected=lose etcd's data directory", "fault.verified=lose etcd's data directory",
+            "phase.end=inject", "phase.start=detect", "phase.end=detect", "phase.start=recover",
+            "phase.end=recover", "phase.start=verify", "phase.end=verify", "phase.start=cleanup",
+            "phase.end=cleanup"]
+    assert predicted_points("api-down-then-etcd-lost") == ["run.start", *real]
