@@ -309,7 +309,8 @@ def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
     kind = clean.get("kind")
     if isinstance(spec, dict):
         spec = dict(spec)
-        if kind == "Service":
+        if kind == "Service" and spec.get("clusterIP") != "None":
+            # an address the server allocated; "None" is the author's: a headless Service stays headless
             for key in ("clusterIP", "clusterIPs"):
                 spec.pop(key, None)
         if kind == "PersistentVolumeClaim":

@@ -218,3 +218,20 @@ def test_same_kind_name_in_two_groups_gets_two_folders() -> None:
     a = kind_folder({"apiVersion": "cert-manager.io/v1", "kind": "Certificate"})
     b = kind_folder({"apiVersion": "certs.example.com/v1", "kind": "Certificate"})
     assert a == "Certificate.cert-manager.io" and b == "Certificate.certs.example.com"
+
+
+def test_a_headless_service_stays_headless_and_an_allocated_cluster_ip_is_left_to_the_server() -> None:
+    """A restore re-creates what the author wrote: an address the server allocated is dropped (the new
+    cluster allocates one of its own), but ``clusterIP: None`` is a choice, and without it a headless
+    Service would come back with an address (and a cluster's few hundred would run out)."""
+    from dirt.clients.kube import strip_server_fields
+    from dirt.drivers.resources import digest
+
+    headless = obj("v1", "Service", "db", spec={"clusterIP": "None", "clusterIPs": ["None"], "ports": []})
+    allocated = obj("v1", "Service", "web", spec={"clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "ports": []})
+    assert strip_server_fields(headless)["spec"] == {"clusterIP": "None", "clusterIPs": ["None"], "ports": []}
+    assert strip_server_fields(allocated)["spec"] == {"ports": []}
+    # so a headless Service restored with an address does not compare equal to its backup
+    readdressed = obj("v1", "Service", "db", spec={"clusterIP": "10.0.0.9", "clusterIPs": ["10.0.0.9"], "ports": []})
+    assert digest(headless) != digest(readdressed)
+    assert digest(allocated) == digest(obj("v1", "Service", "web", spec={"clusterIP": "10.0.0.8", "ports": []}))
