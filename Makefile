@@ -109,12 +109,14 @@ bench: venv
 	$(BIN)/python bench/bench_availability.py
 	$(BIN)/python bench/bench_history.py
 	$(BIN)/python bench/bench_image.py
+	$(BIN)/python bench/bench_probes.py
 
 # On the real sandbox (a fresh one in a temporary folder unless DIRT_SANDBOX_HOME names one):
 # restores by kubectl, dirt and Velero against the API server's ceiling, and each example drill's
 # wall and CPU time with the sandbox's boot time and memory.  Minutes, not seconds.
 bench-sandbox: deps
 	$(BIN)/python bench/restore.py
+	$(BIN)/python bench/restore.py --objects 20000 --namespaces 8 --skip velero,kubectl,profile
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/kind.py

@@ -31,13 +31,18 @@ difference stops the benchmark.  The CPU the client, kube-apiserver and etcd spe
 in each method, and etcd's WAL fsyncs, are shown beside it; dirt's restore is then
 broken into its phases (reading the export, CRDs, Namespaces, the apply fan-out) and
 run once more under cProfile (every worker thread) to show where its time goes.
+Memory: dirt's export and its restore each run once more in a process of their own
+(this script's ``--memory-child``), whose peak RSS is shown against a process that
+only made the client and did its API discovery; the MiB per 1,000 objects above that
+baseline says whether a restore's memory grows with the backup (``make bench-sandbox``
+runs 20,000 objects for it).
 
 The sandbox: the one in ``$DIRT_SANDBOX_HOME`` when that is set (used as it is if it
 runs; else brought up, and down at the end), otherwise a new one in a temp folder.
 Only the binary cache is shared.  It runs Velero when this dirt's ``Sandbox`` can
 and Velero's binaries are built (``dirt sandbox build --velero``).
 
-Run: .venv/bin/python bench/restore.py [--objects 2000] [--namespaces 4] [--skip velero,kubectl]
+Run: .venv/bin/python bench/restore.py [--objects 2000] [--namespaces 4] [--skip velero,kubectl,memory]
                                        [--runs 3] [--sweep 16,32] [--json]
 """
 
@@ -69,6 +74,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
 
 import dirt.drivers.resources as resources  # noqa: E402
 from dirt.clients import http  # noqa: E402
@@ -77,6 +83,7 @@ from dirt.clients.kube import KubeClient  # noqa: E402
 from dirt.core.errors import APINotFoundError, DirtError, KubeError  # noqa: E402
 from dirt.recovery.resources import ResourcesParams  # noqa: E402
 from dirt.sandbox.cluster import Sandbox  # noqa: E402
+from measure import module_run  # noqa: E402
 
 GROUP = "bench.dirt.dev"
 LABEL = f"{GROUP}/object"
@@ -87,7 +94,9 @@ MIX = ("ConfigMap", "ConfigMap", "ConfigMap", "Secret", "Secret", "Secret", "Ser
 API_VERSIONS = {"ConfigMap": "v1", "Secret": "v1", "Service": "v1", "Deployment": "apps/v1", "Widget": f"{GROUP}/v1"}
 #: dirt's restore concurrency, as a drill gets it unless the scenario says otherwise.
 CONCURRENCY = ResourcesParams.model_fields["concurrency"].default
-SKIPPABLE = ("kubectl", "velero", "ceiling", "profile")
+SKIPPABLE = ("kubectl", "velero", "ceiling", "profile", "memory")
+#: The first argument of this script run as the child whose peak RSS ``memory`` measures.
+MEMORY_CHILD = "--memory-child"
 #: Where a profiled thread blocks rather than works: shown as totals, not among the top items.
 WAITS = {"waiting for the API server (socket reads, poll)": {"<method 'read' of '_ssl._SSLSocket' objects>",
                                                               "<method 'poll' of 'select.poll' objects>"},
@@ -538,6 +547,7 @@ class Results:
     profile: list[dict[str, Any]] = field(default_factory=list)
     profile_waits: dict[str, float] = field(default_factory=dict)
     sweep: list[Row] = field(default_factory=list)
+    memory: dict[str, tuple[float, int]] = field(default_factory=dict)  # action -> (seconds, peak RSS bytes)
 
     def row(self, method: str) -> Row | None:
         return next((r for r in self.rows if r.method == method), None)
@@ -692,6 +702,10 @@ def measure(sandbox: Sandbox, args: argparse.Namespace, work: Path, skip: set[st
                     "backupName": f"dirt-bench-{stamp}-{i}", "includedNamespaces": namespaces}, timeout)[0],
                 ("to phase Completed", "to phase Completed"))
 
+    if "memory" not in skip:
+        log("dirt export and restore, each in a process of its own (peak RSS) ...")
+        results.memory = memory(sandbox, bench, timeout)
+
     if "profile" not in skip:
         bench.empty()
         log("dirt restore under cProfile (not a timed figure) ...")
@@ -716,6 +730,37 @@ def measure(sandbox: Sandbox, args: argparse.Namespace, work: Path, skip: set[st
         sandbox.start_velero(restart=True)
     kube.close()
     return results
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+def memory(sandbox: Sandbox, bench: Bench, timeout: float) -> dict[str, tuple[float, int]]:
+    """Seconds and peak RSS of dirt's export and of its restore, each run alone in a new process, and of
+    the baseline: a process with the same imports and a client that did its API discovery, nothing more."""
+    folder = bench.work / "export-memory"
+    out = {}
+    for action in ("idle", "export", "restore"):
+        if action == "restore":
+            bench.empty()
+        out[action] = module_run(sys.executable, __file__, [MEMORY_CHILD, action, str(sandbox.kubeconfig),
+                                                            str(folder), ",".join(bench.namespaces), str(timeout)],
+                                 REPO)
+        log(f"  {action}: {out[action][0]:.2f}s, peak RSS {out[action][1] / 2**20:.1f} MiB")
+    bench.verify("dirt restore in its own process")
+    return out
+
+
+def memory_child(action: str, kubeconfig: str, folder: str, namespaces: str, timeout: str) -> None:
+    """In the child: one export or restore (or nothing, the baseline), as a drill's step runs it."""
+    kube = KubeClient.from_kubeconfig(kubeconfig)
+    kube.served_kinds()
+    if action == "export":
+        resources.export_namespaces(kube, namespaces.split(","), Path(folder))
+    elif action == "restore":
+        resources.restore_folder(kube, Path(folder), namespaces=namespaces.split(","), concurrency=CONCURRENCY,
+                                 timeout=float(timeout))
+    kube.close()
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -755,6 +800,16 @@ def print_table(results: Results) -> None:
         print(f"{'the rest, top by own time':70} {'calls':>7} {'own s':>7} {'cum s':>7}")
         for item in results.profile:
             print(f"{item['function'][:70]:70} {item['calls']:7d} {item['own_s']:7.3f} {item['cumulative_s']:7.3f}")
+    if results.memory:
+        idle = results.memory["idle"][1]
+        print(f"\n{'dirt in a process of its own':42} {'seconds':>8} {'objects/s':>10} {'peak MiB':>9} {'ratio':>9}")
+        print(f"{'client after discovery, nothing done':42} {results.memory['idle'][0]:8.2f} {'':>10} "
+              f"{idle / 2**20:9.1f} {1.0:9.2f}")
+        for action in ("export", "restore"):
+            seconds, peak = results.memory[action]
+            print(f"{f'dirt {action}':42} {seconds:8.2f} {results.objects / seconds:10.0f} {peak / 2**20:9.1f} "
+                  f"{peak / idle:8.2f}x  {(peak - idle) / 2**20 / results.objects * 1000:.1f} MiB per 1,000 objects "
+                  "above the baseline")
     runs = f"best of {results.runs} runs" if results.runs > 1 else "one run each"
     print(f"({os.cpu_count()} CPUs; {runs}; the sandbox's monitoring and any other load on the machine "
           "run at the same time)")
@@ -772,6 +827,8 @@ def as_json(results: Results) -> dict[str, Any]:
         "dirt_restore_details": results.phase_details,
         "concurrency_sweep": [{"method": r.method, "seconds": round(r.seconds, 3)} for r in results.sweep],
         "profile_waits": results.profile_waits, "profile_top": results.profile,
+        "memory": {action: {"seconds": round(seconds, 3), "peak_rss_bytes": peak}
+                   for action, (seconds, peak) in results.memory.items()},
     }
 
 
@@ -853,6 +910,10 @@ def _up(sandbox: Sandbox, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [MEMORY_CHILD]:
+        memory_child(*argv[1:])
+        return 0
     args = parse_args(argv)
     home = None if os.environ.get("DIRT_SANDBOX_HOME") else Path(tempfile.mkdtemp(prefix="dirt-bench-restore-sbx-"))
     work = Path(tempfile.mkdtemp(prefix="dirt-bench-restore-"))
