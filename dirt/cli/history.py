@@ -55,6 +55,8 @@ def _load(state: Any, report_dir: str | None, scenario: str | None, since: str |
 
 #: Runs listed (and trend points per scenario) by default: a screenful, however long the history.
 DEFAULT_LIMIT = 20
+#: More than any history holds (and than a database's LIMIT takes): 0 already means all.
+MAX_LIMIT = 1_000_000_000
 
 _report_dir = click.option("--report-dir", type=click.Path(file_okay=False),
                            help="Reports folder whose SQLite history to read (default: dirt.yaml's reports_dir).")
@@ -68,7 +70,7 @@ def history() -> None:
 @history.command("show")
 @click.argument("scenario", required=False)
 @click.option("--since", help="Only runs started since: an age (30d, 12h, 2w) or an ISO date.")
-@click.option("--limit", type=click.IntRange(min=0), default=DEFAULT_LIMIT, show_default=True,
+@click.option("--limit", type=click.IntRange(min=0, max=MAX_LIMIT), default=DEFAULT_LIMIT, show_default=True,
               help="The newest N runs and game days, and each scenario's newest N (at least the 6 its score and "
                    "regressions compare) in its trend; 0: all. Overdue drills and unproven backups always count "
                    "every run.")

@@ -163,3 +163,6 @@ def test_a_long_history_shows_its_newest_runs_and_still_counts_every_one(project
     assert view["scores"] == everything["scores"] and view["unproven_backups"] == everything["unproven_backups"] == []
     assert len(everything["runs"]) == 30 and len(everything["trends"][0]["mttr"]) == 30
     assert len(json.loads(dirt(project, "history", "--json").stdout)["runs"]) == 20  # the default
+    absurd = dirt(project, "history", "--limit", "99999999999999999999")
+    assert absurd.returncode == 2 and "Traceback" not in absurd.stderr
+    assert "Invalid value for '--limit'" in absurd.stderr and "0<=x<=1000000000" in absurd.stderr
