@@ -401,15 +401,8 @@ def _backup_tallies(conn: Connection, where: list[Any]) -> tuple[BackupTally, ..
     ranked = sa.select(*key, run_backups.c.rpo, rank).select_from(joined).where(*where).subquery()
     rpos = {(r.scenario, r.name): r.rpo for r in conn.execute(sa.select(ranked).where(ranked.c.rank == 1))}
     return tuple(BackupTally(scenario, name, taken, _aware(last), rpos.get((scenario, name)),
-                             _aware(_as_datetime(proven)))
+                             _aware(proven))
                  for scenario, name, taken, last, proven in sorted(conn.execute(counts), key=lambda r: (r[0], r[1])))
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    """A MAX over a CASE is typeless to SQLAlchemy: SQLite hands back the stored text."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 def _grouped(conn: Connection, table: sa.Table, where: Any, key: str = "run_id") -> dict[str, list[Any]]:
