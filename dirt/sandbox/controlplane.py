@@ -40,6 +40,9 @@ LEASE_RENEW_DEADLINE = 10.0
 API_WRITES_NEED = ("etcd", "kube-apiserver")
 #: Beside a safety snapshot taken by copying etcd's database file (etcd was stopped).
 DATA_DIR_COPY = ".from-data-dir"
+#: KWOK stages dirt adds to kwokctl's defaults (``pod-ready-again``: a kubelet's status sync), loaded by
+#: the kwok-controller from a second ``--config``.
+KWOK_STAGES = Path(__file__).parent / "kwok_stages"
 
 
 def _no_reaction(log: Log) -> None:
@@ -161,12 +164,20 @@ class ControlPlane(ProcessGroup):
                 {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
                 # KWOK fakes only the nodes it makes (kwokctl scale): a real kubelet's node is its own.
                 {"name": "kwok-controller", "extraArgs": [
+                    {"key": "config", "value": str(self._stages_file())},
                     {"key": "manage-all-nodes", "value": "false"},
                     {"key": "manage-nodes-with-annotation-selector", "value": "kwok.x-k8s.io/node=fake"}]},
             ],
         }
         path = self.ctx.root / "kwokctl.yaml"
         write_yaml(path, config)
+        return path
+
+    def _stages_file(self) -> Path:
+        """dirt's KWOK stages in one file of the sandbox (written again at each start: a newer dirt's)."""
+        path = self.ctx.root / "kwok-stages.yaml"
+        texts = [f.read_text() for f in sorted(KWOK_STAGES.glob("*.yaml"))]
+        path.write_text("\n---\n".join(texts))
         return path
 
     # -- the cluster ----------------------------------------------------------------------
@@ -309,7 +320,12 @@ class ControlPlane(ProcessGroup):
         env = self._env()
         for item in spec.get("envs") or []:
             env[item["name"]] = item["value"]
-        self.launch(name, [spec["binary"], *spec.get("args", [])], env=env,
+        args = list(spec.get("args", []))
+        if name == "kwok-controller":
+            stages = f"--config={self._stages_file()}"
+            if stages not in args:  # a sandbox created by an older dirt
+                args.append(stages)
+        self.launch(name, [spec["binary"], *args], env=env,
                     cwd=Path(spec.get("workDir") or self.cluster_dir))
 
     def _wait_started(self, name: str, timeout: float = 60.0) -> None:

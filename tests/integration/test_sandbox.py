@@ -76,6 +76,42 @@ def test_a_deployment_of_three_becomes_available_on_kwok_nodes(dirt_sandbox) -> 
         kubectl(dirt_sandbox, "delete", "namespace", "sandbox-web", "--wait=false")
 
 
+def test_a_pod_the_node_controller_marked_not_ready_is_ready_again_as_its_kubelet_would_make_it(dirt_sandbox) -> None:
+    """After an API outage the node lifecycle controller sets Ready=False on the pods of nodes whose
+    lease it saw lapse.  A kubelet sets Ready back on its next status sync; KWOK's own stages only
+    ready Pending pods, so before the ``pod-ready-again`` stage the shop's pods stayed NotReady for good
+    (ReplicaSets at 0 ready, Deployments unavailable) and every later drill failed."""
+    kube = dirt_sandbox.kube()
+    kubectl(dirt_sandbox, "create", "namespace", "sandbox-ready")
+    try:
+        kubectl(dirt_sandbox, "-n", "sandbox-ready", "create", "deployment", "web", "--image=nginx:1.27",
+                "--replicas=2")
+
+        def available() -> bool:
+            d = kube.get("apps/v1", "Deployment", "web", "sandbox-ready")
+            return d.get("status", {}).get("availableReplicas") == 2
+
+        wait_for(available, 60, "2 replicas available")
+        pod = kube.list("v1", "Pod", "sandbox-ready")[0]["metadata"]["name"]
+        marked = json.loads(kubectl(
+            dirt_sandbox, "-n", "sandbox-ready", "patch", "pod", pod, "--subresource=status", "--type=strategic",
+            "-o", "json", "-p", json.dumps({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}})))
+        assert _condition(marked, "Ready") == "False"
+
+        def ready_again() -> bool:
+            return _condition(kube.get("v1", "Pod", pod, "sandbox-ready"), "Ready") == "True"
+
+        wait_for(ready_again, 15, f"pod {pod} Ready again", interval=0.2)
+        wait_for(available, 30, "the Deployment available again")
+    finally:
+        kubectl(dirt_sandbox, "delete", "namespace", "sandbox-ready", "--wait=false")
+
+
+def _condition(pod: dict, kind: str) -> str | None:
+    return next((c["status"] for c in pod["status"].get("conditions", []) if c["type"] == kind), None)
+
+
 def test_prometheus_reports_every_target_up(dirt_sandbox) -> None:
     url = dirt_sandbox.prometheus.url
 
