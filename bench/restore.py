@@ -330,10 +330,10 @@ class Phases:
 
     def table(self, total: float) -> list[tuple[str, float]]:
         m = self.marks
-        rows = [("read the export (manifest + YAML files)", m["read_end"] - m["start"]),
+        rows = [("list the export (manifest + file names)", m["read_end"] - m["start"]),
                 ("CRDs: find, wait Established, rediscover", m["crds_end"] - m["crds_start"]),
                 ("Namespaces: apply, wait Active", m["fanout_start"] - m["crds_end"]),
-                ("apply fan-out (waves of server-side apply)", m["end"] - m["fanout_start"])]
+                ("apply fan-out (each file read as its wave applies it)", m["end"] - m["fanout_start"])]
         other = total - sum(s for _, s in rows)
         return rows + [("other (sorting, filtering)", other)]
 
@@ -408,7 +408,7 @@ def dirt_restore(kubeconfig: Path, export: Path, namespaces: list[str], timeout:
     kube = KubeClient.from_kubeconfig(str(kubeconfig))
     phases = Phases()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(patched(resources, "load_objects", _marking(phases, None, "read_end")))
+        stack.enter_context(patched(resources, "backup_entries", _marking(phases, None, "read_end")))
         stack.enter_context(patched(resources, "_restore_crds", _marking(phases, "crds_start", "crds_end")))
         stack.enter_context(patched(resources, "_waves", _marking(phases, "fanout_start", None)))
         stack.enter_context(patched(kube, "apply", _timed(phases.applies)))

@@ -14,7 +14,8 @@ namespaced kind stored there, custom resources included (a kind missed here is
 data silently lost).  Restore creates the CRDs the backup needs that the cluster
 lacks (a cluster recreated from nothing) and waits until they are Established,
 then applies Namespaces (waiting until each is Active), then everything else
-concurrently with server-side apply.  Objects owned by a
+concurrently with server-side apply, each object read from its file only when its wave
+applies it (the restore's memory does not grow with the backup).  Objects owned by a
 controller (Pods of a ReplicaSet, ReplicaSets of a Deployment) are exported for
 the record but not applied: their controllers recreate them, as after a real
 restore.  The digest of an object is a hash of what a person declared (spec,
@@ -27,6 +28,7 @@ import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -210,41 +212,87 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise StepFailed(f"{folder}: not a dirt resources backup ({exc})") from None
 
 
-def load_objects(folder: Path) -> list[dict[str, Any]]:
-    objects = []
+def _read(path: Path) -> dict[str, Any] | None:
+    obj = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's)
+    return obj if isinstance(obj, dict) and "kind" in obj else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of an export, known by its place: ``<namespace or cluster>/<Kind[.group]>/<name>.yaml``."""
+
+    path: Path
+    kind: str
+    #: the namespace of a namespaced object; the name of a cluster-scoped one (what ``namespaces`` selects)
+    scope: str
+
+    @property
+    def order(self) -> int:
+        return ORDER.get(self.kind, 10)
+
+
+def backup_entries(folder: Path) -> list[Entry]:
+    """The files of an export and what their place says of them, without reading one.
+
+    A restore reads each object only when its wave applies it, so its memory does not grow with
+    the backup.  A file outside the layout (put there by hand) is read to learn its kind."""
+    entries = []
     for path in sorted(folder.rglob("*.yaml")):
-        obj = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's)
-        if isinstance(obj, dict) and "kind" in obj:
-            objects.append(obj)
-    return objects
+        parts = path.relative_to(folder).parts
+        if len(parts) == 3:
+            kind = parts[1].split(".", 1)[0]
+            entries.append(Entry(path, kind, path.stem if parts[0] == "cluster" else parts[0]))
+            continue
+        obj = _read(path)
+        if obj is not None:
+            meta = obj.get("metadata") or {}
+            entries.append(Entry(path, obj["kind"], meta.get("namespace") or meta.get("name") or ""))
+    return entries
 
 
 def restore_folder(kube: Any, folder: Path, *, namespaces: list[str] | None = None, concurrency: int = 8,
                    timeout: float = 120.0) -> dict[str, Any]:
-    """Apply an export: CRDs (until Established), then Namespaces (until Active), then the rest concurrently."""
+    """Apply an export: CRDs (until Established), then Namespaces (until Active), then the rest concurrently.
+
+    Objects are read from their files as their wave applies them: a restore of 20,000 objects holds
+    a few at a time, not the backup."""
     manifest = read_manifest(folder)
     owned = set(manifest.get("owned", []))
-    objects = [o for o in load_objects(folder) if object_key(o) not in owned]
+    entries = backup_entries(folder)
     if namespaces:
-        objects = [o for o in objects if (o["metadata"].get("namespace") or o["metadata"]["name"]) in namespaces
-                   or is_crd(o)]
-    crds = [o for o in objects if is_crd(o)]
-    objects = sorted((o for o in objects if not is_crd(o)), key=lambda o: ORDER.get(o["kind"], 10))
+        entries = [e for e in entries if e.scope in namespaces or e.kind == "CustomResourceDefinition"]
     applied: list[str] = []
     failed: dict[str, str] = {}
+
+    def restorable(entry: Entry) -> dict[str, Any] | None:
+        obj = _read(entry.path)
+        if obj is None or object_key(obj) in owned:
+            return None
+        if namespaces and not is_crd(obj) and (obj["metadata"].get("namespace") or obj["metadata"]["name"]) \
+                not in namespaces:
+            return None  # a file whose place said otherwise than its content
+        return obj
+
+    crds = [o for e in entries if e.kind == "CustomResourceDefinition" and (o := restorable(e)) and is_crd(o)]
     _restore_crds(kube, crds, set(manifest.get("digests", {})), applied, failed, timeout)
     if failed:
         first_key, first_error = next(iter(failed.items()))
         raise StepFailed(f"restore of {folder.name}: CRD {first_key} failed: {first_error}")
-    first = [o for o in objects if ORDER.get(o["kind"], 10) <= 1]
-    rest = [o for o in objects if ORDER.get(o["kind"], 10) > 1]
-    for obj in first:
-        _apply_one(kube, obj, applied, failed)
-        if obj["kind"] == "Namespace":
-            _wait_active(kube, obj["metadata"]["name"], timeout)
+    rest = sorted((e for e in entries if e.kind != "CustomResourceDefinition"), key=lambda e: e.order)
+    for entry in (e for e in rest if e.order <= 1):
+        if (obj := restorable(entry)) is not None:
+            _apply_one(kube, obj, applied, failed)
+            if obj["kind"] == "Namespace":
+                _wait_active(kube, obj["metadata"]["name"], timeout)
+
+    def apply_entry(entry: Entry) -> None:
+        if (obj := restorable(entry)) is not None:
+            _apply_one(kube, obj, applied, failed)
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for group in _waves(rest):
-            list(pool.map(lambda o: _apply_one(kube, o, applied, failed), group))
+        for group in _waves([e for e in rest if e.order > 1]):
+            for _ in pool.map(apply_entry, group):
+                pass
     if failed:
         first_key, first_error = next(iter(failed.items()))
         raise StepFailed(f"restore of {folder.name}: {len(failed)} object(s) failed, e.g. {first_key}: {first_error}")
@@ -284,10 +332,10 @@ def wait_established(kube: Any, names: list[str], timeout: float) -> None:
         time.sleep(0.25)
 
 
-def _waves(objects: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    waves: dict[int, list[dict[str, Any]]] = {}
-    for obj in objects:
-        waves.setdefault(ORDER.get(obj["kind"], 10), []).append(obj)
+def _waves(entries: list[Entry]) -> list[list[Entry]]:
+    waves: dict[int, list[Entry]] = {}
+    for entry in entries:
+        waves.setdefault(entry.order, []).append(entry)
     return [waves[k] for k in sorted(waves)]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dirt.core.errors import APIForbiddenError, APINotFoundError
+from dirt.drivers import resources
 from dirt.drivers.resources import (
     backup_kinds,
     covered_kinds,
@@ -137,6 +138,37 @@ def test_a_restore_into_a_fresh_cluster_creates_the_crds_then_discovers_then_app
     assert summary["applied"] == 5
 
 
+def test_a_restore_reads_each_object_when_its_wave_applies_it_so_its_memory_does_not_grow_with_the_backup(
+        tmp_path: Path, monkeypatch) -> None:
+    maps = [obj("v1", "ConfigMap", f"c{i:03}", data={"i": str(i)}) for i in range(120)]
+    other = [obj("v1", "Namespace", "other", namespace=None), obj("v1", "ConfigMap", "x", namespace="other")]
+    export_namespaces(RecordingKube([*shop(*maps), *other]), ["shop", "other"], tmp_path)
+    (tmp_path / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n"
+                                         "metadata: {name: by-hand, namespace: shop}\n")
+    held = {"now": 0, "most": 0}
+    real_read = resources._read
+
+    def counting_read(path: Path) -> dict[str, Any] | None:
+        held["now"] += 1
+        held["most"] = max(held["most"], held["now"])
+        return real_read(path)
+
+    fresh = RecordingKube([])
+    real_apply = fresh.apply
+
+    def releasing_apply(o: dict[str, Any]) -> dict[str, Any]:
+        held["now"] -= 1  # what was read is applied, then dropped
+        return real_apply(o)
+
+    monkeypatch.setattr(resources, "_read", counting_read)
+    monkeypatch.setattr(fresh, "apply", releasing_apply)
+    summary = restore_folder(fresh, tmp_path, namespaces=["shop"], concurrency=4)
+    assert summary["applied"] == 1 + 1 + 2 + 120 + 1 + 1, "CRD, Namespace, Widgets, ConfigMaps, settings, by hand"
+    assert "apply ConfigMap/by-hand" in fresh.calls, "a file outside the layout is still restored"
+    assert not any(c.endswith("/other") or c == "apply ConfigMap/x" for c in fresh.calls), "not selected"
+    assert held["most"] <= 4 + 1, f"{held['most']} objects held at once with 4 workers"
+
+
 def test_a_restore_leaves_a_crd_the_cluster_already_has_as_it_is(tmp_path: Path) -> None:
     export_namespaces(RecordingKube(shop()), ["shop"], tmp_path)
     newer = crd("Widget", "widgets")
@@ -235,3 +267,4 @@ def test_a_headless_service_stays_headless_and_an_allocated_cluster_ip_is_left_t
     readdressed = obj("v1", "Service", "db", spec={"clusterIP": "10.0.0.9", "clusterIPs": ["10.0.0.9"], "ports": []})
     assert digest(headless) != digest(readdressed)
     assert digest(allocated) == digest(obj("v1", "Service", "web", spec={"clusterIP": "10.0.0.8", "ports": []}))
+
