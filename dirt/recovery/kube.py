@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from dirt.core.durations import Duration
-from dirt.core.errors import APINotFoundError, StepFailed
+from dirt.core.errors import APINotFoundError, KubeError, StepFailed
 from dirt.drivers import Params, RecoveryStep, StepOutcome
 from dirt.drivers.resources import is_crd
 
@@ -38,6 +39,32 @@ def rollout_state(obj: dict[str, Any]) -> tuple[bool, str]:
     if kind == "StatefulSet" and status.get("updateRevision") and status.get("currentRevision"):
         ok = ok and status["updateRevision"] == status["currentRevision"]
     return ok, f"{name}: {ready}/{want} ready, {updated} updated"
+
+
+def remove_strays(kube: Any, deployments: list[tuple[str, str, str]]) -> list[str]:
+    """Delete the ReplicaSets still owned by an earlier Deployment of the same name, now gone.
+
+    The garbage collector deletes a Deployment's ReplicaSets once it sees the Deployment deleted.
+    When the Deployment is deleted and created again while the controller-manager's watch is down
+    (an API server restart; its reflector backs off up to a minute), the relist shows it one
+    object whose UID changed, not a deletion, and the old ReplicaSets are never collected: their
+    pods keep their nodes, the new Deployment's ReplicaSet collides with the old one's name and,
+    with one-pod-per-node anti-affinity, never schedules.  Their owner is gone for good, so
+    deleting them is what the garbage collector would have done.  Returns ``namespace/name``s."""
+    removed = []
+    for _, namespace, name in deployments:
+        try:
+            uid = kube.get("apps/v1", "Deployment", name, namespace)["metadata"]["uid"]
+            sets = kube.list("apps/v1", "ReplicaSet", namespace)
+        except KubeError:
+            continue  # the rollout wait says what is wrong
+        for rs in sets:
+            owner = next((o for o in rs["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
+            if owner and owner.get("kind") == "Deployment" and owner.get("name") == name and owner.get("uid") != uid:
+                with contextlib.suppress(APINotFoundError):
+                    kube.delete("apps/v1", "ReplicaSet", rs["metadata"]["name"], namespace, propagation="Background")
+                    removed.append(f"{namespace}/{rs['metadata']['name']}")
+    return removed
 
 
 def wait_rollouts(step: RecoveryStep, objects: list[tuple[str, str, str]], timeout: float) -> list[str]:
@@ -120,10 +147,13 @@ class Redeploy(RecoveryStep):
         applied = self._apply()
         workloads = [(o["kind"], o["metadata"].get("namespace", "default"), o["metadata"]["name"])
                      for o in applied if o.get("kind") in WORKLOADS]
+        strays = remove_strays(self.ctx.target.kube(), [w for w in workloads if w[0] == "Deployment"])
         details = wait_rollouts(self, workloads, self.ctx.remaining(p.timeout)) if p.wait and workloads else []
-        return StepOutcome(f"applied {len(applied)} object(s); {len(workloads)} workload(s) ready",
+        said = f"; removed {len(strays)} ReplicaSet(s) of a deleted Deployment the garbage collector missed" \
+            if strays else ""
+        return StepOutcome(f"applied {len(applied)} object(s); {len(workloads)} workload(s) ready{said}",
                            {"applied": [f"{o['kind']}/{o['metadata'].get('namespace', '-')}/{o['metadata']['name']}"
-                                        for o in applied], "rollouts": details})
+                                        for o in applied], "rollouts": details, "strays_removed": strays})
 
     def _apply(self) -> list[dict[str, Any]]:
         """kubectl apply the path or kustomization, its CRDs first: the custom resources beside them

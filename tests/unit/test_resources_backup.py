@@ -20,7 +20,7 @@ from dirt.drivers.resources import (
     read_manifest,
     restore_folder,
 )
-from dirt.recovery.kube import manifest_documents, path_documents, split_crds
+from dirt.recovery.kube import manifest_documents, path_documents, remove_strays, split_crds
 
 SERVED = [
     ("v1", "Namespace", False), ("v1", "ConfigMap", True), ("v1", "Event", True), ("v1", "Pod", True),
@@ -268,3 +268,20 @@ def test_a_headless_service_stays_headless_and_an_allocated_cluster_ip_is_left_t
     assert digest(headless) != digest(readdressed)
     assert digest(allocated) == digest(obj("v1", "Service", "web", spec={"clusterIP": "10.0.0.8", "ports": []}))
 
+
+def test_redeploy_removes_the_replicasets_of_an_earlier_deployment_of_the_same_name_the_gc_missed() -> None:
+    def owned(name: str, owner: str, uid: str) -> dict[str, Any]:
+        return obj("apps/v1", "ReplicaSet", name) | {"metadata": {
+            "name": name, "namespace": "shop", "uid": f"uid-{name}",
+            "ownerReferences": [{"kind": "Deployment", "name": owner, "uid": uid, "controller": True}]}}
+
+    frontend = obj("apps/v1", "Deployment", "frontend")
+    kube = RecordingKube([frontend, obj("apps/v1", "Deployment", "cart"),
+                          owned("frontend-old", "frontend", "uid-of-a-deleted-frontend"),
+                          owned("frontend-new", "frontend", "uid-frontend"),
+                          owned("cart-1", "cart", "uid-of-another-cart")])
+    deleted: list[str] = []
+    kube.get = kube.find  # type: ignore[attr-defined]
+    kube.delete = lambda api_version, kind, name, namespace=None, **kw: deleted.append(f"{kind}/{name}")
+    removed = remove_strays(kube, [("Deployment", "shop", "frontend")])
+    assert removed == ["shop/frontend-old"] and deleted == ["ReplicaSet/frontend-old"]
