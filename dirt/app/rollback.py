@@ -25,7 +25,7 @@ from dirt.drivers import Context, Fault
 from dirt.drivers.registry import default_registry
 from dirt.engine.guardrails import Confirm, require_confirmation
 from dirt.engine.lock import Holder, drill_lock
-from dirt.engine.rollback import Rollback, RollbackResult, snapshot_warning, why_left
+from dirt.engine.rollback import Rollback, RollbackResult, by_hand, snapshot_warning
 from dirt.journal import FaultLedger, FaultLife, Journal, fold_faults, read_journal
 from dirt.journal.events import RunEnded, RunStarted
 from dirt.report import render_run, update_index
@@ -54,7 +54,9 @@ def rollback_run(run_dir: Path, loaded: LoadedConfig, target_name: str | None, *
     name, tconfig = loaded.target(target_name or start.target.get("name"))
     target = make_target(name, tconfig, loaded.root)
     registry = default_registry()
-    ctx = Context(target=target, run_dir=run_dir.resolve())
+    scenario = Path(str(start.scenario.get("path") or ""))
+    ctx = Context(target=target, run_dir=run_dir.resolve(),
+                  scenario_dir=scenario.parent if scenario.name and scenario.parent.is_dir() else None)
 
     def driver_for(life: FaultLife) -> Fault:
         cls = registry.get("fault", life.driver)
@@ -66,9 +68,9 @@ def rollback_run(run_dir: Path, loaded: LoadedConfig, target_name: str | None, *
         return fault
 
     path = Rollback(ledger, lambda event: None, driver_for, by="dirt rollback", restore_snapshots=restore_snapshots,
-                    say=say)
+                    say=say, by_hand=by_hand(start.steps))
     chosen = path.candidates()
-    left = [f"left in effect: {f.name} ({why_left(f)})" for f in path.left_alone()]
+    left = [f"left in effect: {f.name} ({path.why(f)})" for f in path.left_alone()]
     if not chosen and ended:
         return RollbackOutcome([f"nothing to roll back in {run_dir}", *left])
     actions = [f"revert {f.name}" + (f" ({w})" if (w := snapshot_warning(f)) else "") for f in chosen]

@@ -65,8 +65,10 @@ class RollbackResult:
 class Rollback:
     def __init__(self, ledger: FaultLedger, emit: Callable[[Event], Any], driver_for: DriverFor, *,
                  by: str = "rollback", restore_snapshots: bool = False,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, by_hand: str = "") -> None:
         self.ledger = ledger
+        #: what a person does for a fault no revert can undo (``by_hand``), said where it is left in effect
+        self.by_hand = by_hand
         self.emit = emit
         self.driver_for = driver_for
         self.by = by
@@ -104,12 +106,18 @@ class Rollback:
         self.emit(RollbackStarted(reason=reason[:500], verdict=verdict, by=self.by,
                                   in_effect=[f.index for f in self.ledger.in_effect()]))
         for life in reversed(self.left_alone(leftovers_only=leftovers_only)):
-            self._action(life, "skip", why_left(life))
-            result.skipped.append(f"{life.name} ({why_left(life)})")
+            self._action(life, "skip", self.why(life))
+            result.skipped.append(f"{life.name} ({self.why(life)})")
         for life in reversed(faults):
             self.revert(life, result)
         self.emit(RollbackEnded(failed=result.failed))
         return result
+
+    def why(self, life: FaultLife) -> str:
+        """Why ``life`` is left in effect, and for one no revert can undo, what to do by hand."""
+        if not life.reversible and self.by_hand:
+            return f"{why_left(life)}; by hand: {self.by_hand}"
+        return why_left(life)
 
     def revert(self, life: FaultLife, result: RollbackResult) -> None:
         forced = life.status is FaultState.RECOVERED  # only chosen on explicit request
@@ -172,6 +180,19 @@ def why_left(life: FaultLife) -> str:
         return ("its revert would restore the safety snapshot over a cluster that passed its checks; "
                 "dirt rollback --restore-safety-snapshot does it on request")
     return "left in effect"
+
+
+def by_hand(steps: list[dict[str, Any]]) -> str:
+    """What a person does for a fault that no revert undoes: the drill's own recovery steps, with the
+    playbook sections they follow (from run.start's ``steps``)."""
+    recover = [s for s in steps if s.get("section") == "recover"]
+    if not recover:
+        return ""
+    names = ", ".join(str(s.get("name")) for s in recover)
+    books = [b for s in recover if (b := s.get("playbook"))]
+    sections = [f"{b['path']}#{b['anchor']}" for b in books if b.get("anchor")]
+    books = list(dict.fromkeys(sections or [str(b["path"]) for b in books]))
+    return f"the drill's recovery ({names})" + (f", as {' and '.join(books)} says" if books else "")
 
 
 def snapshot_warning(life: FaultLife, now: float | None = None) -> str:

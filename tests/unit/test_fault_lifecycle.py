@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -312,3 +313,41 @@ def test_the_crash_matrix_predicts_the_points_a_real_run_reaches_from_its_scenar
             "phase.end=recover", "phase.start=verify", "phase.end=verify", "phase.start=cleanup",
             "phase.end=cleanup"]
     assert predicted_points("api-down-then-etcd-lost") == ["run.start", *real]
+
+
+def test_rollback_of_a_fault_no_revert_undoes_says_what_to_do_by_hand(project) -> None:
+    no_revert = FILE_FAULT.replace('        revert: "rm -f broken.flag"\n', "")
+    path = project.scenario("drill", basic_scenario(inject=no_revert, expect=""))
+    from dirt.testing.crash import CRASH_ENV
+
+    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: "fault.injected=break-file"}
+    proc = subprocess.run([*DIRT, "run", str(path), "--display", "none"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = next(project.reports.glob("*/journal.jsonl")).parent
+    rolled = dirt(project, "rollback", str(run_dir), "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert ("left in effect: break-file (not reversible: it stays in effect until something else undoes it; "
+            "by hand: the drill's recovery (playbook.run, fake.step), as playbooks/fake.md#repair-the-thing says)"
+            ) in rolled.stdout
+    assert (project.root / "broken.flag").exists()
+
+
+def test_rollback_runs_a_revert_in_the_scenario_folder_as_the_run_did(project) -> None:
+    """A revert's relative paths mean what they meant in the run, wherever ``dirt rollback`` is typed."""
+    from dirt.testing.crash import CRASH_ENV
+
+    folder = project.root / "drills"
+    folder.mkdir()
+    path = folder / "drill.yaml"
+    path.write_text(textwrap.dedent(basic_scenario(inject=FILE_FAULT, expect="")).replace(
+        "playbooks/fake.md", "../playbooks/fake.md"))
+    env = {**os.environ, "DIRT_TESTING": "1", CRASH_ENV: "fault.injected=break-file"}
+    proc = subprocess.run([*DIRT, "run", str(path), "--display", "none"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (folder / "broken.flag").exists(), "the run's commands run in the scenario's folder"
+    run_dir = next(project.reports.glob("*/journal.jsonl")).parent
+    rolled = dirt(project, "rollback", str(run_dir), "--yes")
+    assert rolled.returncode == 0 and "reverted break-file" in rolled.stdout, rolled.stdout + rolled.stderr
+    assert not (folder / "broken.flag").exists()
