@@ -53,9 +53,13 @@ def run_one(scenario: Scenario, target: Target, options: RunOptions) -> RunResul
     """Run one drill, render its reports (and the index of runs beside it) and record it in the
     run history (``options.history``; a store that cannot be written is only a warning)."""
     result = run_scenario(scenario, target, options)
-    result.report = render_run(result.run_dir)
-    record_run(result.report, options.report_dir, options.history)
-    refresh_dashboard(options)
+    try:
+        result.report = render_run(result.run_dir)
+        record_run(result.report, options.report_dir, options.history)
+        refresh_dashboard(options)
+    except OSError as exc:  # the reports folder's disk is full, or gone: the drill itself is over
+        result.not_written.append(f"reports not written ({exc.strerror or exc}: {exc.filename or result.run_dir}); "
+                                  f"once there is room, `dirt report {result.run_dir}` renders what the journal kept")
     return result
 
 

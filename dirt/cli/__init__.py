@@ -190,7 +190,8 @@ def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None,
     holds it to the end of its cleanup; a drill on a locked target is refused with exit 2,
     naming the holder (see `dirt unlock`).
 
-    Exit status: 0 all passed, 1 a drill failed, 2 bad input or target locked, 3 aborted.
+    Exit status: 0 all passed, 1 a drill failed (or its journal or reports could not be written in full),
+    2 bad input or target locked, 3 aborted.
     """
     from dirt.app.run import run_files
     from dirt.core.errors import exit_code_for
@@ -203,15 +204,21 @@ def run(state: _State, scenario_paths: tuple[str, ...], target_name: str | None,
     )
     for result in results:
         click.echo(f"{result.verdict.upper():8} {result.run_dir / 'report.html'}")
+        if result.aborted:
+            click.echo(f"         - stopped: {result.aborted}")
         for failure in result.failures:
             click.echo(f"         - {failure}")
         for fault in result.still_in_effect:
             click.echo(f"         ! still in effect: {fault} — `dirt rollback {result.run_dir}` undoes it")
+        for problem in result.not_written:
+            click.echo(f"         ! {problem}")
         if timings and result.report:
             from dirt.report.render import timings_text
 
             click.echo(timings_text(result.report))
-    return exit_code_for(r.verdict for r in results)
+    code = exit_code_for(r.verdict for r in results)
+    # a drill whose record was not written in full is not a pass a pipeline may trust
+    return code or (1 if any(r.not_written for r in results) else 0)
 
 
 def _confirm(target: Any, faults: list[str]) -> bool:

@@ -48,7 +48,7 @@ BUILTIN_MODULES = (
 )
 
 #: Loaded only when ``dirt.core.plugins.testing_enabled()``.
-TESTING_MODULES = ("dirt.testing.drivers", "dirt.testing.crash")
+TESTING_MODULES = ("dirt.testing.drivers", "dirt.testing.crash", "dirt.testing.clock")
 
 ENTRY_POINT_GROUP = DRIVERS_GROUP
 

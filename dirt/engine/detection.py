@@ -52,6 +52,16 @@ Key = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 @dataclass
+class _Blind:
+    """A source that could not be read after the fault: when, how often, and what it said last."""
+
+    first_at: float
+    last_at: float
+    count: int = 0
+    message: str = ""
+
+
+@dataclass
 class _Seen:
     alert: ActiveAlert
     observed_at: float  # wall clock when dirt first saw it firing
@@ -82,6 +92,7 @@ class AlertMonitor:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breaches: dict[int, _Breach] = field(default_factory=dict)
     _errors: dict[str, int] = field(default_factory=dict)
+    _blind: dict[str, _Blind] = field(default_factory=dict)  # sources unreadable after the fault
     _polls: int = 0
     _prom: MonitoringClient | None = None
     _finished: bool = False
@@ -171,6 +182,10 @@ class AlertMonitor:
     def _error(self, source: str, message: str) -> None:
         count = self._errors.get(source, 0) + 1
         self._errors[source] = count
+        if self.t_inject is not None:
+            now = self.wall()
+            blind = self._blind.setdefault(source, _Blind(first_at=now, last_at=now))
+            blind.last_at, blind.count, blind.message = now, blind.count + 1, message
         if count == 1 or count % 30 == 0:  # do not flood the journal while a server is down
             self.emit(MonitorError(source=source, message=message, count=count))
 
@@ -223,6 +238,12 @@ class AlertMonitor:
                 before = self._first(expected, source, after_inject=False)
                 per_source[source] = {"fired": False,
                                       "already_firing_before_fault": before is not None}
+                blind = self._blind.get(source)
+                if blind is not None and blind.first_at <= self.t_inject + expected.fires_within + self.interval:
+                    per_source[source]["unreadable"] = {
+                        "from_seconds": round(blind.first_at - self.t_inject, 1),
+                        "to_seconds": round(blind.last_at - self.t_inject, 1),
+                        "failed_reads": blind.count, "last_error": blind.message[:300]}
                 ok = False
                 continue
             server = hit.alert.fired_at
@@ -240,6 +261,10 @@ class AlertMonitor:
             else min((v["mttd_seconds"] for v in fired), default=None)
         if ok:
             detail = ", ".join(f"{s}: fired after {v['mttd_seconds']:.1f}s" for s, v in per_source.items())
+        elif not fired and (blind := {s: v["unreadable"] for s, v in per_source.items() if "unreadable" in v}):
+            # not "it did not fire": nobody could look.  The drill still fails: detection is unproven.
+            said = "; ".join(_unreadable(s, b) for s, b in blind.items())
+            detail = f"cannot tell whether {expected.name} fired within {expected.fires_within:g}s: {said}"
         elif not fired:
             pre = any(v.get("already_firing_before_fault") for v in per_source.values())
             detail = (f"{expected.name} did not fire within {expected.fires_within:g}s"
@@ -249,7 +274,7 @@ class AlertMonitor:
             late = [f"{s} after {v['mttd_seconds']:.1f}s" for s, v in per_source.items()
                     if v.get("fired") and v["mttd_seconds"] > expected.fires_within]
             detail = f"{expected.name} objective {expected.fires_within:g}s: " + "; ".join(
-                [f"never in {s}" for s in missing] + [f"late in {x}" for x in late])
+                [_unseen(s, per_source[s]) for s in missing] + [f"late in {x}" for x in late])
         self._expect(expected.name, "alert", expected.fires_within, mttd, ok, detail,
                      alert=expected.name, labels=expected.labels, sources=per_source)
 
@@ -356,3 +381,14 @@ class AlertMonitor:
                 passed: bool, detail: str, **extra: Any) -> None:
         if self.expectation is not None:
             self.expectation(name, kind, objective, measured, passed, detail, **extra)
+
+
+def _unreadable(source: str, blind: dict[str, Any]) -> str:
+    return (f"{source} could not be read from {blind['from_seconds']:g}s to {blind['to_seconds']:g}s after the "
+            f"fault ({blind['failed_reads']} failed reads; last: {blind['last_error']})")
+
+
+def _unseen(source: str, found: dict[str, Any]) -> str:
+    """Why one source has no firing alert: it never fired there, or nobody could look."""
+    blind = found.get("unreadable")
+    return f"cannot tell in {source}: {_unreadable(source, blind)}" if blind else f"never in {source}"

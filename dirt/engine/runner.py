@@ -63,7 +63,8 @@ from dirt.drivers.members import EachMemberCheck, EachMemberStep
 from dirt.drivers.registry import Registry, default_registry
 from dirt.engine.guardrails import Confirm, check_guardrails
 from dirt.engine.lock import Holder, drill_lock
-from dirt.engine.rollback import Rollback, RollbackResult
+from dirt.engine.rollback import Rollback, RollbackResult, by_hand
+from dirt.engine.room import RoomWatch, shown
 from dirt.journal import JOURNAL_NAME, FaultLedger, FaultLife, Journal
 from dirt.journal.events import (
     Aborted,
@@ -118,6 +119,9 @@ class RunResult:
     failures: list[str]
     report: dict[str, Any] | None = None  # set by whoever renders it (dirt.app)
     still_in_effect: list[str] = field(default_factory=list)  # faults the drill left, by name
+    #: why the journal (or, set by dirt.app, the reports) could not be written in full, in words
+    not_written: list[str] = field(default_factory=list)
+    aborted: str | None = None  # why the drill was stopped, when it was
 
     @property
     def exit_code(self) -> int:
@@ -163,6 +167,7 @@ class Drill:
         self.run_id = options.run_id or new_run_id(scenario)
         self.run_dir = options.report_dir / self.run_id
         self.journal = Journal(self.run_dir / JOURNAL_NAME)
+        self.journal.on_write_error.append(self._journal_failed)
         self.ledger = FaultLedger()
         self.journal.subscribe(self.ledger)
         self.display = options.display
@@ -189,6 +194,18 @@ class Drill:
     # -- plumbing -----------------------------------------------------------------------
     def _emit(self, event: Event) -> Event:
         return self.journal.emit(event)
+
+    def _no_room(self, free: int) -> None:
+        if not self.rolling_back:
+            self.cancel.cancel(f"the reports folder's disk is full ({shown(free)} free at {self.run_dir.parent}); "
+                               "a drill that cannot be recorded is stopped and rolled back")
+
+    def _journal_failed(self, error: OSError) -> None:
+        """The journal cannot be written: stop the drill (it rolls back from the fault ledger, which
+        still sees every event).  A rollback already under way goes on."""
+        if not self.rolling_back:
+            self.cancel.cancel(f"the journal cannot be written ({error.strerror or error}: {self.journal.path}); "
+                               "a drill that cannot be recorded is stopped and rolled back")
 
     def _waiting(self, what: str, elapsed: float, limit: float | None) -> None:
         if self.display is not None:
@@ -234,7 +251,8 @@ class Drill:
         return driver
 
     def rollback_path(self) -> Rollback:
-        return Rollback(self.ledger, self._emit, self._fault_for, by="rollback")
+        return Rollback(self.ledger, self._emit, self._fault_for, by="rollback",
+                        by_hand=by_hand([self._step_fields(s) for s in self.scenario.recover]))
 
     def _step_fields(self, spec: StepSpec, **extra: Any) -> dict[str, Any]:
         book = spec.playbook
@@ -366,6 +384,8 @@ class Drill:
         ))
         if self.display is not None:
             self.display.start(scenario.name, self.target.name)
+        room = RoomWatch(self.run_dir, self._no_room)
+        room.start()
         try:
             with self._signals():
                 try:
@@ -388,6 +408,7 @@ class Drill:
                 self._end_faults()
                 self._cleanup()
         finally:
+            room.stop()
             verdict = self.verdict
             self._emit(RunEnded(verdict=verdict, failures=self.failures, aborted=self.aborted))
             self.journal.close()
@@ -396,7 +417,15 @@ class Drill:
             self.target.close()
         left = [f.name for f in self.ledger.in_effect()]
         failures = [redact_text(f) for f in self.failures]  # shown on terminals and in pytest failures
-        return RunResult(self.run_id, self.run_dir, verdict, failures, still_in_effect=left)
+        result = RunResult(self.run_id, self.run_dir, verdict, failures, still_in_effect=left,
+                           aborted=redact_text(self.aborted) if self.aborted else None)
+        if self.journal.unwritten or self.journal.write_error is not None:
+            error = self.journal.write_error
+            result.not_written.append(
+                f"{self.journal.unwritten} event(s) could not be written to {self.journal.path}"
+                + (f" ({error.strerror or error})" if error is not None else "")
+                + "; the journal there is valid but ends early")
+        return result
 
     def _main_phases(self) -> None:
         scenario = self.scenario

@@ -6,15 +6,24 @@ Every event passes through ``redact`` before it reaches the disk or a listener
 lands in a file or on a terminal.  ``Journal.resume`` continues a journal
 written by an earlier process (``dirt rollback`` after a crash): it cuts off a
 torn last line first, so the file stays valid JSON Lines.
+
+A journal that cannot be written (the reports folder's disk is full, or gone) does not
+stop the drill by itself: each event still reaches the listeners (the fault ledger that
+rollback acts on), the lines not written wait in memory and are written, in order, as
+soon as the disk takes them again, and a line cut short is cut off so the file stays
+valid.  The first failure calls ``on_write_error``: the runner stops the drill and rolls
+it back, since a drill that cannot be recorded cannot be trusted either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,8 @@ Listener = Callable[[Event], None]
 
 #: Events flushed to the platter, not just the page cache: what rollback must find after a power cut.
 _DURABLE = ("run.", "phase.", "fault.", "rollback.")
+#: Lines kept in memory while the disk refuses them; beyond this the oldest are dropped (and counted).
+BACKLOG_LIMIT = 100_000
 
 
 class Journal:
@@ -37,7 +48,13 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._backlog: deque[tuple[bytes, bool]] = deque()  # (line, durable) not yet on disk
+        self.dropped = 0  # lines the backlog had to let go
+        #: the error of the last write that failed (None once the backlog is written again)
+        self.write_error: OSError | None = None
+        #: called once, with the error, the first time a write fails
+        self.on_write_error: list[Callable[[OSError], None]] = []
         self._lock = threading.Lock()
         self._seq = 0
         self._start = time.monotonic()
@@ -88,10 +105,13 @@ class Journal:
                                                "t": round(now - self._start, 6)})
             record = redact(_finite(stamped.model_dump(mode="json")))
             clean = type(event).model_validate(record)
-            self._fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
-            self._fh.flush()
-            if record["event"].startswith(_DURABLE):
-                os.fsync(self._fh.fileno())
+            line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+            self._backlog.append((line, record["event"].startswith(_DURABLE)))
+            failed = self._write_backlog()
+        if failed is not None:
+            for hook in self.on_write_error:
+                with contextlib.suppress(Exception):  # the hook only raises a flag; it must not break emit
+                    hook(failed)
         for listener in self._listeners:
             try:
                 listener(clean)
@@ -99,12 +119,46 @@ class Journal:
                 pass
         return clean
 
+    @property
+    def unwritten(self) -> int:
+        """Events this journal holds in memory because the disk refused them."""
+        return len(self._backlog)
+
+    def _write_backlog(self) -> OSError | None:
+        """Write the waiting lines in order; on a failure, cut a half-written line off again and keep
+        the rest waiting.  Returns the error when this is the first failure (hooks are called for it)."""
+        while self._backlog:
+            line, durable = self._backlog[0]
+            end = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(self._fd, line[written:])
+                if durable:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, end)
+                first = self.write_error is None
+                self.write_error = exc
+                if len(self._backlog) > BACKLOG_LIMIT:
+                    del self._backlog[1]  # the first is the oldest not written: kept, for order's sake
+                    self.dropped += 1
+                return exc if first else None
+            self._backlog.popleft()
+        self.write_error = None
+        return None
+
     def close(self) -> None:
+        """Write what waits (once more) and close; what still cannot be written is lost with the process."""
         with self._lock:
-            if not self._fh.closed:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+            if self._fd < 0:
+                return
+            self._write_backlog()
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _finite(value: Any) -> Any:

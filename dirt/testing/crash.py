@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dirt.journal.events import Event
@@ -58,25 +59,31 @@ def label_of(event: Event) -> str | None:
     return None
 
 
-def install() -> None:
-    """Arm the crash for every journal this process opens, if ``DIRT_TEST_CRASH_AFTER`` names a point."""
-    text = os.environ.get(CRASH_ENV, "").strip()
-    if not text or any(getattr(h, "_dirt_crash", False) for h in Journal.opened):
+def after_event(point: CrashPoint, action: Callable[[], None], marker: str) -> None:
+    """Run ``action`` right after the point's event is written, in every journal this process opens
+    (once per process: a second call with the same ``marker`` does nothing)."""
+    if any(getattr(h, marker, False) for h in Journal.opened):
         return
-    point = CrashPoint.parse(text)
     seen = {"count": 0}
 
     def listener(event: Event) -> None:
         if point.matches(event):
             seen["count"] += 1
             if seen["count"] == point.occurrence:
-                os.kill(os.getpid(), signal.SIGKILL)
+                action()
 
     def subscribe(journal: Journal) -> None:
         journal.subscribe(listener)
 
-    subscribe._dirt_crash = True  # type: ignore[attr-defined]
+    setattr(subscribe, marker, True)
     Journal.opened.append(subscribe)
+
+
+def install() -> None:
+    """Arm the crash for every journal this process opens, if ``DIRT_TEST_CRASH_AFTER`` names a point."""
+    text = os.environ.get(CRASH_ENV, "").strip()
+    if text:
+        after_event(CrashPoint.parse(text), lambda: os.kill(os.getpid(), signal.SIGKILL), "_dirt_crash")
 
 
 install()

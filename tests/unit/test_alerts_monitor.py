@@ -8,6 +8,7 @@ tests/integration/test_alerts.py.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,36 @@ verify:
     assert spec.name == "api-quiet"
     assert (spec.params.alert, spec.params.labels, spec.params.source) == (
         "KubeAPIDown", {"cluster": "dirt-sandbox"}, "alertmanager")
+
+
+def test_a_source_that_dies_after_the_fault_makes_the_alert_unknown_not_missed() -> None:
+    """Prometheus dies while dirt waits: "did not fire" would be a claim nobody could check."""
+    from dirt.drivers import Context
+    from dirt.scenario.model import AlertExpectation
+
+    prom = ScriptedSource("prometheus")
+    expected = AlertExpectation(name="KubeSchedulerDown", fires_within=0.4)
+    m, _, expectations = monitor(prom, expect=Expect(alerts=[expected]))
+    m.start()
+    m.mark_inject(time.time())
+    prom.error = "Prometheus at http://127.0.0.1:9090 unreachable (ConnectionError)"
+    m.wait_fired(Context(target=FakeTarget(), run_dir=Path(".")))
+    m.stop()
+    (name, kind, objective, measured, passed, detail), = expectations
+    assert (name, kind, passed, measured) == ("KubeSchedulerDown", "alert", False, None)
+    assert detail.startswith("cannot tell whether KubeSchedulerDown fired within 0.4s: prometheus could not be "
+                             "read from "), detail
+    assert "failed reads; last: Prometheus at http://127.0.0.1:9090 unreachable (ConnectionError))" in detail
+
+
+def test_a_source_that_stays_readable_still_says_the_alert_did_not_fire() -> None:
+    from dirt.drivers import Context
+    from dirt.scenario.model import AlertExpectation
+
+    prom = ScriptedSource("prometheus")
+    m, _, expectations = monitor(prom, expect=Expect(alerts=[AlertExpectation(name="Quiet", fires_within=0.2)]))
+    m.start()
+    m.mark_inject(time.time())
+    m.wait_fired(Context(target=FakeTarget(), run_dir=Path(".")))
+    m.stop()
+    assert expectations[0][5] == "Quiet did not fire within 0.2s"
