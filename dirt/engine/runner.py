@@ -184,6 +184,7 @@ class Drill:
         self.monitor: Any = None
         self.availability: Any = None  # dirt.engine.availability.AvailabilityWatch, while sampling
         self.rolling_back = False
+        self._by_hand: str | None = None  # what rollback tells a person for a fault no revert undoes
         if self.display is not None:
             self.journal.subscribe(self.display.event)
 
@@ -251,8 +252,9 @@ class Drill:
         return driver
 
     def rollback_path(self) -> Rollback:
-        return Rollback(self.ledger, self._emit, self._fault_for, by="rollback",
-                        by_hand=by_hand([self._step_fields(s) for s in self.scenario.recover]))
+        if self._by_hand is None:  # the same for every rollback of the run
+            self._by_hand = by_hand([self._step_fields(s) for s in self.scenario.recover])
+        return Rollback(self.ledger, self._emit, self._fault_for, by="rollback", by_hand=self._by_hand)
 
     def _step_fields(self, spec: StepSpec, **extra: Any) -> dict[str, Any]:
         book = spec.playbook

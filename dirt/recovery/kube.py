@@ -52,13 +52,15 @@ def remove_strays(kube: Any, deployments: list[tuple[str, str, str]]) -> list[st
     with one-pod-per-node anti-affinity, never schedules.  Their owner is gone for good, so
     deleting them is what the garbage collector would have done.  Returns ``namespace/name``s."""
     removed = []
+    sets: dict[str, list[dict[str, Any]]] = {}  # each namespace's ReplicaSets, listed once
     for _, namespace, name in deployments:
         try:
             uid = kube.get("apps/v1", "Deployment", name, namespace)["metadata"]["uid"]
-            sets = kube.list("apps/v1", "ReplicaSet", namespace)
+            if namespace not in sets:
+                sets[namespace] = kube.list("apps/v1", "ReplicaSet", namespace)
         except KubeError:
             continue  # the rollout wait says what is wrong
-        for rs in sets:
+        for rs in sets[namespace]:
             owner = next((o for o in rs["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
             if owner and owner.get("kind") == "Deployment" and owner.get("name") == name and owner.get("uid") != uid:
                 with contextlib.suppress(APINotFoundError):
